@@ -1,0 +1,64 @@
+"""wazo-ha: high availability for Wazo — the core engine.
+
+For wazo-confd (``GET/PUT /ha``)::
+
+    from wazo_ha_core import HAEngine, ValidationError
+
+    engine = HAEngine.from_config()        # /etc/wazo-ha/config.yml
+    engine.get_ha()                        # {"node_type": "master", "remote_address": "10.0.0.2"}
+    engine.update_ha(body)                 # raises ValidationError (HTTP 400) with .errors
+
+Plugin authors import the extension points and errors from here too.
+"""
+
+from .config import HASettings
+from .engine import HAEngine
+from .errors import (
+    AlreadyRunning,
+    EditError,
+    PeerUnreachable,
+    PluginError,
+    PluginLoadError,
+    PluginTimeout,
+    PreflightError,
+    SettingsError,
+    StoreError,
+    StoreNotMigrated,
+    UnsupportedOperation,
+    ValidationError,
+    WazoHAError,
+)
+from .extensions import (
+    DeviceProvisioner,
+    FileSyncBackend,
+    HealthProbe,
+    OperationResult,
+    Plugin,
+    PluginContext,
+    ProbeAnswer,
+    ReplicationBackend,
+    ServiceManager,
+    ServiceState,
+)
+from .settings import Settings
+
+__version__ = "0.1.0"
+
+
+def get_ha(config_file: str | None = None) -> dict[str, str]:
+    """The current HA settings, ``{"node_type": …, "remote_address": …}``."""
+    return HAEngine.from_config(config_file).get_ha()
+
+
+def update_ha(body: dict, config_file: str | None = None) -> None:
+    """Validate and apply an HA settings body; raises :class:`ValidationError` on bad input."""
+    HAEngine.from_config(config_file).update_ha(body)
+
+
+__all__ = [
+    "AlreadyRunning", "DeviceProvisioner", "EditError", "FileSyncBackend", "HAEngine", "HASettings",
+    "HealthProbe", "OperationResult", "PeerUnreachable", "Plugin", "PluginContext", "PluginError",
+    "PluginLoadError", "PluginTimeout", "PreflightError", "ProbeAnswer", "ReplicationBackend",
+    "ServiceManager", "ServiceState", "Settings", "SettingsError", "StoreError", "StoreNotMigrated",
+    "UnsupportedOperation", "ValidationError", "WazoHAError", "get_ha", "update_ha",
+]

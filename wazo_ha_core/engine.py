@@ -1,0 +1,120 @@
+"""The orchestrator: the one object an application (wazo-confd, the CLI) talks to.
+
+It owns the settings, the store, the journal and the plugin loader, and
+exposes the operations: read and edit the HA settings, and (in later
+modules) replicate, sync, watch and switch services. It decides what a
+plugin failure means; the plugins only do their one job.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from .compat import CompatFiles
+from .config import DISABLED, HASettings, detect_local_addresses, validate_ha_body
+from .edit import EditStep, run_steps
+from .edit_steps import CompatFilesStep, ProvisionerStep, StoreStep
+from .errors import EditError
+from .journal import Event, Journal, utcnow
+from .plugins import PluginLoader
+from .settings import Settings
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+#: ``listener(before, after)``: called after every successful edit that changed
+#: something — the embedding application publishes its ``ha_edited`` bus event here.
+EditListener = Callable[[HASettings, HASettings], None]
+
+
+class HAEngine:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store | None = None,
+        loader: PluginLoader | None = None,
+    ):
+        self.settings = settings
+        self.store = store or Store.from_settings(settings)
+        self.compat = CompatFiles.from_settings(settings)
+        self.journal = Journal(self.store.append_event)
+        self.loader = loader or PluginLoader(settings, self.store.plugin_state)
+        self.edit_listeners: list[EditListener] = []
+
+    @classmethod
+    def from_config(cls, config_file: str | None = None) -> HAEngine:
+        return cls(Settings.load(config_file))
+
+    # --- HA settings (GET/PUT /ha) ----------------------------------------------
+
+    def get_ha(self) -> dict[str, str]:
+        """The current HA settings in Wazo's shape: ``{"node_type": …, "remote_address": …}``."""
+        return self.current_settings().as_dict()
+
+    def current_settings(self) -> HASettings:
+        """From the store; on first use, imported from an existing ``ha.conf``."""
+        stored = self.store.read_ha_settings()
+        if stored is not None:
+            return stored
+        legacy = self.compat.read_legacy()
+        if legacy is None:
+            return DISABLED
+        event = Event(kind="import", started_at=utcnow(), message=f"imported from {self.compat.ha_conf}",
+                      figures={"after": legacy.as_dict()})
+        event.ended_at = event.started_at
+        self.store.write_ha_settings(legacy, event)
+        self.journal.notify(event)
+        log.info("imported HA settings %s from %s", legacy.as_dict(), self.compat.ha_conf)
+        return legacy
+
+    def update_ha(self, body: Any) -> None:
+        """Validate ``body`` and apply it as one transaction.
+
+        Raises :class:`~wazo_ha_core.errors.ValidationError` (nothing changed,
+        no plugin called) or :class:`~wazo_ha_core.errors.EditError` (a step
+        failed; the steps already done were undone).
+        """
+        after = validate_ha_body(body, self.local_addresses())
+        before = self.current_settings()
+        event = Event(kind="edit", started_at=utcnow(), figures={"before": before.as_dict(), "after": after.as_dict()})
+        if after == before and self.compat.is_current(after):
+            event.outcome, event.message = "unchanged", "settings already in force"
+            self.journal.append(event)
+            return
+        try:
+            applied = run_steps([*self.edit_steps(), StoreStep(self.store, event)], before, after)
+        except EditError as exc:
+            event.outcome, event.message = "failed", str(exc)
+            self.journal.append(event)
+            raise
+        event.figures["steps"] = applied
+        self.journal.notify(event)
+        log.info("HA settings changed from %s to %s", before.as_dict(), after.as_dict())
+        for listener in self.edit_listeners:
+            try:
+                listener(before, after)
+            except Exception:  # the edit is done; a failing notification must not undo it
+                log.exception("edit listener %r failed", listener)
+
+    def edit_steps(self) -> list[EditStep]:
+        """The side effects of an edit, in order, before the store commit."""
+        steps: list[EditStep] = [ProvisionerStep(p) for p in self.loader.load("device_provisioners")]
+        steps.append(CompatFilesStep(self.compat))
+        return steps
+
+    def local_addresses(self) -> list[str]:
+        configured = self.settings.get("local_addresses")
+        return list(configured) if configured is not None else detect_local_addresses()
+
+    # --- status -----------------------------------------------------------------------
+
+    def status(self, limit: int | None = None) -> dict[str, Any]:
+        ha = self.current_settings()
+        events = self.store.events(limit=limit or int(self.settings.get("history.default_limit")))
+        return {
+            **ha.as_dict(),
+            "store": self.store.describe(),
+            "events": [event.as_dict() for event in events],
+        }

@@ -1,0 +1,296 @@
+"""The five extension points: what a plugin promises and what the engine does with it.
+
+A plugin is a class registered under one of the entry-point namespaces in
+:data:`wazo_ha_core.settings.PLUGIN_NAMESPACES`, subclassing one of the
+abstract classes below. The engine builds it with a :class:`PluginContext`
+(its name, its own settings section, the library settings, a logger and a
+small persistent key/value state) and then only calls the methods documented
+here.
+
+Rules that hold for every method unless its docstring says otherwise:
+
+* **Idempotence.** Calling a state-changing method twice in a row leaves
+  things as the first call did and the second call changes nothing.
+* **Time.** Every network call and every external command is bounded by a
+  timeout taken from settings (``timeouts.connect``, ``timeouts.command`` or
+  the plugin's own section). Nothing blocks forever.
+* **Errors.** A plugin raises :class:`~wazo_ha_core.errors.PluginError` (or
+  a subclass) with a message an operator can act on. Any other exception is
+  a bug in the plugin; the engine treats it like a ``PluginError`` but logs
+  the traceback.
+* **Secrets.** Passwords and keys never appear on a command line, in a log
+  line, in an exception message or in a world-readable file.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import UnsupportedOperation
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+#: ``progress(message, figures)``: plugins report progress through this; the
+#: CLI shows it on a terminal and drops it otherwise.
+ProgressCallback = Callable[[str, dict[str, Any]], None]
+
+
+def no_progress(message: str, figures: dict[str, Any]) -> None:
+    """The progress callback used when nobody is watching."""
+
+
+class PluginState(abc.ABC):
+    """A plugin's small persistent memory, kept in the state store.
+
+    Values are JSON-serialisable. ``set`` is durable when it returns.
+    """
+
+    @abc.abstractmethod
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    @abc.abstractmethod
+    def set(self, key: str, value: Any) -> None: ...
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None: ...
+
+
+@dataclass
+class PluginContext:
+    """Everything a plugin is given when the engine builds it."""
+
+    name: str
+    namespace: str
+    config: dict[str, Any]
+    settings: Settings
+    state: PluginState
+    log: logging.Logger
+
+
+class Plugin(abc.ABC):
+    """Common base: keeps the context; merges the plugin's defaults into its config.
+
+    A plugin declares the keys of its settings section and their defaults in
+    ``default_config``; the operator's ``plugin_config.<name>`` is merged over
+    them.
+    """
+
+    default_config: dict[str, Any] = {}
+
+    def __init__(self, context: PluginContext):
+        self.context = context
+        self.config = {**self.default_config, **context.config}
+        self.log = context.log
+
+    @property
+    def name(self) -> str:
+        return self.context.name
+
+
+# --- results -----------------------------------------------------------------
+
+
+@dataclass
+class OperationResult:
+    """What a replication or a sync did.
+
+    ``outcome`` is ``"copied"`` / ``"synced"`` when data moved, ``"skipped"``
+    when there was nothing to do; failures are exceptions, not outcomes.
+    ``figures`` are counts for the journal and metrics (``tables``, ``rows``,
+    ``bytes``, ``files``...).
+    """
+
+    outcome: str
+    message: str = ""
+    figures: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ProbeAnswer:
+    """One health probe's answer: is the target serving?
+
+    ``latency`` is in seconds (``None`` when there was no answer);
+    ``reason`` says why it is down ("timeout", "connection refused"...).
+    """
+
+    up: bool
+    latency: float | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """Whether a service manager's services are taken over on this node.
+
+    ``active`` is ``None`` when it cannot tell; ``detail`` is for humans.
+    """
+
+    active: bool | None
+    detail: str = ""
+
+
+# --- the five extension points ----------------------------------------------------
+
+
+class ReplicationBackend(Plugin):
+    """Copies the configuration database from this node (master) to the peer (slave).
+
+    Namespace ``wazo_ha.replication``; default plugin ``pg_dump``.
+    """
+
+    @abc.abstractmethod
+    def replicate(self, peer: str, *, force: bool = False, progress: ProgressCallback = no_progress) -> OperationResult:
+        """Make the peer's replicated data equal to this node's.
+
+        * **Atomic**: when this returns or raises, for whatever reason (peer
+          died, link cut, this process killed), the peer holds either its
+          previous data or the new copy in full, never a mixture.
+        * **Skips** the copy when nothing replicated changed since the last
+          good copy, unless ``force``; returns ``outcome="skipped"`` then.
+        * **Time**: connecting is bounded by ``timeouts.connect``; the whole
+          run by the plugin's own limit.
+        * **Raises** :class:`~wazo_ha_core.errors.PreflightError` when a
+          precondition fails (nothing changed),
+          :class:`~wazo_ha_core.errors.PeerUnreachable`,
+          :class:`~wazo_ha_core.errors.AlreadyRunning` when another run holds
+          the lock, :class:`~wazo_ha_core.errors.PluginError` otherwise.
+
+        On failure the engine journals it, reports a non-zero exit and notifies.
+        """
+
+
+class FileSyncBackend(Plugin):
+    """Mirrors directories from this node (master) to the peer (slave).
+
+    Namespace ``wazo_ha.file_sync``; default plugin ``rsync``.
+    """
+
+    @abc.abstractmethod
+    def init(self, peer: str, *, rotate: bool = False) -> OperationResult:
+        """Set up the trust that later syncs use (keys, host key pinning).
+
+        Idempotent: a second call adds nothing. ``rotate`` replaces the
+        credentials on both sides. Any secret asked for (a password) is read
+        from a terminal, a file or the environment, never from arguments.
+        Raises :class:`~wazo_ha_core.errors.PluginError`.
+        """
+
+    @abc.abstractmethod
+    def sync(self, peer: str, paths: Sequence[str], *, progress: ProgressCallback = no_progress) -> OperationResult:
+        """Make each of ``paths`` (absolute node paths) on the peer a mirror of ours.
+
+        Missing local paths are skipped with a warning in the result. Partial
+        transfers are reported in ``warnings``, never silently. Time-bounded
+        by the plugin's settings. Raises :class:`~wazo_ha_core.errors.PluginError`
+        when the mirror could not be made; the next run must converge.
+        """
+
+
+class HealthProbe(Plugin):
+    """Answers one question: is the master serving?
+
+    Namespace ``wazo_ha.health_probes``; default plugins ``icmp``, ``sip``, ``tcp``.
+
+    ``checks`` says what a failure means to the watch: ``"host"`` (the
+    machine is unreachable) or ``"service"`` (the machine answers but
+    telephony does not).
+    """
+
+    checks: str = "host"
+
+    @abc.abstractmethod
+    def probe(self, target: str) -> ProbeAnswer:
+        """Probe ``target`` once and return within the probe's timeout.
+
+        A target that does not answer is ``ProbeAnswer(up=False, reason=...)``,
+        not an exception. Raising means *the probe itself is broken*: the
+        engine counts that as an unknown answer, never as "master down" (a
+        broken probe must not cause a failover), logs it and shows it in
+        ``doctor``. Has no side effects; may be called every second.
+        """
+
+
+class DeviceProvisioner(Plugin):
+    """Points the phones at the backup registrar, and back.
+
+    Namespace ``wazo_ha.device_provisioners``; default plugin ``provd``.
+    """
+
+    @abc.abstractmethod
+    def enable_backup(self, backup_address: str) -> None:
+        """Make ``backup_address`` the backup registrar and proxy of every phone config.
+
+        Remembers each config's previous values (in ``context.state``) the
+        first time, so :meth:`disable_backup` can put them back. Idempotent.
+        Raises :class:`~wazo_ha_core.errors.PluginError`; the engine then
+        undoes the edit, calling :meth:`disable_backup`.
+        """
+
+    @abc.abstractmethod
+    def disable_backup(self) -> None:
+        """Restore the backup registrar and proxy values remembered by :meth:`enable_backup`.
+
+        Idempotent: with nothing remembered, nothing changes.
+        Raises :class:`~wazo_ha_core.errors.PluginError`.
+        """
+
+    def resync_devices(self, *, all_devices: bool = False, progress: ProgressCallback = no_progress) -> OperationResult:
+        """Ask the phones to fetch their configuration again (optional).
+
+        Raises :class:`~wazo_ha_core.errors.UnsupportedOperation` when the
+        plugin cannot do it.
+        """
+        raise UnsupportedOperation(f"device provisioner {self.name!r} cannot resynchronise devices")
+
+
+class ServiceManager(Plugin):
+    """Takes over telephony on this node, and gives it back.
+
+    Namespace ``wazo_ha.service_managers``; default plugins ``wazo_services``
+    and ``berofos``. The engine calls enabled managers in configured order
+    to take over and in reverse order to give back.
+    """
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Take over: after it returns this node serves telephony.
+
+        Checks the current state first and acts only on a change, so calling
+        it on a node that already serves changes nothing. Bounded by
+        ``timeouts.command`` per step. Raises
+        :class:`~wazo_ha_core.errors.PluginError` naming the step that failed.
+        """
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Give back: after it returns this node no longer serves telephony.
+
+        Same rules as :meth:`start`.
+        """
+
+    @abc.abstractmethod
+    def status(self) -> ServiceState:
+        """Whether the services are taken over on this node. No side effects."""
+
+    def active_calls(self) -> int | None:
+        """How many calls this node carries now, or ``None`` when it cannot tell.
+
+        The watch delays a failback while calls are up.
+        """
+        return None
+
+
+#: Extension point group name (as in settings ``plugins.<group>``) → its ABC.
+EXTENSION_POINTS: dict[str, type[Plugin]] = {
+    "replication": ReplicationBackend,
+    "file_sync": FileSyncBackend,
+    "health_probes": HealthProbe,
+    "device_provisioners": DeviceProvisioner,
+    "service_managers": ServiceManager,
+}

@@ -1,0 +1,245 @@
+"""The library's own settings: one YAML file plus ``conf.d/*.yml`` overrides.
+
+Every option is declared once in :data:`OPTIONS` with its default, its type and
+one line of documentation; the settings reference in ``docs/`` is generated
+from that list. Files are deep-merged over the defaults in this order: the
+defaults, the main file, then ``conf.d/*.yml`` beside it in name order.
+
+Every filesystem path the library touches is an absolute path in ``paths.*``
+and is resolved under ``root`` by :meth:`Settings.path`, so a test or the demo
+can run the whole library inside a sandbox directory.
+
+Each plugin reads its own section, ``plugin_config.<plugin name>``; the keys in
+there are the plugin's business (its class declares its defaults).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import SettingsError
+
+DEFAULT_CONFIG_FILE = "/etc/wazo-ha/config.yml"
+CONFIG_ENV_VAR = "WAZO_HA_CONFIG"
+
+PLUGIN_NAMESPACES = {
+    "replication": "wazo_ha.replication",
+    "file_sync": "wazo_ha.file_sync",
+    "health_probes": "wazo_ha.health_probes",
+    "device_provisioners": "wazo_ha.device_provisioners",
+    "service_managers": "wazo_ha.service_managers",
+}
+
+
+@dataclass(frozen=True)
+class Option:
+    key: str  # dotted path, e.g. "paths.ha_conf"
+    default: Any
+    kind: str  # "str", "path", "number", "bool", "names", "mapping", "str-or-null", "names-or-null"
+    doc: str
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("root", "/", "path", "Directory every path below resolves under. `/` on a real node; a sandbox in tests and the demo."),
+    Option("store.url", None, "str-or-null",
+           "SQLAlchemy URL of the state store, e.g. `postgresql://wazo-ha@/asterisk`. Empty: the embedded SQLite file `paths.state_db`."),
+    Option("store.schema", "wazo_ha", "str",
+           "PostgreSQL schema holding the library's tables (never `public`, so a copy of `public` never carries them). Ignored on SQLite."),
+    Option("paths.ha_conf", "/etc/xivo/ha.conf", "path", "Wazo's HA settings file (JSON), rewritten after every edit for the rest of Wazo."),
+    Option("paths.primary_sentinel", "/var/lib/wazo/is-primary", "path", "Present while this node is the master."),
+    Option("paths.secondary_sentinel", "/var/lib/wazo/is-secondary", "path", "Present while this node is the slave."),
+    Option("paths.state_db", "/var/lib/wazo-ha/state.db", "path", "The embedded SQLite store, used when `store.url` is empty."),
+    Option("paths.log_file", "/var/log/wazo-ha.log", "path", "Log file of the long-running and scheduled commands."),
+    Option("paths.cron_dir", "/etc/cron.d", "path", "Where the per-role schedules are written."),
+    Option("paths.run_dir", "/run/wazo-ha", "path", "Lock files and other run-time state."),
+    Option("plugins.replication", [], "names", "Replication backends, in order (namespace `wazo_ha.replication`)."),
+    Option("plugins.file_sync", [], "names", "File sync backends, in order (namespace `wazo_ha.file_sync`)."),
+    Option("plugins.health_probes", [], "names", "Health probes, in order (namespace `wazo_ha.health_probes`)."),
+    Option("plugins.device_provisioners", [], "names", "Device provisioners, in order (namespace `wazo_ha.device_provisioners`)."),
+    Option("plugins.service_managers", [], "names",
+           "Service managers, in take-over order; give-back runs them in reverse (namespace `wazo_ha.service_managers`)."),
+    Option("plugin_config", {}, "mapping", "One section per plugin name; each plugin documents its own keys."),
+    Option("timeouts.connect", 5.0, "number", "Seconds allowed to open any network connection to the peer."),
+    Option("timeouts.command", 120.0, "number", "Seconds allowed for one external command or remote call."),
+    Option("local_addresses", None, "names-or-null",
+           "This node's own addresses, refused as `remote_address`. Empty: read from the network interfaces."),
+    Option("history.default_limit", 20, "number", "How many journal events `status` and `history` show by default."),
+)
+
+_OPTION_BY_KEY = {option.key: option for option in OPTIONS}
+_SECTIONS = {option.key.split(".")[0] for option in OPTIONS if "." in option.key}
+
+
+def default_tree() -> dict[str, Any]:
+    """The defaults as a nested dict (a fresh copy each call)."""
+    tree: dict[str, Any] = {}
+    for option in OPTIONS:
+        node = tree
+        *parents, leaf = option.key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = copy.deepcopy(option.default)
+    return tree
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``override`` into a copy of ``base``: mappings merge, anything else replaces."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+class Settings:
+    """Validated, merged settings. Read with :meth:`get`, resolve paths with :meth:`path`."""
+
+    def __init__(self, tree: dict[str, Any], sources: list[str] | None = None):
+        self.tree = tree
+        self.sources = list(sources or [])
+
+    @classmethod
+    def load(cls, config_file: str | os.PathLike | None = None) -> Settings:
+        """Load the main file (or the default one), its ``conf.d`` and the defaults.
+
+        An explicitly named file that does not exist is an error; the default
+        file may be absent (a node with nothing but defaults).
+        """
+        explicit = config_file is not None or CONFIG_ENV_VAR in os.environ
+        path = Path(config_file or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_FILE)
+        tree = default_tree()
+        sources: list[str] = []
+        if path.exists():
+            tree = _merge_file(tree, path)
+            sources.append(str(path))
+        elif explicit:
+            raise SettingsError(str(path), None, "file not found")
+        conf_d = path.parent / "conf.d"
+        if conf_d.is_dir():
+            for override in sorted(conf_d.glob("*.yml")):
+                tree = _merge_file(tree, override)
+                sources.append(str(override))
+        return cls.from_tree(tree, sources)
+
+    @classmethod
+    def from_tree(cls, tree: dict[str, Any], sources: list[str] | None = None) -> Settings:
+        """Validate an already merged tree (used by tests and the demo)."""
+        source = sources[-1] if sources else "<settings>"
+        tree = deep_merge(default_tree(), tree)
+        _validate(tree, source)
+        return cls(tree, sources)
+
+    def get(self, key: str) -> Any:
+        node: Any = self.tree
+        for part in key.split("."):
+            node = node[part]
+        return node
+
+    @property
+    def root(self) -> Path:
+        return Path(self.tree["root"])
+
+    def path(self, key: str) -> Path:
+        """The path setting ``paths.<key>`` resolved under ``root``."""
+        return self.resolve(self.get(f"paths.{key}"))
+
+    def resolve(self, absolute: str | os.PathLike) -> Path:
+        """Any absolute node path (e.g. ``/etc/asterisk``) resolved under ``root``."""
+        relative = str(absolute).lstrip("/")
+        return self.root / relative if relative else self.root
+
+    def plugin_config(self, name: str) -> dict[str, Any]:
+        return copy.deepcopy(self.tree["plugin_config"].get(name) or {})
+
+    def enabled_plugins(self, group: str) -> list[str]:
+        return list(self.tree["plugins"][group])
+
+
+def _merge_file(tree: dict[str, Any], path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(str(path), None, f"cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SettingsError(str(path), None, "not UTF-8 text") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SettingsError(str(path), None, f"invalid YAML: {where}{problem}") from None
+    if data is None:
+        return tree
+    if not isinstance(data, dict):
+        raise SettingsError(str(path), None, f"the top level must be a mapping, got {type(data).__name__}")
+    _validate(deep_merge(default_tree(), data), str(path))
+    return deep_merge(tree, data)
+
+
+def _validate(tree: dict[str, Any], source: str) -> None:
+    for key in _flatten_keys(tree):
+        if key not in _OPTION_BY_KEY:
+            raise SettingsError(source, key, "unknown setting")
+    for option in OPTIONS:
+        node: Any = tree
+        for part in option.key.split("."):
+            node = node[part]
+        reason = _type_problem(option, node)
+        if reason:
+            raise SettingsError(source, option.key, reason)
+    if not str(tree["root"]).startswith("/"):
+        raise SettingsError(source, "root", f"must be an absolute path, got {tree['root']!r}")
+    for name, section in tree["plugin_config"].items():
+        if section is not None and not isinstance(section, dict):
+            raise SettingsError(source, f"plugin_config.{name}", f"must be a mapping, got {type(section).__name__}")
+    schema = tree["store"]["schema"]
+    if schema == "public" or not schema.isidentifier():
+        raise SettingsError(source, "store.schema", f"must be a plain identifier other than 'public', got {schema!r}")
+
+
+def _flatten_keys(tree: dict[str, Any], prefix: str = ""):
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if dotted in _OPTION_BY_KEY:
+            yield dotted
+        elif isinstance(value, dict) and dotted in _SECTIONS:
+            yield from _flatten_keys(value, dotted + ".")
+        else:
+            yield dotted
+
+
+def _type_problem(option: Option, value: Any) -> str | None:
+    kind = option.kind
+    if kind.endswith("-or-null"):
+        if value is None:
+            return None
+        kind = kind[: -len("-or-null")]
+    if kind in ("str", "path"):
+        if not isinstance(value, str) or not value:
+            return f"must be a non-empty string, got {value!r}"
+        if kind == "path" and not value.startswith("/"):
+            return f"must be an absolute path, got {value!r}"
+    elif kind == "number":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            return f"must be a positive number, got {value!r}"
+    elif kind == "bool":
+        if not isinstance(value, bool):
+            return f"must be true or false, got {value!r}"
+    elif kind == "names":
+        if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+            return f"must be a list of names, got {value!r}"
+        if len(set(value)) != len(value):
+            return f"lists a name twice: {value!r}"
+    elif kind == "mapping":
+        if not isinstance(value, dict):
+            return f"must be a mapping, got {value!r}"
+    return None

@@ -1,0 +1,215 @@
+"""Opening the store, migrating it, and reading/writing its three tables."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, delete, select, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from ..config import HASettings
+from ..errors import StoreError, StoreNotMigrated
+from ..extensions import PluginState
+from ..journal import Event
+from .models import EventRow, HASettingsRow, PluginStateRow
+
+VERSION_TABLE = "wazo_ha_alembic_version"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class Store:
+    """One state store. ``url`` is an SQLAlchemy URL; ``schema`` is used on PostgreSQL only."""
+
+    def __init__(self, url: str, schema: str = "wazo_ha"):
+        self.url = make_url(url)
+        if self.url.drivername == "postgresql":
+            # SQLAlchemy 2.1 defaults to psycopg 3; Wazo nodes ship psycopg2.
+            self.url = self.url.set(drivername="postgresql+psycopg2")
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self.schema = None if self.is_sqlite else schema
+        if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
+            _prepare_sqlite_file(Path(self.url.database))
+        connect_args = {"connect_timeout": 10} if self.url.get_backend_name() == "postgresql" else {}
+        self.engine: Engine = create_engine(self.url, connect_args=connect_args).execution_options(
+            schema_translate_map={None: self.schema}
+        )
+
+    @classmethod
+    def from_settings(cls, settings) -> Store:
+        url = settings.get("store.url") or f"sqlite:///{settings.path('state_db')}"
+        return cls(url, settings.get("store.schema"))
+
+    def describe(self) -> str:
+        """The URL with any password hidden, for messages."""
+        return self.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- migrations ----------------------------------------------------------
+
+    def head_revision(self) -> str:
+        return ScriptDirectory.from_config(self._alembic_config(None)).get_current_head()
+
+    def current_revision(self) -> str | None:
+        with self._connect() as connection:
+            context = MigrationContext.configure(
+                connection,
+                opts={"version_table": VERSION_TABLE, "version_table_schema": self.schema},
+            )
+            return context.get_current_revision()
+
+    def upgrade(self, revision: str = "head") -> None:
+        self._run_alembic(command.upgrade, revision)
+
+    def downgrade(self, revision: str) -> None:
+        self._run_alembic(command.downgrade, revision)
+
+    def require_migrated(self) -> None:
+        current, head = self.current_revision(), self.head_revision()
+        if current != head:
+            state = "empty (never migrated)" if current is None else f"at revision {current}"
+            raise StoreNotMigrated(
+                f"state store {self.describe()} is {state}; this version needs {head}: run `wazo-ha db upgrade`"
+            )
+
+    def _run_alembic(self, action, revision: str) -> None:
+        with self._connect() as connection:
+            if self.schema:
+                connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+                connection.commit()
+            with connection.begin():
+                action(self._alembic_config(connection), revision)
+
+    def _alembic_config(self, connection) -> Config:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes.update(connection=connection, schema=self.schema, version_table=VERSION_TABLE)
+        return config
+
+    # --- HA settings -------------------------------------------------------------
+
+    def read_ha_settings(self) -> HASettings | None:
+        with self._session() as session:
+            row = session.get(HASettingsRow, 1)
+            return None if row is None else HASettings(row.node_type, row.remote_address)
+
+    def write_ha_settings(self, ha: HASettings, event: Event | None = None) -> None:
+        """Replace the HA settings and append ``event``, in one transaction."""
+        with self._session() as session, session.begin():
+            row = session.get(HASettingsRow, 1) or HASettingsRow(id=1)
+            row.node_type, row.remote_address, row.updated_at = ha.node_type, ha.remote_address, _now()
+            session.add(row)
+            if event is not None:
+                session.add(_event_row(event))
+
+    # --- journal -------------------------------------------------------------------
+
+    def append_event(self, event: Event) -> None:
+        with self._session() as session, session.begin():
+            session.add(_event_row(event))
+
+    def events(self, kind: str | None = None, since: datetime | None = None, limit: int | None = 20) -> list[Event]:
+        """Events newest first, optionally filtered by kind and start time."""
+        query = select(EventRow).order_by(EventRow.started_at.desc(), EventRow.id.desc())
+        if kind:
+            query = query.where(EventRow.kind == kind)
+        if since:
+            query = query.where(EventRow.started_at >= since)
+        if limit:
+            query = query.limit(limit)
+        with self._session() as session:
+            return [_event_from_row(row) for row in session.scalars(query)]
+
+    # --- plugin state ------------------------------------------------------------------
+
+    def plugin_state(self, owner: str) -> PluginState:
+        return _StoredPluginState(self, owner)
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _connect(self):
+        try:
+            return self.engine.connect()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open state store {self.describe()}: {_first_line(exc)}") from None
+
+    def _session(self) -> Session:
+        self.require_migrated()
+        return Session(self.engine, expire_on_commit=False)
+
+
+class _StoredPluginState(PluginState):
+    def __init__(self, store: Store, owner: str):
+        self.store, self.owner = store, owner
+
+    def get(self, key: str, default: Any = None) -> Any:
+        with self.store._session() as session:
+            row = session.get(PluginStateRow, (self.owner, key))
+            return default if row is None else row.value
+
+    def set(self, key: str, value: Any) -> None:
+        with self.store._session() as session, session.begin():
+            row = session.get(PluginStateRow, (self.owner, key)) or PluginStateRow(owner=self.owner, key=key)
+            row.value, row.updated_at = value, _now()
+            session.add(row)
+
+    def delete(self, key: str) -> None:
+        with self.store._session() as session, session.begin():
+            session.execute(delete(PluginStateRow).where(PluginStateRow.owner == self.owner, PluginStateRow.key == key))
+
+
+def _event_row(event: Event) -> EventRow:
+    return EventRow(
+        kind=event.kind,
+        started_at=event.started_at,
+        ended_at=event.ended_at,
+        outcome=event.outcome,
+        message=event.message,
+        figures=event.figures,
+    )
+
+
+def _event_from_row(row: EventRow) -> Event:
+    return Event(
+        kind=row.kind,
+        started_at=_aware(row.started_at),
+        ended_at=_aware(row.ended_at),
+        outcome=row.outcome,
+        message=row.message,
+        figures=row.figures or {},
+        id=row.id,
+    )
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    # SQLite hands timestamps back without their zone; we always store UTC.
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _first_line(exc: Exception) -> str:
+    original = getattr(exc, "orig", None) or exc
+    return str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
+
+
+def _prepare_sqlite_file(path: Path) -> None:
+    # The store may hold plugin state an operator would not publish: keep it private.
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)

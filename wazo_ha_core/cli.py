@@ -11,7 +11,7 @@ import argparse
 import json
 import logging
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -31,8 +31,12 @@ class UsageError(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
-                        help="settings file (default /etc/wazo-ha/config.yml, or $WAZO_HA_CONFIG)")
+    common.add_argument(
+        "--config",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="settings file (default /etc/wazo-ha/config.yml, or $WAZO_HA_CONFIG)",
+    )
     verbosity = common.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug details")
     verbosity.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="log errors only")
@@ -59,8 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     history = commands.add_parser("history", parents=[common], help="the event journal, newest first")
     history.add_argument("--json", action="store_true", help="machine-readable output")
     history.add_argument("--kind", help="only events of this kind (edit, replication, sync, failover…)")
-    history.add_argument("--since", type=_since, metavar="AGE",
-                         help="only events younger than AGE (e.g. 30m, 12h, 7d) or after an ISO date")
+    history.add_argument(
+        "--since",
+        type=_since,
+        metavar="AGE",
+        help="only events younger than AGE (e.g. 30m, 12h, 7d) or after an ISO date",
+    )
     history.add_argument("--limit", type=_positive_int, help="at most this many events")
     history.set_defaults(handler=cmd_history)
 
@@ -103,7 +111,9 @@ def cmd_plugins(args, engine: HAEngine) -> int:
                 print("    (no plugin installed or enabled)")
             for report in rows:
                 state = "enabled " if report.enabled else "disabled"
-                verdict = "loaded" if report.ok and report.enabled else "installed" if report.ok else f"ERROR: {report.error}"
+                verdict = (
+                    "loaded" if report.ok and report.enabled else "installed" if report.ok else f"ERROR: {report.error}"
+                )
                 print(f"    {report.name:<16} {state}  {verdict}")
     failed = [report for report in reports if report.enabled and not report.ok]
     return EXIT_FAILED if failed else EXIT_OK
@@ -229,12 +239,12 @@ def _positive_int(text: str) -> int:
 def _since(text: str) -> datetime:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     if text[-1:] in units and text[:-1].isdigit():
-        return datetime.now(timezone.utc) - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+        return datetime.now(UTC) - timedelta(seconds=int(text[:-1]) * units[text[-1]])
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an age like 30m, 12h, 7d or an ISO date, got {text!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 if __name__ == "__main__":

@@ -61,8 +61,12 @@ class HAEngine:
         legacy = self.compat.read_legacy()
         if legacy is None:
             return DISABLED
-        event = Event(kind="import", started_at=utcnow(), message=f"imported from {self.compat.ha_conf}",
-                      figures={"after": legacy.as_dict()})
+        event = Event(
+            kind="import",
+            started_at=utcnow(),
+            message=f"imported from {self.compat.ha_conf}",
+            figures={"after": legacy.as_dict()},
+        )
         event.ended_at = event.started_at
         self.store.write_ha_settings(legacy, event)
         self.journal.notify(event)

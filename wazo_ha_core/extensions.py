@@ -72,7 +72,7 @@ class PluginContext:
     log: logging.Logger
 
 
-class Plugin(abc.ABC):
+class Plugin:
     """Common base: keeps the context; merges the plugin's defaults into its config.
 
     A plugin declares the keys of its settings section and their defaults in
@@ -138,7 +138,7 @@ class ServiceState:
 # --- the five extension points ----------------------------------------------------
 
 
-class ReplicationBackend(Plugin):
+class ReplicationBackend(Plugin, abc.ABC):
     """Copies the configuration database from this node (master) to the peer (slave).
 
     Namespace ``wazo_ha.replication``; default plugin ``pg_dump``.
@@ -165,7 +165,7 @@ class ReplicationBackend(Plugin):
         """
 
 
-class FileSyncBackend(Plugin):
+class FileSyncBackend(Plugin, abc.ABC):
     """Mirrors directories from this node (master) to the peer (slave).
 
     Namespace ``wazo_ha.file_sync``; default plugin ``rsync``.
@@ -192,7 +192,7 @@ class FileSyncBackend(Plugin):
         """
 
 
-class HealthProbe(Plugin):
+class HealthProbe(Plugin, abc.ABC):
     """Answers one question: is the master serving?
 
     Namespace ``wazo_ha.health_probes``; default plugins ``icmp``, ``sip``, ``tcp``.
@@ -216,7 +216,7 @@ class HealthProbe(Plugin):
         """
 
 
-class DeviceProvisioner(Plugin):
+class DeviceProvisioner(Plugin, abc.ABC):
     """Points the phones at the backup registrar, and back.
 
     Namespace ``wazo_ha.device_provisioners``; default plugin ``provd``.
@@ -249,7 +249,7 @@ class DeviceProvisioner(Plugin):
         raise UnsupportedOperation(f"device provisioner {self.name!r} cannot resynchronise devices")
 
 
-class ServiceManager(Plugin):
+class ServiceManager(Plugin, abc.ABC):
     """Takes over telephony on this node, and gives it back.
 
     Namespace ``wazo_ha.service_managers``; default plugins ``wazo_services``

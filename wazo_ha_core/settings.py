@@ -46,29 +46,67 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("root", "/", "path", "Directory every path below resolves under. `/` on a real node; a sandbox in tests and the demo."),
-    Option("store.url", None, "str-or-null",
-           "SQLAlchemy URL of the state store, e.g. `postgresql://wazo-ha@/asterisk`. Empty: the embedded SQLite file `paths.state_db`."),
-    Option("store.schema", "wazo_ha", "str",
-           "PostgreSQL schema holding the library's tables (never `public`, so a copy of `public` never carries them). Ignored on SQLite."),
-    Option("paths.ha_conf", "/etc/xivo/ha.conf", "path", "Wazo's HA settings file (JSON), rewritten after every edit for the rest of Wazo."),
+    Option(
+        "root",
+        "/",
+        "path",
+        "Directory every path below resolves under. `/` on a real node; a sandbox in tests and the demo.",
+    ),
+    Option(
+        "store.url",
+        None,
+        "str-or-null",
+        "SQLAlchemy URL of the state store, e.g. `postgresql://wazo-ha@/asterisk`. "
+        "Empty: the embedded SQLite file `paths.state_db`.",
+    ),
+    Option(
+        "store.schema",
+        "wazo_ha",
+        "str",
+        "PostgreSQL schema holding the library's tables (never `public`, so a copy of `public` "
+        "never carries them). Ignored on SQLite.",
+    ),
+    Option(
+        "paths.ha_conf",
+        "/etc/xivo/ha.conf",
+        "path",
+        "Wazo's HA settings file (JSON), rewritten after every edit for the rest of Wazo.",
+    ),
     Option("paths.primary_sentinel", "/var/lib/wazo/is-primary", "path", "Present while this node is the master."),
     Option("paths.secondary_sentinel", "/var/lib/wazo/is-secondary", "path", "Present while this node is the slave."),
-    Option("paths.state_db", "/var/lib/wazo-ha/state.db", "path", "The embedded SQLite store, used when `store.url` is empty."),
+    Option(
+        "paths.state_db",
+        "/var/lib/wazo-ha/state.db",
+        "path",
+        "The embedded SQLite store, used when `store.url` is empty.",
+    ),
     Option("paths.log_file", "/var/log/wazo-ha.log", "path", "Log file of the long-running and scheduled commands."),
     Option("paths.cron_dir", "/etc/cron.d", "path", "Where the per-role schedules are written."),
     Option("paths.run_dir", "/run/wazo-ha", "path", "Lock files and other run-time state."),
     Option("plugins.replication", [], "names", "Replication backends, in order (namespace `wazo_ha.replication`)."),
     Option("plugins.file_sync", [], "names", "File sync backends, in order (namespace `wazo_ha.file_sync`)."),
     Option("plugins.health_probes", [], "names", "Health probes, in order (namespace `wazo_ha.health_probes`)."),
-    Option("plugins.device_provisioners", [], "names", "Device provisioners, in order (namespace `wazo_ha.device_provisioners`)."),
-    Option("plugins.service_managers", [], "names",
-           "Service managers, in take-over order; give-back runs them in reverse (namespace `wazo_ha.service_managers`)."),
+    Option(
+        "plugins.device_provisioners",
+        [],
+        "names",
+        "Device provisioners, in order (namespace `wazo_ha.device_provisioners`).",
+    ),
+    Option(
+        "plugins.service_managers",
+        [],
+        "names",
+        "Service managers, in take-over order; give-back runs them in reverse (namespace `wazo_ha.service_managers`).",
+    ),
     Option("plugin_config", {}, "mapping", "One section per plugin name; each plugin documents its own keys."),
     Option("timeouts.connect", 5.0, "number", "Seconds allowed to open any network connection to the peer."),
     Option("timeouts.command", 120.0, "number", "Seconds allowed for one external command or remote call."),
-    Option("local_addresses", None, "names-or-null",
-           "This node's own addresses, refused as `remote_address`. Empty: read from the network interfaces."),
+    Option(
+        "local_addresses",
+        None,
+        "names-or-null",
+        "This node's own addresses, refused as `remote_address`. Empty: read from the network interfaces.",
+    ),
     Option("history.default_limit", 20, "number", "How many journal events `status` and `history` show by default."),
 )
 

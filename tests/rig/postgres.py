@@ -46,8 +46,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 def as_postgres(argv: list[str], netns: str | None = None, **kwargs) -> subprocess.CompletedProcess:
     """Run ``argv`` as the postgres user (optionally inside a network namespace)."""
     prefix = ["ip", "netns", "exec", netns] if netns else []
-    return subprocess.run([*prefix, "runuser", "-u", PG_USER, "--", *argv], check=True, capture_output=True,
-                          text=True, timeout=kwargs.pop("timeout", 120), **kwargs)
+    return subprocess.run(
+        [*prefix, "runuser", "-u", PG_USER, "--", *argv],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=kwargs.pop("timeout", 120),
+        **kwargs,
+    )
 
 
 class PgCluster:
@@ -62,8 +68,13 @@ class PgCluster:
         self.process: subprocess.Popen | None = None
 
     @classmethod
-    def start(cls, host: str = "127.0.0.1", port: int | None = None, netns: str | None = None,
-              settings: dict[str, str] | None = None) -> PgCluster:
+    def start(
+        cls,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        netns: str | None = None,
+        settings: dict[str, str] | None = None,
+    ) -> PgCluster:
         directory = Path(tempfile.mkdtemp(prefix="wazo-ha-pg-"))
         pw = pwd.getpwnam(PG_USER)
         os.chown(directory, pw.pw_uid, pw.pw_gid)
@@ -81,8 +92,22 @@ class PgCluster:
             as_postgres(["mkdir", "-p", "-m", "0700", str(sub)])
         pwfile = self.directory / "pwfile"
         as_postgres(["sh", "-c", f"umask 077; printf %s '{SUPERUSER_PASSWORD}' > {pwfile}"])
-        as_postgres([str(self.bindir / "initdb"), "-D", str(self.data), "-U", PG_USER, "--pwfile", str(pwfile),
-                     "-E", "UTF8", "--locale=C.UTF-8", "--auth-local=trust", "--auth-host=scram-sha-256"])
+        as_postgres(
+            [
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                PG_USER,
+                "--pwfile",
+                str(pwfile),
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+            ]
+        )
         conf = {
             "listen_addresses": f"'{self.host}'",
             "port": str(self.port),
@@ -101,10 +126,12 @@ class PgCluster:
 
     def _run(self) -> None:
         prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
-        log = open(self.directory / "server.log", "ab")  # noqa: SIM115 - kept open for the server's life
+        log = open(self.directory / "server.log", "ab")
         self.process = subprocess.Popen(
             [*prefix, "runuser", "-u", PG_USER, "--", str(self.bindir / "postgres"), "-D", str(self.data)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         wait_for(self._ready, 30, f"PostgreSQL at {self.host}:{self.port} ready")
@@ -112,8 +139,11 @@ class PgCluster:
     def _ready(self) -> bool:
         if self.process and self.process.poll() is not None:
             raise RuntimeError(f"postgres exited with {self.process.returncode}: {self.server_log()[-2000:]}")
-        result = subprocess.run([str(self.bindir / "pg_isready"), "-h", str(self.socket_dir), "-p", str(self.port)],
-                                capture_output=True, timeout=10)
+        result = subprocess.run(
+            [str(self.bindir / "pg_isready"), "-h", str(self.socket_dir), "-p", str(self.port)],
+            capture_output=True,
+            timeout=10,
+        )
         return result.returncode == 0
 
     def server_log(self) -> str:
@@ -135,9 +165,25 @@ class PgCluster:
     def psql(self, database: str, sql: str, *, check: bool = True) -> str:
         """Run SQL through psql over the socket; returns unaligned tuples-only output."""
         result = subprocess.run(
-            ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-At", "-h", str(self.socket_dir), "-p", str(self.port),
-             "-U", PG_USER, "-d", database],
-            input=sql, capture_output=True, text=True, timeout=300,
+            [
+                "psql",
+                "-X",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-At",
+                "-h",
+                str(self.socket_dir),
+                "-p",
+                str(self.port),
+                "-U",
+                PG_USER,
+                "-d",
+                database,
+            ],
+            input=sql,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         if check and result.returncode != 0:
             raise RuntimeError(f"psql failed on {database}: {result.stderr.strip()}")
@@ -145,9 +191,27 @@ class PgCluster:
 
     def psql_file(self, database: str, path: str | os.PathLike) -> None:
         subprocess.run(
-            ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(self.socket_dir), "-p", str(self.port),
-             "-U", PG_USER, "-d", database, "-f", str(path)],
-            check=True, capture_output=True, text=True, timeout=600,
+            [
+                "psql",
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                str(self.socket_dir),
+                "-p",
+                str(self.port),
+                "-U",
+                PG_USER,
+                "-d",
+                database,
+                "-f",
+                str(path),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
 
     def create_database(self, name: str, encoding: str = "UTF8") -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -194,12 +194,12 @@ def _event_from_row(row: EventRow) -> Event:
 def _aware(moment: datetime | None) -> datetime | None:
     # SQLite hands timestamps back without their zone; we always store UTC.
     if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
+        return moment.replace(tzinfo=UTC)
     return moment
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _first_line(exc: Exception) -> str:

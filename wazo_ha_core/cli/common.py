@@ -1,0 +1,106 @@
+"""What every command shares: exit codes, error handling, logging set-up, output helpers.
+
+Exit codes: 0 done, 1 the operation failed, 2 usage, validation or settings
+error. Errors are one line on stderr, never a traceback (``--verbose`` adds
+the traceback for bug reports).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..engine import HAEngine
+from ..errors import SettingsError, ValidationError, WazoHAError
+from ..settings import Settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130
+
+log = logging.getLogger("wazo_ha")
+
+Handler = Callable[[argparse.Namespace, HAEngine], int]
+
+
+class UsageError(Exception):
+    """A command line that parses but makes no sense (exit 2)."""
+
+
+def common_options() -> argparse.ArgumentParser:
+    """Options every command accepts, before or after the command name."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="settings file (default /etc/wazo-ha/config.yml, or $WAZO_HA_CONFIG)",
+    )
+    verbosity = common.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug details")
+    verbosity.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="log errors only")
+    return common
+
+
+def run(handler: Handler, args: argparse.Namespace, engine_factory: Callable[[Settings], HAEngine] = HAEngine) -> int:
+    """Load the settings, build the engine, run ``handler`` and turn errors into exit codes."""
+    verbose, quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
+    setup_logging(verbose, quiet)
+    try:
+        settings = Settings.load(getattr(args, "config", None))
+        return handler(args, engine_factory(settings))
+    except ValidationError as exc:
+        for field, message in sorted(exc.errors.items()):
+            print(f"wazo-ha: invalid {field}: {message}", file=sys.stderr)
+        print("wazo-ha: nothing was changed", file=sys.stderr)
+        return EXIT_USAGE
+    except (SettingsError, UsageError) as exc:
+        print(f"wazo-ha: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except WazoHAError as exc:
+        fail(str(exc), verbose)
+        return EXIT_FAILED
+    except SQLAlchemyError as exc:
+        fail(f"state store error: {str(getattr(exc, 'orig', None) or exc).strip().splitlines()[0]}", verbose)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("wazo-ha: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def fail(message: str, verbose: bool) -> None:
+    if verbose:
+        log.exception("failed")
+    print(f"wazo-ha: {message}", file=sys.stderr)
+
+
+def setup_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s [%(process)d] (%(levelname)s) (%(name)s): %(message)s")
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def print_events(events: list[dict[str, Any]]) -> None:
+    for event in events:
+        started = event["started_at"][:19].replace("T", " ")
+        duration = f"{event['duration']:.1f}s" if event["duration"] is not None else "-"
+        message = f"  {event['message']}" if event["message"] else ""
+        print(f"  {started}  {event['kind']:<12} {event['outcome']:<9} {duration:>7}{message}")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value

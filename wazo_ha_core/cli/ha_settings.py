@@ -1,0 +1,95 @@
+"""``status``, ``config get|set`` and ``history``: the HA settings and the journal."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..engine import HAEngine
+from .common import EXIT_OK, UsageError, positive_int, print_events, print_json
+
+
+def register(commands, common) -> None:
+    status = commands.add_parser("status", parents=[common], help="role, peer and recent events")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(handler=cmd_status)
+
+    config = commands.add_parser("config", parents=[common], help="read or edit the HA settings")
+    actions = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    actions.add_parser("get", parents=[common], help="print the HA settings as JSON").set_defaults(
+        handler=cmd_config_get
+    )
+    config_set = actions.add_parser("set", parents=[common], help="edit: node_type=… remote_address=…")
+    config_set.add_argument("assignments", nargs="+", metavar="FIELD=VALUE")
+    config_set.set_defaults(handler=cmd_config_set)
+
+    history = commands.add_parser("history", parents=[common], help="the event journal, newest first")
+    history.add_argument("--json", action="store_true", help="machine-readable output")
+    history.add_argument("--kind", help="only events of this kind (edit, replication, sync, failover…)")
+    history.add_argument(
+        "--since", type=since, metavar="AGE", help="only events younger than AGE (30m, 12h, 7d) or after an ISO date"
+    )
+    history.add_argument("--limit", type=positive_int, help="at most this many events")
+    history.set_defaults(handler=cmd_history)
+
+
+def cmd_status(args, engine: HAEngine) -> int:
+    status = engine.status()
+    if args.json:
+        print_json(status)
+        return EXIT_OK
+    print(f"node type       {status['node_type']}")
+    print(f"remote address  {status['remote_address'] or '-'}")
+    print(f"state store     {status['store']}")
+    print("recent events:" if status["events"] else "recent events:  none yet")
+    print_events(status["events"])
+    return EXIT_OK
+
+
+def cmd_config_get(args, engine: HAEngine) -> int:
+    print_json(engine.get_ha())
+    return EXIT_OK
+
+
+def cmd_config_set(args, engine: HAEngine) -> int:
+    body: dict[str, Any] = {}
+    for assignment in args.assignments:
+        field, equals, value = assignment.partition("=")
+        if not equals or not field:
+            raise UsageError(f"expected FIELD=VALUE, got {assignment!r}")
+        if field in body:
+            raise UsageError(f"{field} given twice")
+        body[field] = value
+    current = engine.get_ha()
+    # A field not given keeps its value (the API itself always takes the whole body).
+    if "node_type" not in body:
+        body["node_type"] = current["node_type"]
+    if "remote_address" not in body and body["node_type"] != "disabled":
+        body["remote_address"] = current["remote_address"] or None
+    engine.update_ha(body)
+    print_json(engine.get_ha())
+    return EXIT_OK
+
+
+def cmd_history(args, engine: HAEngine) -> int:
+    limit = args.limit or int(engine.settings.get("history.default_limit"))
+    events = [event.as_dict() for event in engine.store.events(kind=args.kind, since=args.since, limit=limit)]
+    if args.json:
+        print_json(events)
+    elif not events:
+        print("no events")
+    else:
+        print_events(events)
+    return EXIT_OK
+
+
+def since(text: str) -> datetime:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text[-1:] in units and text[:-1].isdigit():
+        return datetime.now(UTC) - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an age like 30m, 12h, 7d or an ISO date, got {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,30 @@
+"""``wazo-ha``: the parser, assembled from one module per group of commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import db, ha_settings, plugins
+from .common import common_options, run
+
+#: Each module adds its sub-commands with ``register(commands, common)``.
+COMMAND_MODULES = [ha_settings, plugins, db]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = common_options()
+    parser = argparse.ArgumentParser(prog="wazo-ha", description="High availability for Wazo.", parents=[common])
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMAND_MODULES:
+        module.register(commands, common)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run(args.handler, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -91,7 +91,7 @@ def normalise_address(value: str, local_addresses: Iterable[str] = ()) -> str:
     """
     shown = repr(value)
     if value == "":
-        raise ValueError("must be an IP address, got an empty string")
+        raise ValueError("must be an IP address, got an empty string ''")
     if value != value.strip():
         raise ValueError(f"must not have leading or trailing whitespace, got {shown}")
     host, _, zone = value.partition("%")

@@ -87,13 +87,18 @@ class HAEngine:
             event.outcome, event.message = "unchanged", "settings already in force"
             self.journal.append(event)
             return
+        steps = [*self.edit_steps(), StoreStep(self.store, event)]
+        # Written with the settings by the last step, so listed before they run.
+        event.figures["steps"] = [step.name for step in steps]
         try:
-            applied = run_steps([*self.edit_steps(), StoreStep(self.store, event)], before, after)
+            run_steps(steps, before, after)
         except EditError as exc:
             event.outcome, event.message = "failed", str(exc)
-            self.journal.append(event)
+            try:
+                self.journal.append(event)
+            except Exception:  # the store may be what failed; the EditError matters more
+                log.exception("could not journal the failed edit")
             raise
-        event.figures["steps"] = applied
         self.journal.notify(event)
         log.info("HA settings changed from %s to %s", before.as_dict(), after.as_dict())
         for listener in self.edit_listeners:

@@ -1,0 +1,64 @@
+"""A sandboxed engine on the embedded SQLite store, with in-memory plugins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from stevedore import NamedExtensionManager
+from stevedore.extension import Extension
+
+from wazo_ha_core.engine import HAEngine
+from wazo_ha_core.plugins import PluginLoader
+from wazo_ha_core.settings import Settings
+from wazo_ha_core.store import Store
+
+from . import sample_plugins
+
+LOCAL_ADDRESSES = ["10.0.0.1", "2001:db8::1"]
+
+TEST_PLUGINS = {
+    "recording_provisioner": sample_plugins.RecordingProvisioner,
+    "recording_services": sample_plugins.RecordingServices,
+    "recording_replication": sample_plugins.RecordingReplication,
+}
+
+
+def test_manager_factory(namespace, names, on_load_failure, on_missing):
+    missing = [name for name in names if name not in TEST_PLUGINS]
+    if missing:
+        on_missing(missing)
+    extensions = [Extension(name, None, TEST_PLUGINS[name], None) for name in names if name in TEST_PLUGINS]
+    return NamedExtensionManager.make_test_instance(extensions, namespace=namespace)
+
+
+@pytest.fixture
+def sandbox(tmp_path) -> Path:
+    return tmp_path / "root"
+
+
+@pytest.fixture
+def make_engine(sandbox):
+    engines = []
+
+    def make(migrate: bool = True, **tree) -> HAEngine:
+        tree = {"root": str(sandbox), "local_addresses": LOCAL_ADDRESSES, **tree}
+        settings = Settings.from_tree(tree)
+        store = Store.from_settings(settings)
+        if migrate:
+            store.upgrade()
+        loader = PluginLoader(settings, store.plugin_state, test_manager_factory)
+        engine = HAEngine(settings, store=store, loader=loader)
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.store.close()
+
+
+@pytest.fixture(autouse=True)
+def clear_calls():
+    sample_plugins.CALLS.clear()
+    yield
+    sample_plugins.CALLS.clear()

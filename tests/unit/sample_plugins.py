@@ -1,0 +1,89 @@
+"""In-memory plugins for the unit tests: one well-behaved class per extension point,
+plus broken ones that the loader must refuse with a clear message."""
+
+from __future__ import annotations
+
+from wazo_ha_core import (
+    DeviceProvisioner,
+    FileSyncBackend,
+    HealthProbe,
+    OperationResult,
+    PluginError,
+    ProbeAnswer,
+    ReplicationBackend,
+    ServiceManager,
+    ServiceState,
+)
+
+CALLS: list[tuple[str, str, tuple]] = []  # (plugin name, method, args), shared by every instance
+
+
+class RecordingReplication(ReplicationBackend):
+    def replicate(self, peer, *, force=False, progress=None):
+        CALLS.append((self.name, "replicate", (peer, force)))
+        return OperationResult("copied", figures={"tables": 1})
+
+
+class RecordingFileSync(FileSyncBackend):
+    def init(self, peer, *, rotate=False):
+        CALLS.append((self.name, "init", (peer, rotate)))
+        return OperationResult("ok")
+
+    def sync(self, peer, paths, *, progress=None):
+        CALLS.append((self.name, "sync", (peer, tuple(paths))))
+        return OperationResult("synced")
+
+
+class AlwaysUpProbe(HealthProbe):
+    def probe(self, target):
+        return ProbeAnswer(up=True, latency=0.001)
+
+
+class RecordingProvisioner(DeviceProvisioner):
+    """Keeps 'phone configs' in its plugin state; fails on demand (config key ``fail_on``)."""
+
+    default_config = {"fail_on": None}
+
+    def enable_backup(self, backup_address):
+        CALLS.append((self.name, "enable_backup", (backup_address,)))
+        if self.config["fail_on"] == "enable_backup":
+            raise PluginError("provd refused the change (test)")
+        if self.context.state.get("previous") is None:
+            self.context.state.set("previous", self.context.state.get("backup", ""))
+        self.context.state.set("backup", backup_address)
+
+    def disable_backup(self):
+        CALLS.append((self.name, "disable_backup", ()))
+        if self.config["fail_on"] == "disable_backup":
+            raise PluginError("provd refused the change (test)")
+        previous = self.context.state.get("previous")
+        if previous is not None:
+            self.context.state.set("backup", previous)
+            self.context.state.delete("previous")
+
+
+class RecordingServices(ServiceManager):
+    def start(self):
+        CALLS.append((self.name, "start", ()))
+
+    def stop(self):
+        CALLS.append((self.name, "stop", ()))
+
+    def status(self):
+        return ServiceState(active=None)
+
+
+class HalfDoneServices(ServiceManager):
+    """Forgets to implement stop() and status(): the loader must refuse it."""
+
+    def start(self):
+        pass
+
+
+class NotAPlugin:
+    pass
+
+
+class ExplodingConstructor(RecordingServices):
+    def __init__(self, context):
+        raise RuntimeError("cannot find /etc/bnfos.conf (test)")

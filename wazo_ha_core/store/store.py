@@ -35,6 +35,9 @@ class Store:
             # SQLAlchemy 2.1 defaults to psycopg 3; Wazo nodes ship psycopg2.
             self.url = self.url.set(drivername="postgresql+psycopg2")
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        if not schema.isidentifier() or schema == "public":
+            # It is interpolated into CREATE SCHEMA: accept plain identifiers only.
+            raise StoreError(f"store schema must be a plain identifier other than 'public', got {schema!r}")
         self.schema = None if self.is_sqlite else schema
         if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
             _prepare_sqlite_file(Path(self.url.database))

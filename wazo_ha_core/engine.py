@@ -18,6 +18,8 @@ from .edit import EditStep, run_steps
 from .edit_steps import CompatFilesStep, ProvisionerStep, StoreStep
 from .errors import EditError
 from .journal import Event, Journal, utcnow
+from .metrics import MetricsFile
+from .notify import Notifier
 from .plugins import PluginLoader
 from .settings import Settings
 from .store import Store
@@ -42,6 +44,9 @@ class HAEngine:
         self.journal = Journal(self.store.append_event)
         self.loader = loader or PluginLoader(settings, self.store.plugin_state)
         self.edit_listeners: list[EditListener] = []
+        self.notifier = Notifier.from_settings(settings)
+        self.metrics = MetricsFile.from_settings(settings, self.store)
+        self.journal.listeners += [self.metrics.on_event, self.notifier.on_event]
 
     @classmethod
     def from_config(cls, config_file: str | None = None) -> HAEngine:

@@ -72,6 +72,12 @@ OPTIONS: tuple[Option, ...] = (
         "path",
         "Wazo's HA settings file (JSON), rewritten after every edit for the rest of Wazo.",
     ),
+    Option(
+        "paths.metrics_file",
+        "/var/lib/prometheus/node-exporter/wazo_ha.prom",
+        "path",
+        "Prometheus text file for node_exporter's textfile collector, rewritten after every journal event.",
+    ),
     Option("paths.primary_sentinel", "/var/lib/wazo/is-primary", "path", "Present while this node is the master."),
     Option("paths.secondary_sentinel", "/var/lib/wazo/is-secondary", "path", "Present while this node is the slave."),
     Option(
@@ -106,6 +112,18 @@ OPTIONS: tuple[Option, ...] = (
         None,
         "names-or-null",
         "This node's own addresses, refused as `remote_address`. Empty: read from the network interfaces.",
+    ),
+    Option(
+        "notifications.mail_to",
+        "root",
+        "str-or-null",
+        "Who gets a mail on a failed replication or sync, a failover or a failback. Empty: no mail.",
+    ),
+    Option(
+        "notifications.sendmail",
+        "/usr/sbin/sendmail",
+        "path",
+        "The sendmail program used for those mails; when it does not exist, no mail is sent (logged once).",
     ),
     Option("history.default_limit", 20, "number", "How many journal events `status` and `history` show by default."),
 )

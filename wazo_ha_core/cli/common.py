@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..engine import HAEngine
 from ..errors import SettingsError, ValidationError, WazoHAError
+from ..logs import setup_logging
 from ..settings import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -53,6 +54,7 @@ def run(handler: Handler, args: argparse.Namespace, engine_factory: Callable[[Se
     setup_logging(verbose, quiet)
     try:
         settings = Settings.load(getattr(args, "config", None))
+        setup_logging(verbose, quiet, settings.path("log_file"))
         return handler(args, engine_factory(settings))
     except ValidationError as exc:
         for field, message in sorted(exc.errors.items()):
@@ -77,11 +79,6 @@ def fail(message: str, verbose: bool) -> None:
     if verbose:
         log.exception("failed")
     print(f"wazo-ha: {message}", file=sys.stderr)
-
-
-def setup_logging(verbose: bool, quiet: bool) -> None:
-    level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING
-    logging.basicConfig(level=level, format="%(asctime)s [%(process)d] (%(levelname)s) (%(name)s): %(message)s")
 
 
 def print_json(data: Any) -> None:

@@ -11,7 +11,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, delete, select, text
+from sqlalchemy import create_engine, delete, func, select, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -132,6 +132,23 @@ class Store:
             query = query.limit(limit)
         with self._session() as session:
             return [_event_from_row(row) for row in session.scalars(query)]
+
+    def last_event(self, kinds: tuple[str, ...], outcomes: tuple[str, ...]) -> Event | None:
+        """The newest event of one of ``kinds`` that ended with one of ``outcomes``."""
+        query = (
+            select(EventRow)
+            .where(EventRow.kind.in_(kinds), EventRow.outcome.in_(outcomes))
+            .order_by(EventRow.started_at.desc(), EventRow.id.desc())
+            .limit(1)
+        )
+        with self._session() as session:
+            row = session.scalars(query).first()
+            return None if row is None else _event_from_row(row)
+
+    def count_events(self, kind: str, outcome: str) -> int:
+        query = select(func.count()).select_from(EventRow).where(EventRow.kind == kind, EventRow.outcome == outcome)
+        with self._session() as session:
+            return int(session.scalar(query) or 0)
 
     # --- plugin state ------------------------------------------------------------------
 

@@ -1,0 +1,75 @@
+"""Prometheus metrics as a text file for node_exporter's textfile collector.
+
+Rewritten atomically from the journal after every event, so it is always
+whole and always consistent with ``wazo-ha history``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .compat import write_atomically
+from .journal import Event
+
+log = logging.getLogger(__name__)
+
+
+class MetricsFile:
+    def __init__(self, path: Path, store):
+        self.path = path
+        self.store = store
+
+    @classmethod
+    def from_settings(cls, settings, store) -> MetricsFile:
+        return cls(settings.path("metrics_file"), store)
+
+    def on_event(self, event: Event) -> None:
+        """Journal listener: a failure to write metrics is logged, never raised."""
+        try:
+            write_atomically(self.path, self.render().encode(), 0o644)
+        except Exception as exc:
+            log.warning("could not write metrics to %s: %s", self.path, exc)
+
+    def render(self) -> str:
+        lines: list[str] = []
+
+        def gauge(name: str, help_text: str, value: float, kind: str = "gauge") -> None:
+            lines.append(f"# HELP wazo_ha_{name} {help_text}")
+            lines.append(f"# TYPE wazo_ha_{name} {kind}")
+            lines.append(f"wazo_ha_{name} {float(value)!r}")
+
+        replication = self._last_success("replication")
+        gauge(
+            "last_replication_timestamp_seconds",
+            "End of the last successful replication (copied or skipped), 0 if none.",
+            replication.ended_at.timestamp() if replication else 0,
+        )
+        gauge(
+            "last_replication_duration_seconds",
+            "Duration of the last successful replication.",
+            replication.duration if replication else 0,
+        )
+        gauge(
+            "last_replication_bytes",
+            "Bytes copied by the last successful replication.",
+            float(replication.figures.get("bytes", 0)) if replication else 0,
+        )
+        sync = self._last_success("sync")
+        gauge(
+            "last_sync_timestamp_seconds",
+            "End of the last successful file sync, 0 if none.",
+            sync.ended_at.timestamp() if sync else 0,
+        )
+        last_switch = self.store.last_event(("failover", "failback"), ("ok",))
+        gauge(
+            "master_up",
+            "1 while the master serves as this node last saw it (no failover in force), else 0.",
+            0 if last_switch is not None and last_switch.kind == "failover" else 1,
+        )
+        failovers = self.store.count_events("failover", "ok")
+        gauge("failovers_total", "Failovers this node performed.", failovers, kind="counter")
+        return "\n".join(lines) + "\n"
+
+    def _last_success(self, kind: str) -> Event | None:
+        return self.store.last_event((kind,), ("ok", "skipped"))

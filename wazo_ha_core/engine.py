@@ -19,7 +19,10 @@ from .edit_steps import CompatFilesStep, ProvisionerStep, StoreStep
 from .errors import EditError
 from .journal import Event, Journal, utcnow
 from .plugins import PluginLoader
+from .schedules import ScheduleStep
 from .settings import Settings
+from .sip_expiry import SipExpiryStep
+from .slave_db import ReplicationPasswordStep, ReplicationRoleStep, SlaveDBAccessStep
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -108,8 +111,15 @@ class HAEngine:
                 log.exception("edit listener %r failed", listener)
 
     def edit_steps(self) -> list[EditStep]:
-        """The side effects of an edit, in order, before the store commit."""
+        """The side effects of an edit, in order, before the store commit (docs/enabling.rst)."""
         steps: list[EditStep] = [ProvisionerStep(p) for p in self.loader.load("device_provisioners")]
+        steps += [
+            SipExpiryStep(self.settings, self.store.plugin_state("edit.sip_expiry")),
+            ReplicationPasswordStep(self.settings),
+            ReplicationRoleStep(self.settings),
+            SlaveDBAccessStep(self.settings),
+            ScheduleStep(self.settings),
+        ]
         steps.append(CompatFilesStep(self.compat))
         return steps
 

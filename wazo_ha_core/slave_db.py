@@ -296,3 +296,19 @@ def run_command(settings, key: str) -> None:
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or [""]
         raise EditStepError(f"{key}: {' '.join(argv)} exited with {result.returncode}: {detail[0]}")
+
+
+def import_password(settings, ha: HASettings, password: str) -> bool:
+    """Store the password copied from the master; on a slave, put it on the role at once.
+
+    Returns whether the role was updated. The file is written only once the
+    role accepted the password, so a failure leaves both as they were.
+    """
+    replication_password.check(password)
+    path = settings.path("replication_password")
+    role_updated = False
+    if ha.node_type == "slave" and settings.get("slave_db.enabled"):
+        ReplicationRoleStep(settings).set_password(password)
+        role_updated = True
+    replication_password.write(path, password)
+    return role_updated

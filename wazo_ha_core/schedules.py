@@ -188,16 +188,23 @@ class ScheduleStep(EditStep):
             self._put_back(self.snapshots, self.done)
 
     def _put_back(self, snapshots: list[ExactSnapshot], done: dict[str, list[str]]) -> None:
+        """Reverse what apply did; every part is tried even if one fails (files first of all)."""
         if done["started"]:
-            self._systemctl("disable", "--now", *done["started"])
+            self._best_effort("disable", "--now", *done["started"])
         for snapshot in snapshots:
             snapshot.restore()
         if any(done.values()):
-            self._systemctl("daemon-reload")
+            self._best_effort("daemon-reload")
         if done["restarted"]:
-            self._systemctl("restart", *done["restarted"])
+            self._best_effort("restart", *done["restarted"])
         if done["stopped"]:
-            self._systemctl("enable", "--now", *done["stopped"])
+            self._best_effort("enable", "--now", *done["stopped"])
+
+    def _best_effort(self, *args: str) -> None:
+        try:
+            self._systemctl(*args)
+        except EditStepError as exc:
+            log.error("while putting the schedules back: %s", exc)
 
     def _systemctl(self, *args: str) -> None:
         argv = [*self.settings.get("schedules.systemctl"), *args]

@@ -50,7 +50,10 @@ def read(path: Path) -> str | None:
         return None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise EditStepError(f"{path} is accessible to others (mode {mode & 0o777:04o}): chmod 600 {path}")
-    return check(path.read_text(encoding="ascii").strip())
+    try:
+        return check(path.read_bytes().decode("ascii").strip())
+    except UnicodeDecodeError:
+        raise EditStepError(f"{path} does not hold a printable ASCII password") from None
 
 
 def write(path: Path, password: str) -> bool:

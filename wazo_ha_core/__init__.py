@@ -16,6 +16,7 @@ from .engine import HAEngine
 from .errors import (
     AlreadyRunning,
     EditError,
+    EditStepError,
     PeerUnreachable,
     PluginError,
     PluginLoadError,
@@ -59,6 +60,7 @@ __all__ = [
     "AlreadyRunning",
     "DeviceProvisioner",
     "EditError",
+    "EditStepError",
     "FileSyncBackend",
     "HAEngine",
     "HASettings",

@@ -12,16 +12,21 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from . import devices
 from .compat import CompatFiles
 from .config import DISABLED, HASettings, detect_local_addresses, validate_ha_body
 from .edit import EditStep, run_steps
 from .edit_steps import CompatFilesStep, ProvisionerStep, StoreStep
 from .errors import EditError
+from .extensions import OperationResult, ProgressCallback, no_progress
 from .journal import Event, Journal, utcnow
 from .metrics import MetricsFile
 from .notify import Notifier
 from .plugins import PluginLoader
+from .schedules import ScheduleStep
 from .settings import Settings
+from .sip_expiry import SipExpiryStep
+from .slave_db import ReplicationPasswordStep, ReplicationRoleStep, SlaveDBAccessStep, import_password
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -113,10 +118,27 @@ class HAEngine:
                 log.exception("edit listener %r failed", listener)
 
     def edit_steps(self) -> list[EditStep]:
-        """The side effects of an edit, in order, before the store commit."""
+        """The side effects of an edit, in order, before the store commit (docs/enabling.rst)."""
         steps: list[EditStep] = [ProvisionerStep(p) for p in self.loader.load("device_provisioners")]
+        steps += [
+            SipExpiryStep(self.settings, self.store.plugin_state("edit.sip_expiry")),
+            ReplicationPasswordStep(self.settings),
+            ReplicationRoleStep(self.settings),
+            SlaveDBAccessStep(self.settings),
+            ScheduleStep(self.settings),
+        ]
         steps.append(CompatFilesStep(self.compat))
         return steps
+
+    def import_replication_password(self, password: str) -> bool:
+        """``wazo-ha replication-password import``: store it; on a slave, set it on the role."""
+        return import_password(self.settings, self.current_settings(), password)
+
+    # --- devices --------------------------------------------------------------------
+
+    def resync_devices(self, *, all_devices: bool = False, progress: ProgressCallback = no_progress) -> OperationResult:
+        """Ask the phones to fetch their configuration again (``wazo-ha devices resync``)."""
+        return devices.resync_devices(self, all_devices=all_devices, progress=progress)
 
     def local_addresses(self) -> list[str]:
         configured = self.settings.get("local_addresses")

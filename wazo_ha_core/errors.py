@@ -63,6 +63,13 @@ class EditError(WazoHAError):
         super().__init__(message)
 
 
+class EditStepError(WazoHAError):
+    """A core edit step (SIP expiry, slave database access, schedules…) could not do its job.
+
+    The message names what failed and how to fix it; the edit is undone.
+    """
+
+
 class PluginError(WazoHAError):
     """Raised by a plugin when its job cannot be done.
 

@@ -227,9 +227,11 @@ class DeviceProvisioner(Plugin, abc.ABC):
         """Make ``backup_address`` the backup registrar and proxy of every phone config.
 
         Remembers each config's previous values (in ``context.state``) the
-        first time, so :meth:`disable_backup` can put them back. Idempotent.
-        Raises :class:`~wazo_ha_core.errors.PluginError`; the engine then
-        undoes the edit, calling :meth:`disable_backup`.
+        first time, so :meth:`disable_backup` can put them back. Idempotent:
+        a config already right is not written again.
+        Raises :class:`~wazo_ha_core.errors.PluginError` after putting back
+        what this call had already changed (the engine does not undo a step
+        that failed, only the steps before it).
         """
 
     @abc.abstractmethod

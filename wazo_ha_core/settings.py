@@ -89,6 +89,25 @@ OPTIONS: tuple[Option, ...] = (
     Option("paths.log_file", "/var/log/wazo-ha.log", "path", "Log file of the long-running and scheduled commands."),
     Option("paths.cron_dir", "/etc/cron.d", "path", "Where the per-role schedules are written."),
     Option("paths.run_dir", "/run/wazo-ha", "path", "Lock files and other run-time state."),
+    Option("paths.systemd_dir", "/etc/systemd/system", "path", "Where the per-role systemd units are written."),
+    Option(
+        "paths.pg_hba",
+        "/etc/postgresql/15/main/pg_hba.conf",
+        "path",
+        "The slave's `pg_hba.conf`; wazo-ha keeps one marked block in it.",
+    ),
+    Option(
+        "paths.pg_listen_conf",
+        "/etc/postgresql/15/main/conf.d/wazo-ha.conf",
+        "path",
+        "Include file (in PostgreSQL's `conf.d`) where a slave's `listen_addresses` is set.",
+    ),
+    Option(
+        "paths.replication_password",
+        "/etc/wazo-ha/replication-password",
+        "path",
+        "The replication role's password, mode 0600, the same on both nodes (see `wazo-ha replication-password`).",
+    ),
     Option("plugins.replication", [], "names", "Replication backends, in order (namespace `wazo_ha.replication`)."),
     Option("plugins.file_sync", [], "names", "File sync backends, in order (namespace `wazo_ha.file_sync`)."),
     Option("plugins.health_probes", [], "names", "Health probes, in order (namespace `wazo_ha.health_probes`)."),
@@ -126,6 +145,69 @@ OPTIONS: tuple[Option, ...] = (
         "The sendmail program used for those mails; when it does not exist, no mail is sent (logged once).",
     ),
     Option("history.default_limit", 20, "number", "How many journal events `status` and `history` show by default."),
+    # --- enabling / disabling HA (docs/enabling.rst) ---
+    Option(
+        "config_db.url",
+        "postgresql://postgres@/asterisk?host=/run/postgresql",
+        "str",
+        "SQLAlchemy URL of this node's configuration database (Wazo's `asterisk`). The edit steps "
+        "`SIP registration expiry` and `replication role` use it; the role step needs a superuser.",
+    ),
+    Option("sip_expiry.enabled", True, "bool", "Set the SIP registration expiry values below while HA is enabled."),
+    Option("sip_expiry.minimum", 180, "number", "`minimum_expiration` (seconds) of each tenant's global SIP template."),
+    Option("sip_expiry.default", 240, "number", "`default_expiration` (seconds) of each tenant's global SIP template."),
+    Option("sip_expiry.maximum", 300, "number", "`maximum_expiration` (seconds) of each tenant's global SIP template."),
+    Option("slave_db.enabled", True, "bool", "On a slave, open the configuration database to the master."),
+    Option("slave_db.database", "asterisk", "str", "The database the master replicates into."),
+    Option("slave_db.role", "wazo_ha_replication", "str", "The PostgreSQL role the master's replication logs in as."),
+    Option(
+        "slave_db.grant_roles",
+        ["asterisk"],
+        "names",
+        "Roles granted to the replication role when it is created (the owner of the replicated tables).",
+    ),
+    Option(
+        "slave_db.listen_addresses",
+        None,
+        "names-or-null",
+        "PostgreSQL `listen_addresses` on a slave. Empty: `localhost` plus this node's address on the route "
+        "to the master (the VoIP address).",
+    ),
+    Option(
+        "slave_db.reload_command",
+        ["systemctl", "reload", "postgresql"],
+        "names",
+        "Argument list that makes PostgreSQL re-read `pg_hba.conf`.",
+    ),
+    Option(
+        "slave_db.restart_command",
+        ["systemctl", "restart", "postgresql"],
+        "names",
+        "Argument list that restarts PostgreSQL (needed when `listen_addresses` changes).",
+    ),
+    Option("schedules.enabled", True, "bool", "Install the per-role schedules while HA is enabled."),
+    Option(
+        "schedules.kind",
+        "cron",
+        "str",
+        "`cron` (files in `paths.cron_dir`) or `systemd` (units in `paths.systemd_dir`).",
+    ),
+    Option(
+        "schedules.master_interval",
+        1,
+        "number",
+        "Minutes between two replications (and file syncs) on the master: a divisor of 60; "
+        "60 is today's `hourly at :00`.",
+    ),
+    Option(
+        "schedules.slave_mode",
+        "watch",
+        "str",
+        "`watch` (the long-running `wazo-ha watch` as the systemd unit `wazo-ha-watch.service`) or `check` "
+        "(the one-shot `wazo-ha check` every minute from a cron file).",
+    ),
+    Option("schedules.command", "/usr/bin/wazo-ha", "str", "The `wazo-ha` executable the schedules run."),
+    Option("schedules.systemctl", ["systemctl"], "names", "Argument list prefix used to (de)activate systemd units."),
 )
 
 _OPTION_BY_KEY = {option.key: option for option in OPTIONS}
@@ -260,6 +342,16 @@ def _validate(tree: dict[str, Any], source: str) -> None:
     schema = tree["store"]["schema"]
     if schema == "public" or not schema.isidentifier():
         raise SettingsError(source, "store.schema", f"must be a plain identifier other than 'public', got {schema!r}")
+    for key, choices in (("schedules.kind", ("cron", "systemd")), ("schedules.slave_mode", ("watch", "check"))):
+        value = tree[key.split(".")[0]][key.split(".")[1]]
+        if value not in choices:
+            raise SettingsError(source, key, f"must be one of {', '.join(choices)}, got {value!r}")
+    interval = tree["schedules"]["master_interval"]
+    if interval != int(interval) or 60 % int(interval):
+        raise SettingsError(source, "schedules.master_interval", f"must divide 60 (1, 2, 5, 10… 60), got {interval!r}")
+    role = tree["slave_db"]["role"]
+    if not role.isidentifier() or role != role.lower():
+        raise SettingsError(source, "slave_db.role", f"must be a plain lower-case identifier, got {role!r}")
 
 
 def _flatten_keys(tree: dict[str, Any], prefix: str = ""):

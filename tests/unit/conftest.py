@@ -42,7 +42,15 @@ def make_engine(sandbox):
     engines = []
 
     def make(migrate: bool = True, **tree) -> HAEngine:
-        tree = {"root": str(sandbox), "local_addresses": LOCAL_ADDRESSES, **tree}
+        tree = {
+            "root": str(sandbox),
+            "local_addresses": LOCAL_ADDRESSES,
+            # No configuration database here (tests/edit has them on real PostgreSQL).
+            "sip_expiry": {"enabled": False},
+            "slave_db": {"enabled": False},
+            "schedules": {"systemctl": ["true"]},
+            **tree,
+        }
         settings = Settings.from_tree(tree)
         store = Store.from_settings(settings)
         if migrate:

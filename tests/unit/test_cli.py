@@ -12,7 +12,11 @@ import pytest
 @pytest.fixture
 def config(tmp_path):
     path = tmp_path / "config.yml"
-    path.write_text(f"root: {tmp_path}/root\nlocal_addresses: [10.0.0.1]\n")
+    path.write_text(
+        f"root: {tmp_path}/root\nlocal_addresses: [10.0.0.1]\n"
+        # No configuration database nor systemd here (tests/edit has them).
+        "sip_expiry: {enabled: false}\nslave_db: {enabled: false}\nschedules: {systemctl: ['true']}\n"
+    )
     return path
 
 

@@ -42,7 +42,16 @@ def test_enable_master_writes_files_store_and_journal(make_engine, sandbox):
     assert (event.kind, event.outcome) == ("edit", "ok")
     assert event.figures["before"] == {"node_type": "disabled", "remote_address": ""}
     assert event.figures["after"] == {"node_type": "master", "remote_address": "10.0.0.2"}
-    assert event.figures["steps"] == ["device provisioner recording_provisioner", "compatibility files", "state store"]
+    assert event.figures["steps"] == [
+        "device provisioner recording_provisioner",
+        "SIP registration expiry",
+        "replication password",
+        "replication role",
+        "slave database access",
+        "schedules",
+        "compatibility files",
+        "state store",
+    ]
 
 
 def test_role_changes_move_the_sentinels(make_engine, sandbox):

@@ -1,0 +1,214 @@
+"""The slave's database opened to the master on a real cluster: scram-sha-256, never trust.
+
+The "master" is 127.0.0.1 here: the steps are called directly with
+``HASettings("slave", "127.0.0.1")``, bypassing the validation that refuses
+loopback as ``remote_address`` (that validation has its own tests). A
+connection from 127.0.0.1 to the cluster then comes from exactly the address
+the rule names, which is what a master's connection does on a real slave.
+
+The cluster's own ``pg_hba.conf`` is cut down to ``local all all trust``, so
+the only way in over TCP is the block the step writes. The rig runs the
+postmaster as a child of the test, so ``restart_command`` is a reload here
+(a restart would put the server outside the rig); ``listen_addresses`` goes
+to a file the test checks rather than to the cluster's configuration.
+"""
+
+from __future__ import annotations
+
+import os
+
+import psycopg2
+import pytest
+
+from tests.rig.waiting import wait_for
+from wazo_ha_core import replication_password
+from wazo_ha_core.config import DISABLED, HASettings
+from wazo_ha_core.errors import EditStepError
+from wazo_ha_core.settings import Settings
+from wazo_ha_core.slave_db import BEGIN_MARK, ReplicationRoleStep, SlaveDBAccessStep, import_password
+
+SLAVE = HASettings("slave", "127.0.0.1")
+ROLE = "wazo_ha_replication"
+ORIGINAL_HBA = "# the site's own rules\nlocal all all trust\n"
+
+
+@pytest.fixture(scope="module")
+def cluster(pg_cluster_factory):
+    cluster = pg_cluster_factory(settings={"log_statement": "'all'"})
+    (cluster.data / "pg_hba.conf").write_text(ORIGINAL_HBA)
+    cluster.psql("postgres", "CREATE DATABASE asterisk; CREATE ROLE asterisk NOLOGIN;")
+    reload(cluster)
+    return cluster
+
+
+def reload(cluster):
+    cluster.psql("postgres", "SELECT pg_reload_conf();")
+
+
+@pytest.fixture
+def settings(cluster, tmp_path):
+    reload_command = [
+        "runuser",
+        "-u",
+        "postgres",
+        "--",
+        str(cluster.bindir / "pg_ctl"),
+        "reload",
+        "-D",
+        str(cluster.data),
+    ]
+    return Settings.from_tree(
+        {
+            "root": "/",
+            "config_db": {"url": cluster.socket_url("asterisk")},
+            "paths": {
+                "pg_hba": str(cluster.data / "pg_hba.conf"),
+                "pg_listen_conf": str(tmp_path / "conf.d/wazo-ha.conf"),
+                "replication_password": str(tmp_path / "replication-password"),
+            },
+            "slave_db": {
+                "listen_addresses": ["localhost", "127.0.0.1"],
+                "reload_command": reload_command,
+                "restart_command": reload_command,
+            },
+        }
+    )
+
+
+@pytest.fixture
+def password(settings):
+    secret = replication_password.generate()
+    replication_password.write(settings.path("replication_password"), secret)
+    yield secret
+    # Leave the cluster as the module found it for the next test.
+    (settings.path("pg_hba")).write_text(ORIGINAL_HBA)
+    os.chown(settings.path("pg_hba"), *_postgres_ids(settings))
+
+
+def _postgres_ids(settings):
+    stat = settings.path("pg_hba").parent.stat()
+    return stat.st_uid, stat.st_gid
+
+
+def connect(cluster, password=None, user=ROLE):
+    kwargs = {"password": password} if password is not None else {}
+    return psycopg2.connect(
+        host="127.0.0.1", port=cluster.port, dbname="asterisk", user=user, connect_timeout=5, **kwargs
+    )
+
+
+def refused(cluster, password=None) -> str:
+    with pytest.raises(psycopg2.OperationalError) as caught:
+        connect(cluster, password).close()
+    return str(caught.value)
+
+
+def enable(settings):
+    role, access = ReplicationRoleStep(settings), SlaveDBAccessStep(settings)
+    role.apply(DISABLED, SLAVE)
+    access.apply(DISABLED, SLAVE)
+    return role, access
+
+
+def test_master_gets_in_with_the_password_only(settings, cluster, password):
+    hba = settings.path("pg_hba")
+    stat_before = hba.stat()
+    assert "no pg_hba.conf entry" in refused(cluster, password)
+    enable(settings)
+    # pg_ctl reload signals the postmaster and returns: wait until the new rules are in force.
+    connection = wait_for(lambda: connect(cluster, password), 10, "connection with the password accepted")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_user, current_database()")
+        assert cursor.fetchone() == (ROLE, "asterisk")
+    connection.close()
+    assert "no password supplied" in refused(cluster)
+    assert "password authentication failed" in refused(cluster, password[::-1])
+    content = hba.read_text()
+    assert content.startswith(BEGIN_MARK) and content.endswith(ORIGINAL_HBA)
+    assert "host    asterisk    wazo_ha_replication    127.0.0.1/32    scram-sha-256" in content
+    assert "trust" not in content.replace(ORIGINAL_HBA, "")
+    assert (hba.stat().st_uid, hba.stat().st_mode & 0o777) == (stat_before.st_uid, stat_before.st_mode & 0o777)
+    assert settings.path("pg_listen_conf").read_text().endswith("listen_addresses = 'localhost,127.0.0.1'\n")
+    # The server only ever saw a verifier: the plaintext is nowhere in its log (log_statement = all).
+    assert "SCRAM-SHA-256$" in cluster.server_log() and password not in cluster.server_log()
+    assert cluster.psql("postgres", f"SELECT rolsuper FROM pg_roles WHERE rolname = '{ROLE}'").strip() == "f"
+
+    # Leaving slave: the block and the listen file go, the role can no longer log in.
+    ReplicationRoleStep(settings).apply(SLAVE, DISABLED)
+    SlaveDBAccessStep(settings).apply(SLAVE, DISABLED)
+    assert hba.read_text() == ORIGINAL_HBA
+    assert not settings.path("pg_listen_conf").exists()
+    assert "no pg_hba.conf entry" in refused(cluster, password)
+    assert (
+        cluster.psql("postgres", f"SELECT rolpassword IS NULL FROM pg_authid WHERE rolname = '{ROLE}'").strip() == "t"
+    )
+    cluster.psql("postgres", f"REVOKE SET ON PARAMETER session_replication_role FROM {ROLE}; DROP ROLE {ROLE};")
+
+
+def test_undo_restores_files_and_role_exactly(settings, cluster, password):
+    hba = settings.path("pg_hba")
+    before = (hba.read_bytes(), hba.stat().st_mode, hba.stat().st_uid, hba.stat().st_gid)
+    role, access = enable(settings)
+    access.undo(DISABLED, SLAVE)
+    role.undo(DISABLED, SLAVE)
+    assert (hba.read_bytes(), hba.stat().st_mode, hba.stat().st_uid, hba.stat().st_gid) == before
+    assert not settings.path("pg_listen_conf").exists()
+    assert cluster.psql("postgres", f"SELECT count(*) FROM pg_roles WHERE rolname = '{ROLE}'").strip() == "0"
+    wait_for(lambda: "no pg_hba.conf entry" in refused(cluster, password), 10, "master refused after undo")
+
+
+def test_repeated_apply_rewrites_nothing(settings, cluster, password):
+    enable(settings)
+    hba, listen = settings.path("pg_hba"), settings.path("pg_listen_conf")
+    stamps = hba.stat().st_mtime_ns, listen.stat().st_mtime_ns
+    verifier = cluster.psql("postgres", f"SELECT rolpassword FROM pg_authid WHERE rolname = '{ROLE}'")
+    role, access = enable(settings)
+    assert (hba.stat().st_mtime_ns, listen.stat().st_mtime_ns) == stamps
+    assert cluster.psql("postgres", f"SELECT rolpassword FROM pg_authid WHERE rolname = '{ROLE}'") == verifier
+    assert role.previous is None and access.snapshots  # nothing to undo in the role
+    role.apply(SLAVE, DISABLED)
+    SlaveDBAccessStep(settings).apply(SLAVE, DISABLED)
+    cluster.psql("postgres", f"REVOKE SET ON PARAMETER session_replication_role FROM {ROLE}; DROP ROLE {ROLE};")
+
+
+def test_failing_reload_puts_files_back(settings, cluster, password):
+    tree = settings.tree | {
+        "slave_db": settings.tree["slave_db"] | {"reload_command": ["false"], "restart_command": ["false"]}
+    }
+    broken = Settings.from_tree(tree)
+    before = settings.path("pg_hba").read_bytes()
+    with pytest.raises(EditStepError, match="restart_command: false exited with 1"):
+        SlaveDBAccessStep(broken).apply(DISABLED, SLAVE)
+    assert settings.path("pg_hba").read_bytes() == before
+    assert not settings.path("pg_listen_conf").exists()
+
+
+def test_missing_password_is_a_clear_error(settings, cluster):
+    with pytest.raises(EditStepError, match="wazo-ha replication-password import"):
+        ReplicationRoleStep(settings).apply(DISABLED, SLAVE)
+
+
+def test_import_on_a_slave_changes_the_role_password(settings, cluster, password):
+    enable(settings)
+    new = replication_password.generate()
+    assert import_password(settings, SLAVE, new) is True
+    assert replication_password.read(settings.path("replication_password")) == new
+    assert oct(settings.path("replication_password").stat().st_mode & 0o777) == "0o600"
+    wait_for(lambda: connect(cluster, new), 10, "connection with the imported password").close()
+    assert "password authentication failed" in refused(cluster, password)
+    ReplicationRoleStep(settings).apply(SLAVE, DISABLED)
+    SlaveDBAccessStep(settings).apply(SLAVE, DISABLED)
+    cluster.psql("postgres", f"REVOKE SET ON PARAMETER session_replication_role FROM {ROLE}; DROP ROLE {ROLE};")
+
+
+def test_ipv6_master_gets_a_128_rule(settings):
+    block = SlaveDBAccessStep(settings).hba_block("2001:db8::2")
+    assert "2001:db8::2/128    scram-sha-256" in block
+
+
+def test_scram_verifier_is_what_postgresql_accepts():
+    verifier = replication_password.scram_verifier("correct horse", salt=b"0123456789abcdef")
+    assert verifier.startswith("SCRAM-SHA-256$4096:MDEyMzQ1Njc4OWFiY2RlZg==$")
+    assert replication_password.verifier_matches(verifier, "correct horse")
+    assert not replication_password.verifier_matches(verifier, "correct horsE")
+    assert not replication_password.verifier_matches("md5abc", "correct horse")

@@ -1,0 +1,58 @@
+"""``replication-password show|import``: the same replication password on both nodes.
+
+The master generates it when it becomes master; copy it to the slave once::
+
+    master# wazo-ha replication-password show
+    slave#  wazo-ha replication-password import      (paste it, or pipe it over ssh)
+
+It is read from stdin (a hidden prompt on a terminal), never from arguments.
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+
+from .. import replication_password
+from ..engine import HAEngine
+from .common import EXIT_FAILED, EXIT_OK, UsageError
+
+
+def register(commands, common) -> None:
+    password = commands.add_parser(
+        "replication-password", parents=[common], help="the replication password shared by both nodes"
+    )
+    actions = password.add_subparsers(dest="password_command", metavar="ACTION", required=True)
+    actions.add_parser("show", parents=[common], help="print it (on the master, to copy it)").set_defaults(
+        handler=cmd_show
+    )
+    actions.add_parser(
+        "import", parents=[common], help="store the master's password, read from stdin (on the slave)"
+    ).set_defaults(handler=cmd_import)
+
+
+def cmd_show(args, engine: HAEngine) -> int:
+    path = engine.settings.path("replication_password")
+    password = replication_password.read(path)
+    if password is None:
+        print(
+            f"wazo-ha: no replication password in {path}: it is generated when this node becomes master",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    print(password)
+    return EXIT_OK
+
+
+def cmd_import(args, engine: HAEngine) -> int:
+    if sys.stdin.isatty():
+        password = getpass.getpass("replication password (from `wazo-ha replication-password show` on the master): ")
+    else:
+        password = sys.stdin.readline()
+    password = password.strip()
+    if not password:
+        raise UsageError("no password given on stdin")
+    role_updated = engine.import_replication_password(password)
+    path = engine.settings.path("replication_password")
+    print(f"replication password stored in {path}" + ("; the replication role now uses it" if role_updated else ""))
+    return EXIT_OK

@@ -1,0 +1,220 @@
+"""Edit step: the per-role schedules, installed while HA is enabled and removed on disable.
+
+* master → ``wazo-ha replicate`` and ``wazo-ha sync`` every
+  ``schedules.master_interval`` minutes (default 1; 60 is today's "hourly at
+  :00"), as a cron file (``schedules.kind: cron``) or two systemd timers.
+* slave → ``wazo-ha watch`` as the systemd service ``wazo-ha-watch.service``
+  (``schedules.slave_mode: watch``) or ``wazo-ha check`` every minute from a
+  cron file (``check``).
+
+Cron files keep today's names (``xivo-ha-master``, ``xivo-ha-slave``) so an
+upgrade replaces the old schedule instead of running it twice. Files are
+written atomically under ``root`` and only when their content changes; the
+units are (de)activated with ``schedules.systemctl`` only when something
+changed. Undo puts every file back exactly and reverses the activations.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import subprocess
+from pathlib import Path
+
+from .config import HASettings
+from .edit import EditStep
+from .errors import EditStepError
+from .managed_files import ExactSnapshot, remove_file, replace_file
+from .settings import DEFAULT_CONFIG_FILE
+
+log = logging.getLogger(__name__)
+
+CRON_MASTER, CRON_SLAVE = "xivo-ha-master", "xivo-ha-slave"
+TIMERS = ("wazo-ha-replicate.timer", "wazo-ha-sync.timer")
+WATCH = "wazo-ha-watch.service"
+HEADER = "# Written by wazo-ha for the HA role {role}; rewritten or removed on every HA edit. Do not edit.\n"
+
+
+class Schedules:
+    """What files (and active units) a role needs, from settings."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.cron_dir: Path = settings.path("cron_dir")
+        self.systemd_dir: Path = settings.path("systemd_dir")
+
+    def all_paths(self) -> list[Path]:
+        units = [f"{name[: -len('.timer')]}.{kind}" for name in TIMERS for kind in ("service", "timer")]
+        return [self.cron_dir / CRON_MASTER, self.cron_dir / CRON_SLAVE] + [
+            self.systemd_dir / unit for unit in (*units, WATCH)
+        ]
+
+    def active_units(self) -> list[str]:
+        """The units our files on disk would have active (what an earlier edit enabled)."""
+        return [path.name for path in self.all_paths() if path.name in (*TIMERS, WATCH) and path.exists()]
+
+    def wanted(self, ha: HASettings) -> tuple[dict[Path, str], list[str]]:
+        """(file → content, units to activate) for ``ha``."""
+        files: dict[Path, str] = {}
+        units: list[str] = []
+        header = HEADER.format(role=ha.node_type)
+        if ha.node_type == "master":
+            if self.settings.get("schedules.kind") == "cron":
+                when = cron_interval(int(self.settings.get("schedules.master_interval")))
+                files[self.cron_dir / CRON_MASTER] = (
+                    header
+                    + _cron_env()
+                    + "".join(f"{when} root {self.command(action)}\n" for action in ("replicate", "sync"))
+                )
+            else:
+                calendar = timer_calendar(int(self.settings.get("schedules.master_interval")))
+                for timer, action in zip(TIMERS, ("replicate", "sync"), strict=True):
+                    service = timer.replace(".timer", ".service")
+                    files[self.systemd_dir / service] = header + _oneshot_unit(action, self.command(action))
+                    files[self.systemd_dir / timer] = header + _timer_unit(action, calendar)
+                    units.append(timer)
+        elif ha.node_type == "slave":
+            if self.settings.get("schedules.slave_mode") == "check":
+                files[self.cron_dir / CRON_SLAVE] = header + _cron_env() + f"* * * * * root {self.command('check')}\n"
+            else:
+                files[self.systemd_dir / WATCH] = header + _watch_unit(self.command("watch"))
+                units.append(WATCH)
+        return files, units
+
+    def command(self, action: str) -> str:
+        argv = [self.settings.get("schedules.command")]
+        config = self.settings.sources[0] if self.settings.sources else None
+        if config and config != DEFAULT_CONFIG_FILE:
+            argv += ["--config", config]
+        argv += [action, "--quiet"]
+        return shlex.join(argv)
+
+
+def _was_present(snapshots: list[ExactSnapshot], unit: str) -> bool:
+    return any(snapshot.path.name == unit and snapshot.content is not None for snapshot in snapshots)
+
+
+def _changed(unit: str, changed_units: list[str]) -> bool:
+    """A timer's or the watch's own file, or (for a timer) its service, was rewritten."""
+    return unit in changed_units or unit.replace(".timer", ".service") in changed_units
+
+
+def cron_interval(minutes: int) -> str:
+    if minutes == 1:
+        return "* * * * *"
+    if minutes == 60:
+        return "0 * * * *"  # hourly at :00, as Wazo does today
+    return f"*/{minutes} * * * *"
+
+
+def timer_calendar(minutes: int) -> str:
+    if minutes == 60:
+        return "*-*-* *:00:00"
+    return f"*-*-* *:00/{minutes}:00"
+
+
+def _cron_env() -> str:
+    return "SHELL=/bin/sh\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+
+
+def _oneshot_unit(action: str, command: str) -> str:
+    return f"[Unit]\nDescription=wazo-ha {action} (HA master)\n\n[Service]\nType=oneshot\nExecStart={command}\n"
+
+
+def _timer_unit(action: str, calendar: str) -> str:
+    return (
+        f"[Unit]\nDescription=wazo-ha {action} on schedule (HA master)\n\n"
+        f"[Timer]\nOnCalendar={calendar}\nAccuracySec=1s\n\n"
+        "[Install]\nWantedBy=timers.target\n"
+    )
+
+
+def _watch_unit(command: str) -> str:
+    return (
+        "[Unit]\nDescription=wazo-ha watch: take over telephony when the HA master fails\n"
+        "After=network-online.target postgresql.service\nWants=network-online.target\n\n"
+        f"[Service]\nType=simple\nExecStart={command}\nRestart=always\nRestartSec=5\n\n"
+        "[Install]\nWantedBy=multi-user.target\n"
+    )
+
+
+class ScheduleStep(EditStep):
+    name = "schedules"
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.schedules = Schedules(settings)
+        self.snapshots: list[ExactSnapshot] = []
+        self.done: dict[str, list[str]] = {}
+
+    def apply(self, before: HASettings, after: HASettings) -> None:
+        self.snapshots, self.done = [], {}
+        if not self.settings.get("schedules.enabled"):
+            log.info("schedules left alone (schedules.enabled is false)")
+            return
+        files, units = self.schedules.wanted(after)
+        units_before = [unit for unit in self.schedules.active_units() if unit not in units]
+        snapshots = [ExactSnapshot.take(path) for path in self.schedules.all_paths()]
+        done: dict[str, list[str]] = {"stopped": [], "started": [], "restarted": []}
+        try:
+            if units_before:
+                self._systemctl("disable", "--now", *units_before)
+                done["stopped"] = units_before
+            changed_units = []
+            for path in self.schedules.all_paths():
+                if path in files:
+                    changed = replace_file(path, files[path].encode(), 0o644)
+                else:
+                    changed = remove_file(path)
+                if changed and path.parent == self.schedules.systemd_dir:
+                    changed_units.append(path.name)
+            if changed_units:
+                self._systemctl("daemon-reload")
+            new = [unit for unit in units if unit in changed_units and not _was_present(snapshots, unit)]
+            rewritten = [unit for unit in units if unit not in new and _changed(unit, changed_units)]
+            if new:
+                self._systemctl("enable", "--now", *new)
+                done["started"] = new
+            if rewritten:
+                self._systemctl("restart", *rewritten)
+                done["restarted"] = rewritten
+        except Exception:
+            self._put_back(snapshots, done)
+            raise
+        self.snapshots, self.done = snapshots, done
+
+    def undo(self, before: HASettings, after: HASettings) -> None:
+        if self.snapshots:
+            self._put_back(self.snapshots, self.done)
+
+    def _put_back(self, snapshots: list[ExactSnapshot], done: dict[str, list[str]]) -> None:
+        """Reverse what apply did; every part is tried even if one fails (files first of all)."""
+        if done["started"]:
+            self._best_effort("disable", "--now", *done["started"])
+        for snapshot in snapshots:
+            snapshot.restore()
+        if any(done.values()):
+            self._best_effort("daemon-reload")
+        if done["restarted"]:
+            self._best_effort("restart", *done["restarted"])
+        if done["stopped"]:
+            self._best_effort("enable", "--now", *done["stopped"])
+
+    def _best_effort(self, *args: str) -> None:
+        try:
+            self._systemctl(*args)
+        except EditStepError as exc:
+            log.error("while putting the schedules back: %s", exc)
+
+    def _systemctl(self, *args: str) -> None:
+        argv = [*self.settings.get("schedules.systemctl"), *args]
+        timeout = float(self.settings.get("timeouts.command"))
+        try:
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        except FileNotFoundError:
+            raise EditStepError(f"schedules.systemctl: command not found: {argv[0]!r}") from None
+        except subprocess.TimeoutExpired:
+            raise EditStepError(f"{shlex.join(argv)} did not finish within {timeout:g} s") from None
+        if result.returncode != 0:
+            detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or [""]
+            raise EditStepError(f"{shlex.join(argv)} exited with {result.returncode}: {detail[0]}")

@@ -1,0 +1,314 @@
+"""Edit steps: the slave's configuration database opened to the master, and closed again.
+
+Three steps, in this order (each undoes itself exactly):
+
+* :class:`ReplicationPasswordStep` — on the master, the replication password
+  file is generated (0600) when missing. It is kept on disable, so a node that
+  is re-enabled keeps the password its peer knows.
+* :class:`ReplicationRoleStep` — on the slave, the dedicated role (default
+  ``wazo_ha_replication``) exists and can log in with that password; the
+  server only ever sees a SCRAM-SHA-256 verifier. Leaving slave: its password
+  is removed (the role cannot log in any more).
+* :class:`SlaveDBAccessStep` — on the slave, a marked block in ``pg_hba.conf``
+  lets the master's address (``/32`` or ``/128``) reach the configuration
+  database as that role with ``scram-sha-256`` (never ``trust``), and an
+  include file sets ``listen_addresses``; PostgreSQL is reloaded (``pg_hba``)
+  or restarted (``listen_addresses``) with the commands from settings.
+  Leaving slave: both removed, PostgreSQL reloaded/restarted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import subprocess
+
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from . import replication_password
+from .config import HASettings
+from .config_db import config_db_engine, database_error
+from .edit import EditStep
+from .errors import EditStepError
+from .managed_files import ExactSnapshot, remove_file, replace_file
+
+log = logging.getLogger(__name__)
+
+BEGIN_MARK = "# BEGIN wazo-ha: managed by wazo-ha while this node is an HA slave; do not edit"
+END_MARK = "# END wazo-ha"
+HOW_TO_COPY = (
+    "no replication password at {path}: on the master run `wazo-ha replication-password show`, "
+    "and here `wazo-ha replication-password import` (it reads the password from stdin), then retry"
+)
+
+
+def _becomes_slave(before: HASettings, after: HASettings) -> bool:
+    return after.node_type == "slave"
+
+
+def _leaves_slave(before: HASettings, after: HASettings) -> bool:
+    return before.node_type == "slave" and after.node_type != "slave"
+
+
+class ReplicationPasswordStep(EditStep):
+    """Master: make sure the replication password exists (generated once)."""
+
+    name = "replication password"
+
+    def __init__(self, settings):
+        self.path = settings.path("replication_password")
+        self.created = False
+
+    def apply(self, before: HASettings, after: HASettings) -> None:
+        self.created = False
+        if after.node_type == "master" and replication_password.read(self.path) is None:
+            replication_password.write(self.path, replication_password.generate())
+            self.created = True
+            log.info("generated the replication password in %s (copy it to the slave)", self.path)
+
+    def undo(self, before: HASettings, after: HASettings) -> None:
+        if self.created:
+            remove_file(self.path)
+
+
+class ReplicationRoleStep(EditStep):
+    """Slave: the replication role logs in with the shared password. Leaving slave: no password."""
+
+    name = "replication role"
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.role = settings.get("slave_db.role")
+        self.password_path = settings.path("replication_password")
+        self.previous: tuple[bool, str | None] | None = None  # (existed, verifier) before apply
+
+    def apply(self, before: HASettings, after: HASettings) -> None:
+        self.previous = None
+        if not self.settings.get("slave_db.enabled"):
+            log.info("replication role left alone (slave_db.enabled is false)")
+            return
+        if _becomes_slave(before, after):
+            password = replication_password.read(self.password_path)
+            if password is None:
+                raise EditStepError(HOW_TO_COPY.format(path=self.password_path))
+            self._set_password(password)
+        elif _leaves_slave(before, after):
+            self._set_password(None)
+
+    def undo(self, before: HASettings, after: HASettings) -> None:
+        if self.previous is None:
+            return
+        existed, verifier = self.previous
+        engine = config_db_engine(self.settings)
+        try:
+            with engine.begin() as connection:
+                if not existed:
+                    _drop_role(connection, self.role)
+                else:
+                    connection.execute(text(f'ALTER ROLE "{self.role}" PASSWORD :verifier'), {"verifier": verifier})
+        finally:
+            engine.dispose()
+
+    def set_password(self, password: str) -> None:
+        """Put a newly imported password on the role (``replication-password import`` on a slave)."""
+        self._set_password(password)
+
+    def _set_password(self, password: str | None) -> None:
+        engine = config_db_engine(self.settings)
+        try:
+            with engine.begin() as connection:
+                row = connection.execute(
+                    text("SELECT rolpassword FROM pg_authid WHERE rolname = :role"), {"role": self.role}
+                ).first()
+                existed, current = (row is not None), (row[0] if row else None)
+                if password is None:
+                    if existed and current is not None:
+                        connection.execute(text(f'ALTER ROLE "{self.role}" PASSWORD NULL'))
+                        self.previous = (existed, current)
+                    return
+                if existed and replication_password.verifier_matches(current, password):
+                    return  # already right: change nothing
+                verifier = replication_password.scram_verifier(password)
+                if not existed:
+                    _create_role(connection, self.role, verifier, self.settings.get("slave_db.grant_roles"))
+                else:
+                    connection.execute(text(f'ALTER ROLE "{self.role}" PASSWORD :verifier'), {"verifier": verifier})
+                self.previous = (existed, current)
+        except SQLAlchemyError as exc:
+            self.previous = None
+            raise database_error(engine, f"cannot set up the replication role {self.role!r}", exc) from None
+        finally:
+            engine.dispose()
+
+
+def _create_role(connection, role: str, verifier: str, grant_roles: list[str]) -> None:
+    connection.execute(text(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER PASSWORD :verifier'), {"verifier": verifier})
+    for granted in grant_roles:
+        if not granted.replace("_", "").replace("-", "").isalnum():
+            raise EditStepError(f"slave_db.grant_roles: not a role name: {granted!r}")
+        connection.execute(text(f'GRANT "{granted}" TO "{role}"'))
+    # A data-only copy loads tables of a foreign-key cycle with triggers off:
+    # PostgreSQL 15 lets a non-superuser do that once granted this parameter.
+    if connection.dialect.server_version_info >= (15,):
+        connection.execute(text(f'GRANT SET ON PARAMETER session_replication_role TO "{role}"'))
+
+
+def _drop_role(connection, role: str) -> None:
+    if connection.dialect.server_version_info >= (15,):
+        connection.execute(text(f'REVOKE SET ON PARAMETER session_replication_role FROM "{role}"'))
+    connection.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+
+
+class SlaveDBAccessStep(EditStep):
+    """Slave: ``pg_hba.conf`` block + ``listen_addresses``; PostgreSQL reloaded/restarted."""
+
+    name = "slave database access"
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.hba = settings.path("pg_hba")
+        self.listen = settings.path("pg_listen_conf")
+        self.snapshots: list[ExactSnapshot] = []
+        self.reloaded, self.restarted = False, False
+
+    def apply(self, before: HASettings, after: HASettings) -> None:
+        self.snapshots, self.reloaded, self.restarted = [], False, False
+        if not self.settings.get("slave_db.enabled"):
+            log.info("slave database access left alone (slave_db.enabled is false)")
+            return
+        if not (_becomes_slave(before, after) or _leaves_slave(before, after)):
+            return
+        if not self.hba.exists():
+            raise EditStepError(f"PostgreSQL's pg_hba.conf not found at {self.hba}: set paths.pg_hba")
+        snapshots = [ExactSnapshot.take(self.hba), ExactSnapshot.take(self.listen)]
+        try:
+            if after.node_type == "slave":
+                hba_changed = self._write_hba(self.hba_block(after.remote_address))
+                listen_changed = self._write_listen(self.listen_addresses(after.remote_address))
+            else:
+                hba_changed = self._write_hba(None)
+                listen_changed = remove_file(self.listen)
+            self.snapshots = snapshots
+            self.reloaded, self.restarted = hba_changed and not listen_changed, listen_changed
+            self._run_postgresql_command(self.reloaded, self.restarted)
+        except Exception:
+            for snapshot in snapshots:
+                snapshot.restore()
+            if self.snapshots:
+                self._quietly_apply_old_files()
+            self.snapshots = []
+            raise
+
+    def undo(self, before: HASettings, after: HASettings) -> None:
+        for snapshot in self.snapshots:
+            snapshot.restore()
+        self._run_postgresql_command(self.reloaded, self.restarted)
+
+    def _quietly_apply_old_files(self) -> None:
+        try:
+            self._run_postgresql_command(self.reloaded, self.restarted)
+        except Exception as exc:  # the original error matters more
+            log.error("could not make PostgreSQL re-read its restored configuration: %s", exc)
+
+    # --- content -------------------------------------------------------------------
+
+    def hba_block(self, master: str) -> str:
+        address = ipaddress.ip_address(master.split("%", 1)[0])  # pg_hba takes no IPv6 zone
+        prefix = 32 if address.version == 4 else 128
+        database, role = self.settings.get("slave_db.database"), self.settings.get("slave_db.role")
+        line = f"host    {_hba_word(database)}    {role}    {address}/{prefix}    scram-sha-256"
+        return f"{BEGIN_MARK}\n{line}\n{END_MARK}\n"
+
+    def listen_addresses(self, master: str) -> list[str]:
+        configured = self.settings.get("slave_db.listen_addresses")
+        if configured:
+            return list(configured)
+        return ["localhost", address_towards(master)]
+
+    def _write_hba(self, block: str | None) -> bool:
+        stat = self.hba.stat()
+        current = self.hba.read_text(encoding="utf-8")
+        content = strip_block(current)
+        if block:
+            # First match wins in pg_hba.conf: the block goes first so no earlier line shadows it.
+            content = block + content
+        return replace_file(self.hba, content.encode(), stat.st_mode & 0o7777)
+
+    def _write_listen(self, addresses: list[str]) -> bool:
+        for address in addresses:
+            if not address or any(c in address for c in "',\\\n"):
+                raise EditStepError(f"slave_db.listen_addresses: not an address: {address!r}")
+        body = (
+            "# Written by wazo-ha while this node is an HA slave: the master replicates into this server.\n"
+            f"listen_addresses = '{','.join(addresses)}'\n"
+        )
+        return replace_file(self.listen, body.encode(), 0o644)
+
+    def _run_postgresql_command(self, reload: bool, restart: bool) -> None:
+        if restart:
+            run_command(self.settings, "slave_db.restart_command")
+        elif reload:
+            run_command(self.settings, "slave_db.reload_command")
+
+
+def strip_block(content: str) -> str:
+    """``content`` without our marked block (the rest byte for byte)."""
+    lines = content.splitlines(keepends=True)
+    kept, inside = [], False
+    for line in lines:
+        if line.rstrip("\n") == BEGIN_MARK:
+            inside = True
+        elif inside and line.rstrip("\n") == END_MARK:
+            inside = False
+        elif not inside:
+            kept.append(line)
+    return "".join(kept)
+
+
+def _hba_word(word: str) -> str:
+    return word if word.replace("_", "").isalnum() else '"' + word.replace('"', "") + '"'
+
+
+def address_towards(peer: str) -> str:
+    """This node's source address on the route to ``peer`` (a UDP connect sends no packet)."""
+    family = socket.AF_INET6 if ":" in peer else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((peer, 5432))
+            return probe.getsockname()[0].split("%", 1)[0]
+    except OSError as exc:
+        raise EditStepError(
+            f"cannot tell this node's address towards the master {peer} ({exc.strerror}): set slave_db.listen_addresses"
+        ) from None
+
+
+def run_command(settings, key: str) -> None:
+    argv = list(settings.get(key))
+    timeout = float(settings.get("timeouts.command"))
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except FileNotFoundError:
+        raise EditStepError(f"{key}: command not found: {argv[0]!r}") from None
+    except subprocess.TimeoutExpired:
+        raise EditStepError(f"{key}: {' '.join(argv)} did not finish within {timeout:g} s") from None
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or [""]
+        raise EditStepError(f"{key}: {' '.join(argv)} exited with {result.returncode}: {detail[0]}")
+
+
+def import_password(settings, ha: HASettings, password: str) -> bool:
+    """Store the password copied from the master; on a slave, put it on the role at once.
+
+    Returns whether the role was updated. The file is written only once the
+    role accepted the password, so a failure leaves both as they were.
+    """
+    replication_password.check(password)
+    path = settings.path("replication_password")
+    role_updated = False
+    if ha.node_type == "slave" and settings.get("slave_db.enabled"):
+        ReplicationRoleStep(settings).set_password(password)
+        role_updated = True
+    replication_password.write(path, password)
+    return role_updated

@@ -49,16 +49,19 @@ def engine(tmp_path, pg_cluster, asterisk_db, provd):
 
 
 def node_files(root):
+    """Every file an edit may change: the store and the metrics (which follow the journal) left out."""
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and "wazo-ha" not in p.parts
+        if p.is_file() and "wazo-ha" not in p.parts and p.suffix != ".prom"
     }
 
 
 def mtimes(root):
-    """Every node file but the state store (which journals the unchanged edit)."""
-    return {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file() and p.name != "state.db"}
+    """Every node file but the state store and the metrics (both follow the journal of the unchanged edit)."""
+    return {
+        p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file() and p.name != "state.db" and p.suffix != ".prom"
+    }
 
 
 def test_enable_disable_and_a_failure_half_way(engine, provd, pg_cluster, asterisk_db, tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ from .engine import HAEngine
 from .errors import (
     AlreadyRunning,
     EditError,
+    NotInitialised,
     PeerUnreachable,
     PluginError,
     PluginLoadError,
@@ -36,9 +37,11 @@ from .extensions import (
     Plugin,
     PluginContext,
     ProbeAnswer,
+    ProgressCallback,
     ReplicationBackend,
     ServiceManager,
     ServiceState,
+    no_progress,
 )
 from .settings import Settings
 
@@ -63,6 +66,7 @@ __all__ = [
     "HAEngine",
     "HASettings",
     "HealthProbe",
+    "NotInitialised",
     "OperationResult",
     "PeerUnreachable",
     "Plugin",
@@ -72,6 +76,7 @@ __all__ = [
     "PluginTimeout",
     "PreflightError",
     "ProbeAnswer",
+    "ProgressCallback",
     "ReplicationBackend",
     "ServiceManager",
     "ServiceState",
@@ -83,5 +88,6 @@ __all__ = [
     "ValidationError",
     "WazoHAError",
     "get_ha",
+    "no_progress",
     "update_ha",
 ]

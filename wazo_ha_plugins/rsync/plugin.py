@@ -10,6 +10,7 @@ batch mode and a connect timeout, and reports what it moved.
 
 from __future__ import annotations
 
+import base64
 import os
 import posixpath
 import socket
@@ -115,7 +116,7 @@ class RsyncBackend(FileSyncBackend):
                 client = self.connection.client
                 client.set_missing_host_key_policy(paramiko.RejectPolicy() if pinned else _AcceptFirst())
                 if pinned:
-                    key = paramiko.PKey.from_type_string(*pinned)
+                    key = paramiko.PKey.from_type_string(pinned[0], base64.b64decode(pinned[1]))
                     client.get_host_keys().add(trust.host_pattern(peer, port), pinned[0], key)
                 try:
                     self.connection.open()

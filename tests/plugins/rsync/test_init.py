@@ -75,7 +75,7 @@ def test_init_refuses_a_changed_host_key(pair):
     pair.sshd.new_host_key()
     pair.sshd.run()
 
-    with pytest.raises(PluginError, match="host key of the slave 127.0.0.1 does not match"):
+    with pytest.raises(PluginError, match=r"host key of the slave 127\.0\.0\.1 does not match"):
         pair.plugin().init(PEER, rotate=True)
     assert pair.sshd.host_public_key[1] not in pair.known_hosts.read_text()
 

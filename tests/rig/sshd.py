@@ -43,6 +43,7 @@ class Sshd:
         self.shadow = directory / "shadow"
         self.log_file = directory / "sshd.log"
         self.process: subprocess.Popen | None = None
+        self._listened_before = 0
 
     @classmethod
     def start(cls, host: str = "127.0.0.1", port: int | None = None, netns: str | None = None) -> Sshd:
@@ -116,6 +117,7 @@ class Sshd:
         prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
         script = f'mount --bind "{self.shadow}" /etc/shadow && exec {SSHD} -D -e -f "{self.config}"'
         log = open(self.log_file, "ab")
+        self._listened_before = self._listen_lines()  # a restart must not be fooled by the previous run's line
         self.process = subprocess.Popen(
             [*prefix, "unshare", "--mount", "--propagation", "private", "sh", "-c", script],
             stdout=log,
@@ -128,7 +130,10 @@ class Sshd:
     def _listening(self) -> bool:
         if self.process and self.process.poll() is not None:
             raise RuntimeError(f"sshd exited with {self.process.returncode}: {self.log()[-2000:]}")
-        return f"Server listening on {self.host} port {self.port}" in self.log()
+        return self._listen_lines() > self._listened_before
+
+    def _listen_lines(self) -> int:
+        return self.log().count(f"Server listening on {self.host} port {self.port}")
 
     def log(self) -> str:
         try:

@@ -173,5 +173,11 @@ def explain_failure(code: int, errors: list[str], peer: str, known_hosts: str) -
     unreachable = ("Connection refused", "Connection timed out", "No route to host", "Network is unreachable")
     if code == 255 and any(marker in text for marker in unreachable):
         return PeerUnreachable(f"cannot reach the slave {peer} over ssh: {detail}")
+    lost = ("closed by remote host", "Broken pipe", "Connection reset", "connection unexpectedly closed")
+    if code in (10, 12, 30, 255) and any(marker in text for marker in lost):
+        return PluginError(
+            f"the connection to the slave {peer} was lost during the transfer (rsync exit {code}): {detail}. "
+            "Files already copied are complete; the next sync copies the rest."
+        )
     meaning = EXIT_MESSAGES.get(code, "unknown error")
     return PluginError(f"rsync to the slave {peer} failed (exit {code}: {meaning}): {detail or 'no message'}")

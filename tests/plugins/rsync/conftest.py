@@ -88,9 +88,7 @@ class Pair:
         ssh += ["-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={self.known_hosts}"]
         if bind:
             ssh += ["-b", bind]
-        return subprocess.run(
-            ["rsync", "-e", " ".join(ssh), *args], capture_output=True, text=True, timeout=120
-        )
+        return subprocess.run(["rsync", "-e", " ".join(ssh), *args], capture_output=True, text=True, timeout=120)
 
 
 def settings_tree(tmp: Path, master: Path, slave: Path, sshd: Sshd) -> dict:

@@ -73,13 +73,16 @@ class Pair:
     def known_hosts(self) -> Path:
         return self.master / "var/lib/wazo-ha/ssh/known_hosts"
 
-    def ssh(self, *command: str, bind: str | None = None, key: Path | None = None) -> subprocess.CompletedProcess:
+    def ssh(
+        self, *command: str, bind: str | None = None, key: Path | None = None, options: tuple[str, ...] = ()
+    ) -> subprocess.CompletedProcess:
         """ssh to the slave with the installed sync key, like an attacker holding it would."""
         argv = ["ssh", "-F", "/dev/null", "-i", str(key or self.key_file), "-p", str(self.sshd.port)]
         argv += ["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=yes"]
         argv += ["-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "ConnectTimeout=5"]
         if bind:
             argv += ["-b", bind]
+        argv += options
         return subprocess.run([*argv, f"root@{PEER}", *command], capture_output=True, text=True, timeout=60)
 
     def rsync(self, *args: str, bind: str | None = None) -> subprocess.CompletedProcess:

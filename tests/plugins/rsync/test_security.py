@@ -42,9 +42,12 @@ def test_the_key_runs_nothing_but_the_receiving_rsync(installed, command):
 
 def test_no_terminal_and_no_forwarding(installed):
     pair, _ = installed
-    result = pair.ssh("-t", "-L", "12345:127.0.0.1:22", "id")
-    assert REFUSED in result.stderr
-    assert "uid=" not in result.stdout
+    terminal = pair.ssh("id", options=("-tt",))
+    assert "PTY allocation request failed" in terminal.stderr + terminal.stdout
+    assert "uid=" not in terminal.stdout
+    forwarding = pair.ssh(options=("-N", "-o", "ExitOnForwardFailure=yes", "-R", "0:127.0.0.1:9"))
+    assert forwarding.returncode == 255
+    assert "remote port forwarding failed" in forwarding.stderr
 
 
 def test_the_key_is_refused_from_another_source_address(installed):

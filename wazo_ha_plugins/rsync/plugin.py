@@ -204,6 +204,9 @@ class RsyncBackend(FileSyncBackend):
             self.log.warning("%s", warning)
         if not sources:
             return OperationResult("skipped", "no directory to sync", figures, warnings)
+        for key, path in (("key_file", key_file), ("known_hosts_file", known_hosts)):
+            if any(character.isspace() or character in "'\"\\" for character in str(path)):
+                raise PluginError(f"plugin_config.rsync.{key} resolves to {str(path)!r}: no spaces or quotes allowed")
         ssh = transfer.ssh_command(str(key_file), str(known_hosts), port, self._connect_timeout())
         host = f"[{peer}]" if ":" in peer else peer
         remote_root = self.config["remote_root"]

@@ -17,6 +17,7 @@ from .errors import (
     AlreadyRunning,
     EditError,
     EditStepError,
+    NotInitialised,
     PeerUnreachable,
     PluginError,
     PluginLoadError,
@@ -37,9 +38,11 @@ from .extensions import (
     Plugin,
     PluginContext,
     ProbeAnswer,
+    ProgressCallback,
     ReplicationBackend,
     ServiceManager,
     ServiceState,
+    no_progress,
 )
 from .settings import Settings
 
@@ -65,6 +68,7 @@ __all__ = [
     "HAEngine",
     "HASettings",
     "HealthProbe",
+    "NotInitialised",
     "OperationResult",
     "PeerUnreachable",
     "Plugin",
@@ -74,6 +78,7 @@ __all__ = [
     "PluginTimeout",
     "PreflightError",
     "ProbeAnswer",
+    "ProgressCallback",
     "ReplicationBackend",
     "ServiceManager",
     "ServiceState",
@@ -85,5 +90,6 @@ __all__ = [
     "ValidationError",
     "WazoHAError",
     "get_ha",
+    "no_progress",
     "update_ha",
 ]

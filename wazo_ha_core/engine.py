@@ -12,13 +12,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from . import devices
+from . import devices, file_sync
 from .compat import CompatFiles
 from .config import DISABLED, HASettings, detect_local_addresses, validate_ha_body
 from .edit import EditStep, run_steps
 from .edit_steps import CompatFilesStep, ProvisionerStep, StoreStep
 from .errors import EditError
 from .extensions import OperationResult, ProgressCallback, no_progress
+from .file_sync import SyncReport
 from .journal import Event, Journal, utcnow
 from .metrics import MetricsFile
 from .notify import Notifier
@@ -143,6 +144,16 @@ class HAEngine:
     def local_addresses(self) -> list[str]:
         configured = self.settings.get("local_addresses")
         return list(configured) if configured is not None else detect_local_addresses()
+
+    # --- file sync (master) ------------------------------------------------------------
+
+    def sync_files(self, progress: ProgressCallback = no_progress) -> SyncReport:
+        """Mirror the configured directories to the slave; see :mod:`wazo_ha_core.file_sync`."""
+        return file_sync.sync_files(self, progress=progress)
+
+    def init_file_sync(self, rotate: bool = False) -> list[dict[str, Any]]:
+        """Set up (or rotate) the file-sync trust with the slave; see :mod:`wazo_ha_core.file_sync`."""
+        return file_sync.init_file_sync(self, rotate=rotate)
 
     # --- status -----------------------------------------------------------------------
 

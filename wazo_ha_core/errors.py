@@ -100,6 +100,10 @@ class PreflightError(PluginError):
     """A precondition was not met; nothing was changed."""
 
 
+class NotInitialised(PreflightError):
+    """The one-time set-up (e.g. ``wazo-ha sync init``) has not been done; nothing was changed."""
+
+
 class AlreadyRunning(PluginError):
     """Another run of the same operation holds the lock."""
 

@@ -41,7 +41,7 @@ PLUGIN_NAMESPACES = {
 class Option:
     key: str  # dotted path, e.g. "paths.ha_conf"
     default: Any
-    kind: str  # "str", "path", "number", "bool", "names", "mapping", "str-or-null", "names-or-null"
+    kind: str  # "str", "path", "number", "bool", "names", "paths", "mapping", "str-or-null", "names-or-null"
     doc: str
 
 
@@ -143,6 +143,31 @@ OPTIONS: tuple[Option, ...] = (
         "/usr/sbin/sendmail",
         "path",
         "The sendmail program used for those mails; when it does not exist, no mail is sent (logged once).",
+    ),
+    Option(
+        "file_sync.directories",
+        [
+            "/etc/asterisk/extensions_extra.d",
+            "/etc/xivo/asterisk",
+            "/root/.config/wazo-auth-cli",
+            "/var/lib/asterisk/agi-bin",
+            "/var/lib/asterisk/moh",
+            "/var/lib/wazo-auth-keys",
+        ],
+        "paths",
+        "Directories the master mirrors to the slave (`wazo-ha sync`), as today's `wazo-sync`.",
+    ),
+    Option(
+        "file_sync.tenant_sounds_dir",
+        "/var/lib/wazo/sounds/tenants",
+        "path-or-null",
+        "Each `<tenant>/<dir>` below it is mirrored too, discovered at every run. Empty: none.",
+    ),
+    Option(
+        "file_sync.tenant_sounds_excluded",
+        ["monitor", "recording"],
+        "names",
+        "Tenant sound directories never mirrored (call recordings stay on the node that made them).",
     ),
     Option("history.default_limit", 20, "number", "How many journal events `status` and `history` show by default."),
     # --- enabling / disabling HA (docs/enabling.rst) ---
@@ -387,6 +412,11 @@ def _type_problem(option: Option, value: Any) -> str | None:
             return f"must be a list of names, got {value!r}"
         if len(set(value)) != len(value):
             return f"lists a name twice: {value!r}"
+    elif kind == "paths":
+        if not isinstance(value, list) or not all(isinstance(item, str) and item.startswith("/") for item in value):
+            return f"must be a list of absolute paths, got {value!r}"
+        if any("/../" in item + "/" for item in value):
+            return f"must not contain '..': {value!r}"
     elif kind == "mapping":
         if not isinstance(value, dict):
             return f"must be a mapping, got {value!r}"

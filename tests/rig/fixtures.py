@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from .postgres import PgCluster
+from .sshd import Sshd
 
 SHARED_FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
 
@@ -50,3 +51,20 @@ def wazo_schema_files() -> tuple[Path, Path]:
     if not schema.exists():
         pytest.fail(f"Wazo schema fixture not found at {schema}")
     return schema, data
+
+
+@pytest.fixture(scope="session")
+def sshd_factory():
+    """Start OpenSSH servers on demand: ``sshd_factory(host=…, netns=…)``; all stopped at session end."""
+    if os.geteuid() != 0:
+        pytest.skip("the sshd rig runs sshd as root: run the tests as root")
+    servers: list[Sshd] = []
+
+    def start(**kwargs) -> Sshd:
+        server = Sshd.start(**kwargs)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

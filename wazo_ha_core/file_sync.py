@@ -1,0 +1,154 @@
+"""What the engine does around a file sync: role check, directory list, lock, journal.
+
+The :class:`~wazo_ha_core.extensions.FileSyncBackend` plugins only move files;
+this module decides whether to run them (master only), with which directories
+(``file_sync.directories`` plus each tenant's sound directories, discovered at
+every run), holds a lock so two syncs never overlap, and journals every run
+with its figures and warnings.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from .errors import AlreadyRunning, NotInitialised, PluginError, PreflightError
+from .extensions import FileSyncBackend, ProgressCallback, no_progress
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .engine import HAEngine
+
+
+@dataclass
+class SyncReport:
+    """What ``wazo-ha sync`` prints: one entry per enabled backend."""
+
+    initialised: bool = True
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        return [warning for result in self.results for warning in result["warnings"]]
+
+    @property
+    def partial(self) -> bool:
+        """rsync-style partial transfer (some files not copied) — today's scripts exit 1 on it."""
+        return any(result["figures"].get("rsync_exit") in (23, 24) for result in self.results)
+
+
+def sync_paths(settings: Settings) -> list[str]:
+    """The node paths to mirror: the configured list, then ``<tenant>/<dir>`` sound directories."""
+    paths = list(settings.get("file_sync.directories"))
+    tree = settings.get("file_sync.tenant_sounds_dir")
+    if not tree:
+        return paths
+    excluded = set(settings.get("file_sync.tenant_sounds_excluded"))
+    local_tree = settings.resolve(tree)
+    try:
+        tenants = [entry for entry in os.scandir(local_tree) if entry.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return paths
+    except OSError as exc:
+        raise PreflightError(f"cannot list tenant sound directories in {local_tree}: {exc.strerror}") from None
+    for tenant in sorted(tenants, key=lambda entry: entry.name):
+        for entry in sorted(os.scandir(tenant.path), key=lambda entry: entry.name):
+            if entry.name not in excluded and entry.is_dir(follow_symlinks=False):
+                paths.append(str(PurePosixPath(tree) / tenant.name / entry.name))
+    return paths
+
+
+def _master_peer(engine: HAEngine, operation: str) -> str:
+    ha = engine.current_settings()
+    if ha.node_type != "master":
+        raise PreflightError(f"{operation} runs on the master only; this node is {ha.node_type!r}")
+    return ha.remote_address
+
+
+def _backends(engine: HAEngine) -> list[FileSyncBackend]:
+    backends = engine.loader.load("file_sync")
+    if not backends:
+        raise PreflightError("no file sync plugin is enabled: set plugins.file_sync (e.g. [rsync])")
+    return backends  # type: ignore[return-value]
+
+
+@contextmanager
+def _sync_lock(settings: Settings) -> Iterator[None]:
+    run_dir = settings.path("run_dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "file-sync.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AlreadyRunning("another file sync is running on this node") from None
+        yield
+
+
+def sync_files(engine: HAEngine, *, progress: ProgressCallback = no_progress) -> SyncReport:
+    """Mirror the directories to the slave with every enabled backend; journal each run.
+
+    Raises :class:`PreflightError` when this node is not the master and
+    :class:`PluginError` when a backend fails (journaled as ``failed``). A
+    backend not set up yet is journaled as ``skipped`` and reported with
+    ``initialised=False``.
+    """
+    try:
+        peer = _master_peer(engine, "file sync")
+    except PreflightError as exc:
+        _journal_refusal(engine, "sync", exc)
+        raise
+    report = SyncReport()
+    with _sync_lock(engine.settings):
+        paths = sync_paths(engine.settings)
+        for backend in _backends(engine):
+            with engine.journal.record("sync") as event:
+                event.figures = {"plugin": backend.name, "peer": peer, "directories": len(paths)}
+                try:
+                    result = backend.sync(peer, paths, progress=progress)
+                except NotInitialised as exc:
+                    report.initialised = False
+                    event.outcome, event.message = "skipped", str(exc)
+                    report.results.append(_entry(backend.name, "skipped", str(exc), event.figures, []))
+                    continue
+                event.figures.update(result.figures)
+                if result.warnings:
+                    event.figures["warnings"] = list(result.warnings)
+                event.outcome = "ok" if result.outcome != "skipped" else "skipped"
+                event.message = result.message + (f" ({len(result.warnings)} warnings)" if result.warnings else "")
+                report.results.append(
+                    _entry(backend.name, result.outcome, result.message, event.figures, result.warnings)
+                )
+    return report
+
+
+def init_file_sync(engine: HAEngine, *, rotate: bool = False) -> list[dict[str, Any]]:
+    """Set up (or, with ``rotate``, renew) the trust of every enabled backend; journaled."""
+    try:
+        peer = _master_peer(engine, "file sync init")
+    except PreflightError as exc:
+        _journal_refusal(engine, "sync-init", exc)
+        raise
+    entries = []
+    for backend in _backends(engine):
+        with engine.journal.record("sync-init") as event:
+            event.figures = {"plugin": backend.name, "peer": peer, "rotate": rotate}
+            result = backend.init(peer, rotate=rotate)
+            event.figures.update(result.figures)
+            event.outcome = "ok" if result.outcome != "skipped" else "unchanged"
+            event.message = result.message
+            entries.append(_entry(backend.name, result.outcome, result.message, event.figures, result.warnings))
+    return entries
+
+
+def _entry(plugin: str, outcome: str, message: str, figures: dict, warnings: list[str]) -> dict[str, Any]:
+    return {"plugin": plugin, "outcome": outcome, "message": message, "figures": dict(figures), "warnings": warnings}
+
+
+def _journal_refusal(engine: HAEngine, kind: str, exc: PluginError) -> None:
+    with engine.journal.record(kind) as event:
+        event.outcome, event.message = "refused", str(exc)

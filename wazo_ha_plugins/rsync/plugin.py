@@ -1,0 +1,309 @@
+"""``rsync``: the default :class:`FileSyncBackend` — rsync over ssh with a key that can only sync.
+
+``init`` (once, on the master, with the slave's password) creates an ed25519
+key, installs it on the slave restricted to the master's address and to a
+forced command (:mod:`.receiver`) that only lets rsync write the synced
+directories, and pins the slave's host key in the library's own known_hosts.
+``sync`` runs ``rsync -aR --delete-after`` over ssh with that key, that pin,
+batch mode and a connect timeout, and reports what it moved.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import posixpath
+import socket
+import stat
+from collections.abc import Sequence
+from pathlib import Path
+
+import paramiko
+from fabric import Config, Connection
+
+from wazo_ha_core import (
+    FileSyncBackend,
+    NotInitialised,
+    OperationResult,
+    PeerUnreachable,
+    PluginError,
+    ProgressCallback,
+    no_progress,
+)
+
+from . import transfer, trust
+
+RECEIVER_SOURCE = Path(__file__).with_name("receiver.py")
+
+
+class RsyncBackend(FileSyncBackend):
+    default_config = {
+        "user": "root",
+        "port": 22,
+        # On this node, resolved under settings `root`:
+        "key_file": "/root/.ssh/wazo-ha-sync_ed25519",
+        "known_hosts_file": "/var/lib/wazo-ha/ssh/known_hosts",
+        # On the slave, as the slave sees them:
+        "authorized_keys_file": "/root/.ssh/authorized_keys",
+        "receiver_path": "/usr/local/libexec/wazo-ha/rsync-receiver",
+        "remote_python": "/usr/bin/python3",
+        "remote_root": "/",
+        # Addresses the key is accepted from; empty: the address this node uses to reach the slave.
+        "from_addresses": [],
+        "password_file": None,
+        "password_env": None,
+        "io_timeout": 60,
+        "bandwidth_limit": None,
+    }
+
+    # --- init ------------------------------------------------------------------------
+
+    def init(self, peer: str, *, rotate: bool = False) -> OperationResult:
+        key_file = self._local_path("key_file")
+        known_hosts = self._local_path("known_hosts_file")
+        user, port = self._user(), self._port()
+        pattern = trust.host_pattern(peer, port)
+        retired: set[str] = set()
+        fresh_key = not key_file.exists()
+        staged = key_file
+        if rotate and not fresh_key:
+            retired.add(trust.public_key(key_file)[1])
+            staged = key_file.with_name(key_file.name + ".new")
+        if fresh_key or rotate:
+            trust.generate_key(staged, f"{trust.KEY_COMMENT}@{socket.gethostname()}")
+        key_type, blob = trust.public_key(staged)
+        line = trust.authorized_line(key_type, blob, self._from_addresses(peer, port), self._forced_command())
+        password = trust.read_password(self.config, user, peer)
+        pinned = trust.pinned_key(known_hosts, pattern)
+        with self._admin_connection(peer, user, port, password, pinned) as (connection, seen_key):
+            installed = self._install(connection, line, retired)
+        if staged != key_file:
+            os.replace(staged.with_name(staged.name + ".pub"), key_file.with_name(key_file.name + ".pub"))
+            os.replace(staged, key_file)
+        newly_pinned = trust.pin_host_key(known_hosts, pattern, *seen_key)
+        changed = [
+            what
+            for what, done in (
+                ("new key" if not rotate else "key rotated", fresh_key or rotate),
+                ("key installed on the slave", installed),
+                ("host key pinned", newly_pinned),
+            )
+            if done
+        ]
+        message = ", ".join(changed) if changed else "already set up, nothing changed"
+        self.log.info("file sync init with %s: %s", peer, message)
+        return OperationResult(
+            outcome="synced" if changed else "skipped",
+            message=message,
+            figures={"key_file": str(key_file), "known_hosts": str(known_hosts), "rotated": rotate},
+        )
+
+    def _admin_connection(self, peer, user, port, password, pinned):
+        """A fabric connection with the password, checking the pinned host key when there is one."""
+        backend = self
+
+        class Session:
+            def __enter__(self):
+                config = Config(overrides={"load_ssh_configs": False})
+                self.connection = Connection(
+                    peer,
+                    user=user,
+                    port=port,
+                    config=config,
+                    connect_timeout=backend._connect_timeout(),
+                    connect_kwargs={"password": password, "look_for_keys": False, "allow_agent": False},
+                )
+                client = self.connection.client
+                client.set_missing_host_key_policy(paramiko.RejectPolicy() if pinned else _AcceptFirst())
+                if pinned:
+                    key = paramiko.PKey.from_type_string(pinned[0], base64.b64decode(pinned[1]))
+                    client.get_host_keys().add(trust.host_pattern(peer, port), pinned[0], key)
+                try:
+                    self.connection.open()
+                except paramiko.BadHostKeyException:
+                    raise PluginError(backend._host_key_changed(peer, "during init")) from None
+                except paramiko.SSHException as exc:
+                    if pinned and "not found in known_hosts" in str(exc):
+                        raise PluginError(backend._host_key_changed(peer, "during init")) from None
+                    if isinstance(exc, paramiko.AuthenticationException):
+                        raise PluginError(f"the slave {peer} refused the password of {user}") from None
+                    raise PluginError(f"ssh to the slave {peer} failed: {exc}") from None
+                except (OSError, TimeoutError) as exc:
+                    raise PeerUnreachable(f"cannot reach the slave {peer}:{port} over ssh: {exc}") from None
+                server_key = self.connection.transport.get_remote_server_key()
+                return self.connection, (server_key.get_name(), server_key.get_base64())
+
+            def __exit__(self, *exc):
+                self.connection.close()
+
+        return Session()
+
+    def _install(self, connection, line: str, retired: set[str]) -> bool:
+        """Put the receiver and our authorized_keys line on the slave; False when both were already there."""
+        sftp = connection.sftp()
+        changed = _put_if_different(sftp, self.config["receiver_path"], RECEIVER_SOURCE.read_bytes(), 0o755)
+        authorized = self.config["authorized_keys_file"]
+        current = _read_remote(sftp, authorized)
+        text = current.decode() if current is not None else ""
+        merged = trust.merge_authorized_keys(text, line, retired)
+        if merged != text:
+            _put_if_different(sftp, authorized, merged.encode(), 0o600, parent_mode=0o700)
+            changed = True
+        return changed
+
+    def _forced_command(self) -> str:
+        settings = self.context.settings
+        tree = settings.get("file_sync.tenant_sounds_dir")
+        return trust.forced_command(
+            self.config["remote_python"],
+            self.config["receiver_path"],
+            self.config["remote_root"],
+            list(settings.get("file_sync.directories")),
+            [tree] if tree else [],
+            list(settings.get("file_sync.tenant_sounds_excluded")),
+        )
+
+    def _from_addresses(self, peer: str, port: int) -> list[str]:
+        configured = self.config["from_addresses"]
+        if configured:
+            for address in configured:
+                if not trust.SAFE_ARGUMENT.match(str(address)):
+                    raise PluginError(f"plugin_config.rsync.from_addresses: {address!r} is not an address")
+            return [str(address) for address in configured]
+        return [trust.source_address(peer, port)]
+
+    def _host_key_changed(self, peer: str, when: str) -> str:
+        known_hosts = self._local_path("known_hosts_file")
+        return (
+            f"host key of the slave {peer} does not match the key pinned in {known_hosts} ({when}): refusing. "
+            "If the slave was reinstalled, remove its line from that file and run init again; "
+            "otherwise someone may be impersonating the slave."
+        )
+
+    # --- sync ------------------------------------------------------------------------
+
+    def sync(self, peer: str, paths: Sequence[str], *, progress: ProgressCallback = no_progress) -> OperationResult:
+        key_file = self._local_path("key_file")
+        known_hosts = self._local_path("known_hosts_file")
+        port = self._port()
+        if not key_file.exists():
+            raise NotInitialised(f"no sync key at {key_file}: run `wazo-ha sync init` first")
+        if trust.pinned_key(known_hosts, trust.host_pattern(peer, port)) is None:
+            raise NotInitialised(f"the slave's host key is not pinned in {known_hosts}: run `wazo-ha sync init` first")
+        root = str(self.context.settings.root).rstrip("/")
+        sources, warnings = [], []
+        for path in paths:
+            local = self.context.settings.resolve(path)
+            if not local.is_dir():
+                warnings.append(f"skipped {path}: no such directory on this node ({local})")
+                continue
+            # "/./" tells rsync -R where the mirrored relative path starts.
+            sources.append(f"{root}/./{str(path).strip('/')}")
+        figures: dict = {"directories": len(sources), "skipped": len(paths) - len(sources)}
+        for warning in warnings:
+            self.log.warning("%s", warning)
+        if not sources:
+            return OperationResult("skipped", "no directory to sync", figures, warnings)
+        for key, path in (("key_file", key_file), ("known_hosts_file", known_hosts)):
+            if any(character.isspace() or character in "'\"\\" for character in str(path)):
+                raise PluginError(f"plugin_config.rsync.{key} resolves to {str(path)!r}: no spaces or quotes allowed")
+        ssh = transfer.ssh_command(str(key_file), str(known_hosts), port, self._connect_timeout())
+        host = f"[{peer}]" if ":" in peer else peer
+        remote_root = self.config["remote_root"]
+        command = transfer.rsync_command(
+            ssh,
+            sources,
+            f"{self._user()}@{host}:{remote_root}",
+            io_timeout=int(self.config["io_timeout"]),
+            bandwidth_limit=self.config["bandwidth_limit"],
+            progress=progress is not no_progress,
+        )
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "HOME": str(key_file.parent)}
+        result = transfer.run_rsync(command, progress, env)
+        figures.update(result.figures)
+        figures["rsync_exit"] = result.exit_code
+        if result.exit_code in transfer.PARTIAL:
+            meaning = transfer.EXIT_MESSAGES[result.exit_code]
+            detail = "; ".join(result.errors[-5:])
+            warnings.append(f"rsync exit {result.exit_code}, {meaning}" + (f": {detail}" if detail else ""))
+            self.log.warning("%s", warnings[-1])
+        elif result.exit_code != 0:
+            raise transfer.explain_failure(result.exit_code, result.errors, peer, str(known_hosts))
+        message = (
+            f"{figures.get('files_transferred', 0)} files, {figures.get('bytes_transferred', 0)} bytes transferred, "
+            f"{figures.get('files_deleted', 0)} deleted"
+        )
+        return OperationResult("synced", message, figures, warnings)
+
+    # --- settings --------------------------------------------------------------------
+
+    def _local_path(self, key: str) -> Path:
+        value = self.config[key]
+        if not isinstance(value, str) or not value.startswith("/"):
+            raise PluginError(f"plugin_config.rsync.{key} must be an absolute path, got {value!r}")
+        return self.context.settings.resolve(value)
+
+    def _user(self) -> str:
+        user = self.config["user"]
+        if not isinstance(user, str) or not trust.SAFE_ARGUMENT.match(user) or user.startswith("-"):
+            raise PluginError(f"plugin_config.rsync.user must be a user name, got {user!r}")
+        return user
+
+    def _port(self) -> int:
+        port = self.config["port"]
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise PluginError(f"plugin_config.rsync.port must be a TCP port number, got {port!r}")
+        return port
+
+    def _connect_timeout(self) -> float:
+        return float(self.context.settings.get("timeouts.connect"))
+
+
+class _AcceptFirst(paramiko.MissingHostKeyPolicy):
+    """First contact: accept the key presented; init pins it once the password is accepted."""
+
+    def missing_host_key(self, client, hostname, key):
+        return None
+
+
+def _read_remote(sftp, path: str) -> bytes | None:
+    try:
+        with sftp.open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise PluginError(f"cannot read {path} on the slave: {exc}") from None
+
+
+def _put_if_different(sftp, path: str, content: bytes, mode: int, parent_mode: int = 0o755) -> bool:
+    """Write ``path`` on the slave atomically (temp file + rename) unless it already holds ``content``."""
+    if _read_remote(sftp, path) == content and stat.S_IMODE(sftp.stat(path).st_mode) == mode:
+        return False
+    parent = posixpath.dirname(path)
+    _makedirs_remote(sftp, parent, parent_mode)
+    scratch = f"{parent}/.{posixpath.basename(path)}.wazo-ha-tmp"
+    try:
+        with sftp.open(scratch, "wb") as handle:
+            handle.chmod(mode)
+            handle.write(content)
+        sftp.posix_rename(scratch, path)
+    except OSError as exc:
+        raise PluginError(f"cannot write {path} on the slave: {exc}") from None
+    return True
+
+
+def _makedirs_remote(sftp, directory: str, mode: int) -> None:
+    missing = []
+    while directory not in ("", "/"):
+        try:
+            sftp.stat(directory)
+            break
+        except FileNotFoundError:
+            missing.append(directory)
+            directory = posixpath.dirname(directory)
+    for path in reversed(missing):
+        try:
+            sftp.mkdir(path, mode)
+        except OSError as exc:
+            raise PluginError(f"cannot create {path} on the slave: {exc}") from None

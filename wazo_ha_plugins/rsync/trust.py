@@ -1,0 +1,190 @@
+"""The trust between master and slave: the sync key, its authorized_keys line, the pinned host key.
+
+Pure helpers (no network): build and edit the text of ``authorized_keys`` and
+``known_hosts``, generate the key, read the init password. The plugin does
+the I/O on the slave through fabric.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+from wazo_ha_core import PluginError
+
+#: Comment of the key line on the slave; lines carrying it are ours to replace.
+KEY_COMMENT = "wazo-ha-file-sync"
+#: Characters allowed in anything written into the forced command (no quoting needed).
+SAFE_ARGUMENT = re.compile(r"^[A-Za-z0-9._/@+:-]+$")
+
+
+def host_pattern(host: str, port: int) -> str:
+    """How OpenSSH names a host in known_hosts: ``host`` on port 22, ``[host]:port`` otherwise."""
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+def generate_key(path: Path, comment: str) -> None:
+    """Write a new passphrase-less ed25519 key pair at ``path`` (0600) and ``path.pub``, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".wazo-ha-keygen-") as scratch:
+        scratch_key = Path(scratch) / "key"
+        result = subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(scratch_key)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+        )
+        if result.returncode != 0:
+            raise PluginError(f"ssh-keygen failed to create the sync key: {result.stderr.strip()}")
+        os.chmod(scratch_key, 0o600)
+        os.replace(scratch_key.with_suffix(".pub"), path.with_name(path.name + ".pub"))
+        os.replace(scratch_key, path)
+
+
+def public_key(path: Path) -> tuple[str, str]:
+    """``(type, base64 blob)`` of the public half of the key at ``path``."""
+    pub = path.with_name(path.name + ".pub")
+    try:
+        fields = pub.read_text().split()
+    except OSError as exc:
+        raise PluginError(f"cannot read the public sync key {pub}: {exc.strerror}") from None
+    if len(fields) < 2:
+        raise PluginError(f"{pub} is not an OpenSSH public key")
+    return fields[0], fields[1]
+
+
+def forced_command(python: str, receiver: str, root: str, allow: list[str], allow_tree: list[str], protect: list[str]):
+    """The ``command="…"`` of the key line; every word is checked to need no quoting."""
+    words = [python, "-I", "-S", receiver, "--root", root]
+    words += [word for directory in allow for word in ("--allow", directory)]
+    words += [word for directory in allow_tree for word in ("--allow-tree", directory)]
+    words += [word for name in protect for word in ("--protect", name)]
+    for word in words:
+        if not SAFE_ARGUMENT.match(word):
+            raise PluginError(
+                f"{word!r} cannot go into the slave's forced command: "
+                "only letters, digits and . _ / @ + : - are allowed in sync paths"
+            )
+    return " ".join(words)
+
+
+def authorized_line(key_type: str, blob: str, from_addresses: list[str], command: str) -> str:
+    sources = ",".join(from_addresses)
+    return f'from="{sources}",restrict,command="{command}" {key_type} {blob} {KEY_COMMENT}'
+
+
+def merge_authorized_keys(text: str, new_line: str, retired_blobs: set[str]) -> str:
+    """``text`` with our previous lines (our comment, or a retired key) replaced by ``new_line``.
+
+    Every other line is kept as it was, in order. Our line goes where the
+    first of our previous lines was, or at the end.
+    """
+    kept: list[str] = []
+    position = None
+    for line in text.splitlines():
+        words = line.split()
+        ours = (
+            bool(words)
+            and not line.lstrip().startswith("#")
+            and (words[-1] == KEY_COMMENT or any(blob in words for blob in retired_blobs))
+        )
+        if ours:
+            if position is None:
+                position = len(kept)
+            continue
+        kept.append(line)
+    kept.insert(len(kept) if position is None else position, new_line)
+    return "\n".join(kept) + "\n"
+
+
+def pinned_key(known_hosts: Path, pattern: str) -> tuple[str, str] | None:
+    """The ``(type, blob)`` pinned for ``pattern`` in our known_hosts, if any."""
+    try:
+        lines = known_hosts.read_text().splitlines()
+    except FileNotFoundError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 3 and pattern in fields[0].split(","):
+            return fields[1], fields[2]
+    return None
+
+
+def pin_host_key(known_hosts: Path, pattern: str, key_type: str, blob: str) -> bool:
+    """Pin ``pattern``'s host key in our known_hosts (replacing its line); False when already pinned."""
+    try:
+        lines = known_hosts.read_text().splitlines()
+    except FileNotFoundError:
+        lines = []
+    new_line = f"{pattern} {key_type} {blob}"
+    others = [line for line in lines if not (line.split() and pattern in line.split()[0].split(","))]
+    if new_line in lines and len(others) == len(lines) - 1:
+        return False
+    write_private(known_hosts, "\n".join([*others, new_line]) + "\n", 0o644)
+    return True
+
+
+def write_private(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write ``text`` to ``path`` atomically with ``mode``, creating parents 0700."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    descriptor, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(descriptor, mode)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(text)
+        os.replace(scratch, path)
+    except BaseException:
+        Path(scratch).unlink(missing_ok=True)
+        raise
+
+
+def source_address(peer: str, port: int) -> str:
+    """The local address this node uses to reach ``peer`` (no packet is sent)."""
+    family = socket.AF_INET6 if ":" in peer else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((peer, port))
+        except OSError as exc:
+            raise PluginError(f"no route to the slave {peer}: {exc.strerror}") from None
+        return probe.getsockname()[0]
+
+
+def read_password(config: dict, user: str, peer: str) -> str:
+    """The slave's password for the one-time set-up: environment, file, or terminal prompt.
+
+    Never from the command line. A password file readable by group or others is refused.
+    """
+    variable = config.get("password_env")
+    if variable:
+        value = os.environ.get(variable)
+        if value:
+            return value
+        raise PluginError(f"plugin_config.rsync.password_env names {variable!r}, but that variable is empty or unset")
+    password_file = config.get("password_file")
+    if password_file:
+        path = Path(password_file)
+        try:
+            mode = path.stat().st_mode
+            if mode & 0o077:
+                raise PluginError(
+                    f"plugin_config.rsync.password_file {path} is readable by others "
+                    f"(mode {mode & 0o777:o}): chmod 600 it"
+                )
+            return path.read_text().rstrip("\n")
+        except OSError as exc:
+            raise PluginError(f"cannot read plugin_config.rsync.password_file {path}: {exc.strerror}") from None
+    try:
+        with open("/dev/tty"):
+            pass
+    except OSError:
+        raise PluginError(
+            "the slave's password is needed once: run on a terminal, or set plugin_config.rsync.password_file "
+            "or plugin_config.rsync.password_env"
+        ) from None
+    return getpass.getpass(f"password of {user}@{peer} (used once, to install the sync key): ")

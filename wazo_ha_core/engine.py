@@ -12,11 +12,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from . import replication
 from .compat import CompatFiles
 from .config import DISABLED, HASettings, detect_local_addresses, validate_ha_body
 from .edit import EditStep, run_steps
 from .edit_steps import CompatFilesStep, ProvisionerStep, StoreStep
 from .errors import EditError
+from .extensions import OperationResult, ProgressCallback, no_progress
 from .journal import Event, Journal, utcnow
 from .plugins import PluginLoader
 from .settings import Settings
@@ -111,6 +113,14 @@ class HAEngine:
     def local_addresses(self) -> list[str]:
         configured = self.settings.get("local_addresses")
         return list(configured) if configured is not None else detect_local_addresses()
+
+    # --- replication --------------------------------------------------------------------
+
+    def replicate(
+        self, *, peer: str | None = None, force: bool = False, progress: ProgressCallback = no_progress
+    ) -> list[OperationResult]:
+        """Copy the configuration DB to the slave; see :func:`wazo_ha_core.replication.replicate`."""
+        return replication.replicate(self, peer=peer, force=force, progress=progress)
 
     # --- status -----------------------------------------------------------------------
 

@@ -76,18 +76,34 @@ class BlockedReader:
         self.connection.close()
 
 
+def _peak_rss_kib(pid: int) -> int:
+    """VmHWM of a running process: the peak of its own image (ru_maxrss would count the forked parent's pages)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def run_measured(argv: list[str], env: dict | None = None) -> tuple[float, int, str]:
-    """Run a command; wall time, peak RSS (KiB, the process and its children), stdout."""
+    """Run a command; wall time, peak RSS (KiB, sampled every 5 ms until it exits), output."""
     started = time.perf_counter()
+    peak = 0
     with tempfile.TemporaryFile() as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
-        _, status, usage = os.wait4(process.pid, 0)
+        while process.poll() is None:
+            peak = max(peak, _peak_rss_kib(process.pid))
+            time.sleep(0.005)
         elapsed = time.perf_counter() - started
         out.seek(0)
         text = out.read().decode(errors="replace")
-    if os.waitstatus_to_exitcode(status) != 0:
+    if process.returncode != 0:
         raise RuntimeError(f"{argv[0]} failed: {text[-2000:]}")
-    return elapsed, usage.ru_maxrss, text
+    if "VmHWM" in text:  # our own runner reports its exact peak
+        peak = max(peak, int(text.split("VmHWM")[1].split()[0]))
+    return elapsed, peak, text
 
 
 def baseline(master: PgCluster, slave: PgCluster, database: str, workdir: Path) -> dict:
@@ -161,12 +177,15 @@ OURS = textwrap.dedent(
                             store.plugin_state("replication.pg_dump"), logging.getLogger("bench"))
     started = time.perf_counter()
     result = PgDumpReplication(context).replicate("127.0.0.1", force=force)
-    print(json.dumps({"seconds": time.perf_counter() - started, "outcome": result.outcome, **result.figures}))
+    seconds = time.perf_counter() - started
+    hwm = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")][0]
+    print("VmHWM", hwm)
+    print(json.dumps({"seconds": seconds, "outcome": result.outcome, **result.figures}))
     """
 )
 
 
-def ours(master: PgCluster, slave: PgCluster, database: str, workdir: Path, force: bool) -> dict:
+def ours(master: PgCluster, slave: PgCluster, database: str, workdir: Path, force: bool, empty_with="delete") -> dict:
     password = workdir / "etc/slave.password"
     password.parent.mkdir(parents=True, exist_ok=True)
     password.write_text(SUPERUSER_PASSWORD)
@@ -206,6 +225,10 @@ def main() -> int:
 
         base = [baseline(master, slave, "asterisk", workdir) for _ in range(REPEAT)]
         full = [ours(master, slave, "asterisk", workdir / f"full{i}", force=True) for i in range(REPEAT)]
+        truncating = [
+            ours(master, slave, "asterisk", workdir / f"trunc{i}", force=True, empty_with="truncate")
+            for i in range(REPEAT)
+        ]
         skip_dir = workdir / "skip"
         ours(master, slave, "asterisk", skip_dir, force=True)
         unchanged = [ours(master, slave, "asterisk", skip_dir, force=False) for _ in range(REPEAT)]
@@ -221,6 +244,8 @@ def main() -> int:
         ("unchanged run / baseline", median(unchanged, "seconds") / b_time, TARGETS["unchanged"]),
         ("  (whole process, with Python start-up)", median(unchanged, "wall") / b_time, None),
         ("reader blocked on the slave / baseline", median(full, "blocked") / b_block, TARGETS["lock"]),
+        ("empty_with: truncate — full copy / baseline", median(truncating, "seconds") / b_time, TARGETS["full"]),
+        ("empty_with: truncate — reader blocked / baseline", median(truncating, "blocked") / b_block, TARGETS["lock"]),
         ("peak memory / baseline's", median(full, "rss_kib") / median(base, "rss_kib"), None),
         (f"peak memory {USERS} users / {SMALL_USERS} users", median(full, "rss_kib") / small_ours["rss_kib"], None),
         (f"  baseline: {USERS} users / {SMALL_USERS} users", median(base, "rss_kib") / small_base["rss_kib"], None),

@@ -68,6 +68,7 @@ class PgDumpReplication(ReplicationBackend):
         "slave_password_file": None,
         "passfile": None,
         "require_password": True,
+        "empty_with": "delete",
         "exclude_tables_add": [],
         "exclude_tables_remove": [],
         "timeout": 600,
@@ -106,6 +107,8 @@ class PgDumpReplication(ReplicationBackend):
         for key in ("timeout", "progress_bytes"):
             if isinstance(config[key], bool) or not isinstance(config[key], (int, float)) or config[key] <= 0:
                 raise bad(key, "a positive number")
+        if config["empty_with"] not in ("delete", "truncate"):
+            raise bad("empty_with", "'delete' (readers never blocked) or 'truncate' (faster, blocks readers)")
         if not isinstance(config["require_password"], bool):
             raise bad("require_password", "true or false")
 
@@ -244,6 +247,11 @@ class _Run:
     def _copy_tables(self, tables: list[cat.Table]) -> None:
         figures, every = self.figures, self.plugin.config["progress_bytes"]
         total = len(tables)
+        truncate = self.plugin.config["empty_with"] == "truncate"
+        if truncate and tables:
+            # One statement for all tables: foreign keys between them forbid truncating one at a time.
+            everything = sql.SQL(", ").join(table.ident for table in tables)
+            self.target.execute(sql.SQL("TRUNCATE ONLY {}").format(everything))
         for index, table in enumerate(tables, 1):
             reported = {"at": figures["bytes"]}
 
@@ -253,7 +261,8 @@ class _Run:
                     reported["at"] = figures["bytes"]
                     self.progress("copying", {"table": table.name, "table_index": index, "tables": total, **figures})
 
-            self.target.execute(sql.SQL("DELETE FROM ONLY {}").format(table.ident))
+            if not truncate:
+                self.target.execute(sql.SQL("DELETE FROM ONLY {}").format(table.ident))
             reported["at"] = -1  # report the first chunk of every table
             try:
                 rows = copy_table(self.source, self.target, table, on_bytes)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.rig.wazo_data import NASTY
 
 from .conftest import SLAVE_UUID, content
@@ -23,14 +25,15 @@ EXCLUDED_PRESENT = [
 ]
 
 
-def test_copy_makes_every_replicated_table_and_sequence_equal_and_leaves_the_rest(pair):
+@pytest.mark.parametrize("empty_with", ["delete", "truncate"])
+def test_copy_makes_every_replicated_table_and_sequence_equal_and_leaves_the_rest(pair, empty_with):
     master_before, slave_before = content(pair.master), content(pair.slave)
     # "Excluded tables (with their *_id_seq sequences)" (WAZO-FACTS)
     excluded_sequences = [f"{name}_id_seq" for name in EXCLUDED_PRESENT if f"{name}_id_seq" in master_before]
     assert "cel_id_seq" in excluded_sequences and len(excluded_sequences) == 11
     assert master_before["userfeatures"] != slave_before["userfeatures"]
 
-    result = pair.plugin().replicate(pair.peer)
+    result = pair.plugin(empty_with=empty_with).replicate(pair.peer)
 
     assert result.outcome == "copied"
     master_after, slave_after = content(pair.master), content(pair.slave)

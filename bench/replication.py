@@ -196,6 +196,7 @@ def ours(master: PgCluster, slave: PgCluster, database: str, workdir: Path, forc
         "master_port": master.port,
         "slave_port": slave.port,
         "slave_password_file": "/etc/slave.password",
+        "empty_with": empty_with,
     }
     argv = [sys.executable, "-c", OURS, str(workdir), json.dumps(config), "force" if force else "auto"]
     with BlockedReader(slave, database) as reader:

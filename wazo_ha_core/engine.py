@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from . import devices, file_sync
+from . import devices, file_sync, replication
 from .compat import CompatFiles
 from .config import DISABLED, HASettings, detect_local_addresses, validate_ha_body
 from .edit import EditStep, run_steps
@@ -154,6 +154,14 @@ class HAEngine:
     def init_file_sync(self, rotate: bool = False) -> list[dict[str, Any]]:
         """Set up (or rotate) the file-sync trust with the slave; see :mod:`wazo_ha_core.file_sync`."""
         return file_sync.init_file_sync(self, rotate=rotate)
+
+    # --- replication --------------------------------------------------------------------
+
+    def replicate(
+        self, *, peer: str | None = None, force: bool = False, progress: ProgressCallback = no_progress
+    ) -> list[OperationResult]:
+        """Copy the configuration DB to the slave; see :func:`wazo_ha_core.replication.replicate`."""
+        return replication.replicate(self, peer=peer, force=force, progress=progress)
 
     # --- status -----------------------------------------------------------------------
 

@@ -1,0 +1,272 @@
+"""Benchmark: ``pg_dump`` replication against today's method, measured in the same run.
+
+Baseline (today's ``xivo-master-slave-db-replication``): a data-only
+``pg_dump`` of schema ``public`` minus the excluded tables to a file, then on
+the slave ``psql -f`` of ``BEGIN; SET session_replication_role = replica;
+TRUNCATE …; <data>; COMMIT``.
+
+Data: Wazo's real schema, 20,000 users each with a line, an extension and a
+SIP endpoint (18 rows per user), plus 2,000,000 rows in the excluded ``cel``
+and ``queue_log``. Printed: full copy / baseline, unchanged run / baseline,
+how long a reader of the slave's tables is blocked / baseline's, and peak
+memory of the replicating process(es) at two database sizes.
+
+Run as root (the clusters run as ``postgres``): ``tox -e bench``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import psycopg2
+
+from tests.rig import wazo_data
+from tests.rig.fixtures import SHARED_FIXTURES
+from tests.rig.postgres import SUPERUSER_PASSWORD, PgCluster
+from wazo_ha_plugins.pg_dump.catalog import DEFAULT_EXCLUDED_TABLES
+
+USERS, SMALL_USERS, EXCLUDED_ROWS, REPEAT = 20_000, 2_000, 2_000_000, 3
+TARGETS = {"full": 0.7, "unchanged": 0.05, "lock": 0.5}
+
+
+def load(cluster: PgCluster, database: str, extra: str) -> None:
+    cluster.create_database(database)
+    cluster.psql_file(database, SHARED_FIXTURES / "asterisk-schema.sql")
+    cluster.psql_file(database, SHARED_FIXTURES / "asterisk-populate-data.sql")
+    cluster.psql(database, extra)
+    cluster.psql(database, "VACUUM ANALYZE")
+
+
+class BlockedReader:
+    """Reads the slave's ``userfeatures`` in a loop; the longest single read is how long it was blocked."""
+
+    def __init__(self, cluster: PgCluster, database: str):
+        self.connection = psycopg2.connect(
+            host=str(cluster.socket_dir), port=cluster.port, user="postgres", dbname=database
+        )
+        self.connection.autocommit = True
+        self.longest = 0.0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        with self.connection.cursor() as cursor:
+            while not self.stop.is_set():
+                started = time.perf_counter()
+                cursor.execute("SELECT firstname FROM userfeatures WHERE id = 100001")
+                cursor.fetchall()
+                self.longest = max(self.longest, time.perf_counter() - started)
+
+    def __enter__(self) -> BlockedReader:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.connection.close()
+
+
+def _peak_rss_kib(pid: int) -> int:
+    """VmHWM of a running process: the peak of its own image (ru_maxrss would count the forked parent's pages)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def run_measured(argv: list[str], env: dict | None = None) -> tuple[float, int, str]:
+    """Run a command; wall time, peak RSS (KiB, sampled every 5 ms until it exits), output."""
+    started = time.perf_counter()
+    peak = 0
+    with tempfile.TemporaryFile() as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+        while process.poll() is None:
+            peak = max(peak, _peak_rss_kib(process.pid))
+            time.sleep(0.005)
+        elapsed = time.perf_counter() - started
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    if process.returncode != 0:
+        raise RuntimeError(f"{argv[0]} failed: {text[-2000:]}")
+    if "VmHWM" in text:  # our own runner reports its exact peak
+        peak = max(peak, int(text.split("VmHWM")[1].split()[0]))
+    return elapsed, peak, text
+
+
+def baseline(master: PgCluster, slave: PgCluster, database: str, workdir: Path) -> dict:
+    """Today's method: pg_dump to a file, then psql -f in one transaction with TRUNCATE."""
+    dump = workdir / "dump.sql"
+    excluded = [
+        arg for name in DEFAULT_EXCLUDED_TABLES for arg in ("-T", f"public.{name}", "-T", f"public.{name}_id_seq")
+    ]
+    dump_argv = [
+        "pg_dump",
+        "-h",
+        str(master.socket_dir),
+        "-p",
+        str(master.port),
+        "-U",
+        "postgres",
+        "--data-only",
+        "--schema=public",
+        *excluded,
+        "-f",
+        str(dump),
+        database,
+    ]
+    dump_time, dump_rss, _ = run_measured(dump_argv)
+    tables = [line.split()[1] for line in dump.read_text().splitlines() if line.startswith("COPY ")]
+    script = workdir / "load.sql"
+    script.write_text(
+        f"BEGIN;\nSET LOCAL session_replication_role = replica;\nTRUNCATE {', '.join(tables)};\n\\i {dump}\nCOMMIT;\n"
+    )
+    pgpass = workdir / "pgpass"
+    pgpass.write_text(f"127.0.0.1:{slave.port}:*:postgres:{SUPERUSER_PASSWORD}\n")
+    pgpass.chmod(0o600)
+    env = {**os.environ, "PGPASSFILE": str(pgpass)}
+    load_argv = [
+        "psql",
+        "-X",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(slave.port),
+        "-U",
+        "postgres",
+        "-d",
+        database,
+        "-f",
+        str(script),
+    ]
+    with BlockedReader(slave, database) as reader:
+        load_time, load_rss, _ = run_measured(load_argv, env)
+    dump.unlink()
+    return {"seconds": dump_time + load_time, "blocked": reader.longest, "rss_kib": max(dump_rss, load_rss)}
+
+
+OURS = textwrap.dedent(
+    """
+    import json, logging, sys, time
+    from pathlib import Path
+    from wazo_ha_core import Settings
+    from wazo_ha_core.extensions import PluginContext
+    from wazo_ha_core.store import Store
+    from wazo_ha_plugins.pg_dump import PgDumpReplication
+
+    root, config, force = Path(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3] == "force"
+    store = Store(f"sqlite:///{root}/state.db")
+    store.upgrade()
+    settings = Settings.from_tree({"root": str(root)})
+    context = PluginContext("pg_dump", "wazo_ha.replication", config, settings,
+                            store.plugin_state("replication.pg_dump"), logging.getLogger("bench"))
+    started = time.perf_counter()
+    result = PgDumpReplication(context).replicate("127.0.0.1", force=force)
+    seconds = time.perf_counter() - started
+    hwm = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")][0]
+    print("VmHWM", hwm)
+    print(json.dumps({"seconds": seconds, "outcome": result.outcome, **result.figures}))
+    """
+)
+
+
+def ours(master: PgCluster, slave: PgCluster, database: str, workdir: Path, force: bool, empty_with="delete") -> dict:
+    password = workdir / "etc/slave.password"
+    password.parent.mkdir(parents=True, exist_ok=True)
+    password.write_text(SUPERUSER_PASSWORD)
+    password.chmod(0o600)
+    config = {
+        "database": database,
+        "master_host": str(master.socket_dir),
+        "master_port": master.port,
+        "slave_port": slave.port,
+        "slave_password_file": "/etc/slave.password",
+        "empty_with": empty_with,
+    }
+    argv = [sys.executable, "-c", OURS, str(workdir), json.dumps(config), "force" if force else "auto"]
+    with BlockedReader(slave, database) as reader:
+        wall, rss, out = run_measured(argv)
+    result = json.loads(out.strip().splitlines()[-1])
+    return {**result, "wall": wall, "blocked": reader.longest, "rss_kib": rss}
+
+
+def median(runs: list[dict], key: str) -> float:
+    return statistics.median(run[key] for run in runs)
+
+
+def main() -> int:
+    if os.geteuid() != 0:
+        print("bench: run as root (the clusters run as the postgres user)", file=sys.stderr)
+        return 2
+    print(f"loading: {USERS} users + {EXCLUDED_ROWS} excluded rows (and a {SMALL_USERS}-user copy)...", flush=True)
+    started = time.perf_counter()
+    with PgCluster.start() as master, PgCluster.start() as slave, tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        big = wazo_data.tenant_sql() + wazo_data.users_sql(USERS) + wazo_data.excluded_rows_sql(EXCLUDED_ROWS)
+        small = wazo_data.tenant_sql() + wazo_data.users_sql(SMALL_USERS)
+        for cluster in (master, slave):
+            load(cluster, "asterisk", big if cluster is master else "UPDATE infos SET uuid = md5('slave')")
+            load(cluster, "asterisk_small", small if cluster is master else "SELECT 1")
+        print(f"loaded in {time.perf_counter() - started:.0f} s\n", flush=True)
+
+        base = [baseline(master, slave, "asterisk", workdir) for _ in range(REPEAT)]
+        full = [ours(master, slave, "asterisk", workdir / f"full{i}", force=True) for i in range(REPEAT)]
+        truncating = [
+            ours(master, slave, "asterisk", workdir / f"trunc{i}", force=True, empty_with="truncate")
+            for i in range(REPEAT)
+        ]
+        skip_dir = workdir / "skip"
+        ours(master, slave, "asterisk", skip_dir, force=True)
+        unchanged = [ours(master, slave, "asterisk", skip_dir, force=False) for _ in range(REPEAT)]
+        assert all(run["outcome"] == "skipped" for run in unchanged)
+        small_base = baseline(master, slave, "asterisk_small", workdir)
+        small_ours = ours(master, slave, "asterisk_small", workdir / "small", force=True)
+
+    rows, size = full[0]["rows"], full[0]["bytes"]
+    b_time, b_block = median(base, "seconds"), median(base, "blocked")
+    report = [
+        ("full copy / baseline", median(full, "seconds") / b_time, TARGETS["full"]),
+        ("  (whole process, with Python start-up)", median(full, "wall") / b_time, None),
+        ("unchanged run / baseline", median(unchanged, "seconds") / b_time, TARGETS["unchanged"]),
+        ("  (whole process, with Python start-up)", median(unchanged, "wall") / b_time, None),
+        ("reader blocked on the slave / baseline", median(full, "blocked") / b_block, TARGETS["lock"]),
+        ("empty_with: truncate — full copy / baseline", median(truncating, "seconds") / b_time, TARGETS["full"]),
+        ("empty_with: truncate — reader blocked / baseline", median(truncating, "blocked") / b_block, TARGETS["lock"]),
+        ("peak memory / baseline's", median(full, "rss_kib") / median(base, "rss_kib"), None),
+        (f"peak memory {USERS} users / {SMALL_USERS} users", median(full, "rss_kib") / small_ours["rss_kib"], None),
+        (f"  baseline: {USERS} users / {SMALL_USERS} users", median(base, "rss_kib") / small_base["rss_kib"], None),
+    ]
+    print(f"replicated: {full[0]['tables']} tables, {rows} rows, {size / 2**20:.1f} MiB; median of {REPEAT} runs")
+    print(
+        f"baseline: {b_time:.2f} s, reader blocked up to {b_block:.2f} s, "
+        f"peak RSS {median(base, 'rss_kib') / 1024:.0f} MiB"
+    )
+    print(
+        f"pg_dump:  {median(full, 'seconds'):.2f} s (process {median(full, 'wall'):.2f} s), "
+        f"unchanged {median(unchanged, 'seconds'):.3f} s (process {median(unchanged, 'wall'):.2f} s), "
+        f"reader blocked up to {median(full, 'blocked'):.3f} s, peak RSS {median(full, 'rss_kib') / 1024:.0f} MiB "
+        f"({small_ours['rss_kib'] / 1024:.0f} MiB at {SMALL_USERS} users)\n"
+    )
+    for label, ratio, target in report:
+        verdict = "" if target is None else ("  ok" if ratio <= target else "  MISSED") + f" (target <= {target})"
+        print(f"{label:<48} {ratio:6.3f}{verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

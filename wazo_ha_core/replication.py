@@ -1,0 +1,113 @@
+"""What the engine does around a replication: who the peer is, the local lock, the journal.
+
+The plugin copies; this module decides whether a copy may start and records
+how it ended:
+
+* the peer is the ``remote_address`` of a node whose ``node_type`` is
+  ``master``; any other node refuses (a slave copying over its master would
+  destroy the live configuration). The legacy script names its peer itself,
+  and is refused only on a slave;
+* one run at a time per node: an exclusive ``flock`` on
+  ``paths.run_dir``/``replication.lock``; a second run fails at once with
+  :class:`~wazo_ha_core.errors.AlreadyRunning` ("replication already
+  running"). Plugins add their own lock on the slave (two masters);
+* every run is one journal event ``replication`` (outcome ``ok``,
+  ``skipped``, ``failed`` or ``refused``, figures from the plugin); journal
+  listeners are notified, which is how an application mails or alerts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import AlreadyRunning, PluginError, PreflightError
+from .extensions import OperationResult, ProgressCallback, ReplicationBackend, no_progress
+from .journal import Event, utcnow
+
+if TYPE_CHECKING:
+    from .engine import HAEngine
+
+log = logging.getLogger(__name__)
+
+KIND = "replication"
+LOCK_FILE = "replication.lock"
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir/replication.lock`` exclusively, or raise AlreadyRunning at once."""
+    run_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+    path = run_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AlreadyRunning(f"replication already running (lock {path} is held by another run)") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock; a killed process releases it too
+
+
+def replicate(
+    engine: HAEngine,
+    *,
+    peer: str | None = None,
+    force: bool = False,
+    progress: ProgressCallback = no_progress,
+) -> list[OperationResult]:
+    """Copy the configuration DB to the slave with every enabled replication backend, in order.
+
+    ``peer`` is for the legacy script, which names the slave on its command
+    line; otherwise the peer is the master's ``remote_address``. Raises
+    :class:`PreflightError` on a node that may not replicate, and whatever the
+    plugin raises (journaled as ``failed``, or ``refused`` for a held lock).
+    """
+    ha = engine.current_settings()
+    event = Event(kind=KIND, started_at=utcnow(), figures={"node_type": ha.node_type})
+    try:
+        if peer is None:
+            if ha.node_type != "master":
+                raise PreflightError(f"replication runs on the master only; this node's node_type is {ha.node_type!r}")
+            peer = ha.remote_address
+        elif ha.node_type == "slave":
+            raise PreflightError("this node is a slave: replicating from it would overwrite the master's configuration")
+        event.figures["peer"] = peer
+        backends = engine.loader.load("replication")
+        if not backends:
+            raise PluginError("no replication backend enabled: set plugins.replication (e.g. [pg_dump])")
+        with run_lock(engine.settings.path("run_dir")):
+            results = [_run_one(backend, peer, force, progress, event) for backend in backends]
+    except BaseException as exc:
+        refused = isinstance(exc, (PreflightError, AlreadyRunning))
+        event.outcome = "refused" if refused else "failed"
+        event.message = str(exc) or type(exc).__name__
+        engine.journal.append(event)
+        log.error("replication %s: %s", event.outcome, event.message)
+        raise
+    event.outcome = "skipped" if all(result.outcome == "skipped" for result in results) else "ok"
+    event.message = "; ".join(result.message for result in results)
+    engine.journal.append(event)
+    log.info("replication to %s: %s", peer, event.message)
+    return results
+
+
+def _run_one(backend: ReplicationBackend, peer: str, force: bool, progress: ProgressCallback, event) -> OperationResult:
+    event.figures["plugin"] = backend.name
+    try:
+        result = backend.replicate(peer, force=force, progress=progress)
+    except PluginError:
+        raise
+    except Exception as exc:  # a plugin bug: report it like a failure, keep the traceback in the log
+        log.exception("replication plugin %r failed unexpectedly", backend.name)
+        raise PluginError(f"replication plugin {backend.name!r} failed: {type(exc).__name__}: {exc}") from exc
+    event.figures.update(result.figures)
+    return result

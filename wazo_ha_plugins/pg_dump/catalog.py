@@ -1,0 +1,139 @@
+"""What is replicated: the tables and sequences of schema ``public``, minus the exclusions.
+
+Read from the master inside the run's snapshot; the slave's catalog is
+checked against it before anything is written there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from psycopg2 import sql
+
+from wazo_ha_core import PreflightError
+
+SCHEMA = "public"
+
+#: Tables today's Wazo replication leaves out (WAZO-FACTS), plus ``infos``: the
+#: slave keeps its own install UUID and version. Names absent from a schema are fine.
+DEFAULT_EXCLUDED_TABLES = (
+    "call_log",
+    "call_log_participant",
+    "cel",
+    "dhcp",
+    "queue_log",
+    "session",
+    "stat_agent",
+    "stat_agent_periodic",
+    "stat_call_on_queue",
+    "stat_queue",
+    "stat_queue_periodic",
+    "mail",
+    "monitoring",
+    "netiface",
+    "resolvconf",
+    "infos",
+)
+
+_TABLES = """
+SELECT c.relname, array_agg(a.attname::text ORDER BY a.attnum)
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+WHERE n.nspname = %s AND c.relkind = 'r'
+GROUP BY c.relname
+ORDER BY c.relname
+"""
+
+# A sequence belongs to a table when it is OWNED BY one of its columns (serial,
+# identity): it is excluded with that table.
+_SEQUENCES = """
+SELECT s.relname, min(t.relname)
+FROM pg_class s
+JOIN pg_namespace n ON n.oid = s.relnamespace
+LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.oid
+     AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+LEFT JOIN pg_class t ON t.oid = d.refobjid
+WHERE n.nspname = %s AND s.relkind = 'S'
+GROUP BY s.relname
+ORDER BY s.relname
+"""
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[str, ...]
+
+    @property
+    def ident(self) -> sql.Composable:
+        return sql.Identifier(SCHEMA, self.name)
+
+    @property
+    def column_list(self) -> sql.Composable:
+        return sql.SQL(", ").join(sql.Identifier(column) for column in self.columns)
+
+
+@dataclass
+class Catalog:
+    tables: list[Table]
+    sequences: list[str]
+    excluded: list[str] = field(default_factory=list)  # excluded names that exist, for the report
+
+
+def excluded_names(add: list[str], remove: list[str]) -> set[str]:
+    return (set(DEFAULT_EXCLUDED_TABLES) | set(add)) - set(remove)
+
+
+def read_catalog(cursor, excluded: set[str]) -> Catalog:
+    """The replicated tables (with their copyable columns) and sequences of the master."""
+    cursor.execute(_TABLES, (SCHEMA,))
+    all_tables = [Table(name, tuple(columns)) for name, columns in cursor.fetchall()]
+    cursor.execute(_SEQUENCES, (SCHEMA,))
+    all_sequences = cursor.fetchall()
+    tables = [table for table in all_tables if table.name not in excluded]
+    sequences = [name for name, owner in all_sequences if name not in excluded and owner not in excluded]
+    present = sorted(
+        {table.name for table in all_tables if table.name in excluded}
+        | {name for name, owner in all_sequences if name in excluded or owner in excluded}
+    )
+    return Catalog(tables, sequences, present)
+
+
+def check_slave_catalog(cursor, master: Catalog) -> None:
+    """Every replicated table, column and sequence of the master must exist on the slave."""
+    cursor.execute(_TABLES, (SCHEMA,))
+    slave_tables = {name: set(columns) for name, columns in cursor.fetchall()}
+    cursor.execute(_SEQUENCES, (SCHEMA,))
+    slave_sequences = {name for name, _ in cursor.fetchall()}
+    missing_tables = [table.name for table in master.tables if table.name not in slave_tables]
+    if missing_tables:
+        raise PreflightError(
+            f"table(s) present on the master are missing on the slave: {', '.join(missing_tables)}; "
+            "both nodes must run the same Wazo version"
+        )
+    missing_columns = [
+        f"{table.name}.{column}"
+        for table in master.tables
+        for column in table.columns
+        if column not in slave_tables[table.name]
+    ]
+    if missing_columns:
+        raise PreflightError(f"column(s) present on the master are missing on the slave: {', '.join(missing_columns)}")
+    missing_sequences = [name for name in master.sequences if name not in slave_sequences]
+    if missing_sequences:
+        raise PreflightError(f"sequence(s) missing on the slave: {', '.join(missing_sequences)}")
+
+
+def schema_version(cursor, role: str) -> str:
+    """The configuration database's alembic revision(s), e.g. ``1e0ff683a94e``."""
+    cursor.execute("SELECT to_regclass('public.alembic_version') IS NOT NULL")
+    if not cursor.fetchone()[0]:
+        raise PreflightError(f"the {role}'s configuration database has no public.alembic_version table")
+    cursor.execute("SELECT version_num FROM public.alembic_version ORDER BY version_num")
+    return ",".join(row[0] for row in cursor.fetchall()) or "(empty)"
+
+
+def database_encoding(cursor) -> str:
+    cursor.execute("SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()")
+    return cursor.fetchone()[0]

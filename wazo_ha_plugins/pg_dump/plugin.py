@@ -1,0 +1,325 @@
+"""The ``pg_dump`` replication backend: the configuration DB streamed master → slave, atomically.
+
+One run (see :meth:`PgDumpReplication.replicate`):
+
+1. connect to the master (local) and the slave (the peer), each bounded by
+   ``timeouts.connect``; take the slave's advisory lock (a second run, from
+   any node, gets :class:`AlreadyRunning`);
+2. preflight: same ``alembic_version``, slave database UTF-8, every
+   replicated table/column/sequence present on the slave, permission to
+   disable foreign-key triggers;
+3. fingerprint the master's replicated data (in the snapshot the copy will
+   read) and the slave's; both equal to the last good copy → ``skipped``;
+4. in ONE slave transaction with ``session_replication_role = replica``
+   (the ``tenant`` ↔ ``endpoint_sip`` cycle): per table ``DELETE`` then
+   ``COPY`` streamed from the master; sequences set with the transactional
+   ``ALTER SEQUENCE … RESTART``;
+5. verify: row counts and content checksums of every table, and sequence
+   values, equal to the master's — else roll back and name the tables;
+6. commit, remember the fingerprints in ``context.state``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import psycopg2.errors
+from psycopg2 import sql
+
+from wazo_ha_core import (
+    AlreadyRunning,
+    OperationResult,
+    PeerUnreachable,
+    PluginError,
+    PluginTimeout,
+    PreflightError,
+    ReplicationBackend,
+)
+
+from . import catalog as cat
+from .checks import differences, fingerprint, sequence_values, table_checksums
+from .connection import Endpoint, close_quietly, connect, first_line
+from .stream import SourceFailed, copy_table
+
+#: Key of the session advisory lock taken on the slave ("wazo-ha" in ASCII).
+ADVISORY_LOCK_KEY = 0x77617A6F2D6861
+STATE_KEY = "last_good"
+
+
+def _no_progress(message: str, figures: dict[str, Any]) -> None:
+    pass
+
+
+class PgDumpReplication(ReplicationBackend):
+    """Streams schema ``public`` of the configuration database to the slave."""
+
+    default_config = {
+        "database": "asterisk",
+        "master_host": "/var/run/postgresql",
+        "master_port": 5432,
+        "master_user": "postgres",
+        "master_password_file": None,
+        "slave_port": 5432,
+        "slave_user": "postgres",
+        "slave_password_file": None,
+        "passfile": None,
+        "require_password": True,
+        "empty_with": "delete",
+        "exclude_tables_add": [],
+        "exclude_tables_remove": [],
+        "timeout": 600,
+        "progress_bytes": 1 << 20,
+    }
+
+    def __init__(self, context):
+        super().__init__(context)
+        self._validate_config()
+        self.excluded = cat.excluded_names(self.config["exclude_tables_add"], self.config["exclude_tables_remove"])
+
+    # --- settings -------------------------------------------------------------------
+
+    def _validate_config(self) -> None:
+        config = self.config
+
+        def bad(key: str, expected: str) -> PluginError:
+            return PluginError(f"plugin_config.{self.name}.{key} must be {expected}, got {config[key]!r}")
+
+        unknown = sorted(set(config) - set(self.default_config))
+        if unknown:
+            raise PluginError(f"plugin_config.{self.name}: unknown key(s) {', '.join(unknown)}")
+        for key in ("database", "master_host", "master_user", "slave_user"):
+            if not isinstance(config[key], str) or not config[key]:
+                raise bad(key, "a non-empty string")
+        for key in ("master_port", "slave_port"):
+            if isinstance(config[key], bool) or not isinstance(config[key], int) or not 0 < config[key] < 65536:
+                raise bad(key, "a TCP port number")
+        for key in ("master_password_file", "slave_password_file", "passfile"):
+            if config[key] is not None and not (isinstance(config[key], str) and config[key].startswith("/")):
+                raise bad(key, "an absolute path or null")
+        for key in ("exclude_tables_add", "exclude_tables_remove"):
+            value = config[key]
+            if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+                raise bad(key, "a list of table names")
+        for key in ("timeout", "progress_bytes"):
+            if isinstance(config[key], bool) or not isinstance(config[key], (int, float)) or config[key] <= 0:
+                raise bad(key, "a positive number")
+        if config["empty_with"] not in ("delete", "truncate"):
+            raise bad("empty_with", "'delete' (readers never blocked) or 'truncate' (faster, blocks readers)")
+        if not isinstance(config["require_password"], bool):
+            raise bad("require_password", "true or false")
+
+    def _path(self, key: str) -> Path | None:
+        value = self.config[key]
+        return None if value is None else self.context.settings.resolve(value)
+
+    def master_endpoint(self) -> Endpoint:
+        return Endpoint(
+            "master",
+            self.config["master_host"],
+            self.config["master_port"],
+            self.config["master_user"],
+            self.config["database"],
+            self._path("master_password_file"),
+            self._path("passfile"),
+        )
+
+    def slave_endpoint(self, peer: str) -> Endpoint:
+        return Endpoint(
+            "slave",
+            peer,
+            self.config["slave_port"],
+            self.config["slave_user"],
+            self.config["database"],
+            self._path("slave_password_file"),
+            self._path("passfile"),
+        )
+
+    # --- the run ----------------------------------------------------------------------
+
+    def replicate(self, peer: str, *, force: bool = False, progress=_no_progress) -> OperationResult:
+        started = time.monotonic()
+        connect_timeout = float(self.context.settings.get("timeouts.connect"))
+        timeout = float(self.config["timeout"])
+        master = slave = None
+        try:
+            try:
+                master = connect(self.master_endpoint(), connect_timeout, timeout)
+            except PeerUnreachable as exc:  # the master is this node: not a peer problem
+                raise PluginError(str(exc)) from None
+            slave = connect(
+                self.slave_endpoint(peer), connect_timeout, timeout, require_password=self.config["require_password"]
+            )
+            master.set_session(isolation_level="REPEATABLE READ", readonly=True)
+            run = _Run(self, peer, master, slave, progress)
+            run.lock()
+            run.preflight()
+            if not force and run.unchanged():
+                return run.result("skipped", time.monotonic() - started)
+            run.copy_verify_commit()
+            return run.result("copied", time.monotonic() - started)
+        except psycopg2.errors.QueryCanceled as exc:
+            raise PluginTimeout(
+                f"replication to {peer} exceeded plugin_config.{self.name}.timeout ({timeout:g} s): "
+                f"{first_line(exc)}; the slave was left unchanged"
+            ) from None
+        except psycopg2.Error as exc:
+            raise PluginError(
+                f"replication to {peer} failed: {first_line(exc)}; the slave was left unchanged"
+            ) from None
+        finally:
+            close_quietly(master)
+            close_quietly(slave)
+
+
+class _Run:
+    """One replication: the two connections and what was learnt along the way."""
+
+    def __init__(self, plugin: PgDumpReplication, peer: str, master, slave, progress):
+        self.plugin, self.peer, self.progress = plugin, peer, progress
+        self.master, self.slave = master, slave
+        self.source, self.target = master.cursor(), slave.cursor()
+        self.catalog: cat.Catalog | None = None
+        self.fingerprints: dict[str, str] = {}
+        self.figures: dict[str, Any] = {"tables": 0, "rows": 0, "bytes": 0, "sequences": 0}
+
+    def lock(self) -> None:
+        self.target.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
+        if not self.target.fetchone()[0]:
+            raise AlreadyRunning(
+                f"replication already running: another run holds the lock on the slave {self.peer}'s database"
+            )
+
+    def preflight(self) -> None:
+        versions = (cat.schema_version(self.source, "master"), cat.schema_version(self.target, "slave"))
+        if versions[0] != versions[1]:
+            raise PreflightError(
+                f"configuration schema versions differ: master {versions[0]}, slave {versions[1]} "
+                "(alembic_version); upgrade both nodes to the same Wazo version"
+            )
+        encoding = cat.database_encoding(self.target)
+        if encoding != "UTF8":
+            raise PreflightError(
+                f"the slave's database {self.plugin.config['database']!r} is encoded {encoding}, not UTF8; "
+                "recreate it with ENCODING 'UTF8'"
+            )
+        self.catalog = cat.read_catalog(self.source, self.plugin.excluded)
+        cat.check_slave_catalog(self.target, self.catalog)
+        try:
+            self.target.execute("SET LOCAL session_replication_role = replica")
+        except psycopg2.errors.InsufficientPrivilege:
+            raise PreflightError(
+                f"slave user {self.plugin.config['slave_user']!r} may not set session_replication_role "
+                "(needed to load the tenant/endpoint_sip foreign-key cycle): make it a superuser or "
+                "GRANT SET ON PARAMETER session_replication_role"
+            ) from None
+
+    def _state(self) -> dict[str, Any]:
+        return {"peer": self.peer, "database": self.plugin.config["database"], **self.fingerprints}
+
+    def unchanged(self) -> bool:
+        tables, sequences = self.catalog.tables, self.catalog.sequences
+        self.fingerprints["master"] = fingerprint(self.source, tables, sequences)
+        self.fingerprints["slave"] = fingerprint(self.target, tables, sequences)
+        return self.plugin.context.state.get(STATE_KEY) == self._state()
+
+    def copy_verify_commit(self) -> None:
+        tables, sequences = self.catalog.tables, self.catalog.sequences
+        if "master" not in self.fingerprints:
+            self.fingerprints["master"] = fingerprint(self.source, tables, sequences)
+        try:
+            self._copy_tables(tables)
+            self._copy_sequences(sequences)
+            self._verify(tables, sequences)
+            self.fingerprints["slave"] = fingerprint(self.target, tables, sequences)
+            self.slave.commit()
+        except BaseException:
+            try:
+                self.slave.rollback()
+            except psycopg2.Error:
+                pass  # a dead connection rolls back on the server by itself
+            raise
+        self.plugin.context.state.set(STATE_KEY, self._state())
+
+    def _copy_tables(self, tables: list[cat.Table]) -> None:
+        figures, every = self.figures, self.plugin.config["progress_bytes"]
+        total = len(tables)
+        truncate = self.plugin.config["empty_with"] == "truncate"
+        if truncate and tables:
+            # One statement for all tables: foreign keys between them forbid truncating one at a time.
+            everything = sql.SQL(", ").join(table.ident for table in tables)
+            self.target.execute(sql.SQL("TRUNCATE ONLY {}").format(everything))
+        for index, table in enumerate(tables, 1):
+            reported = {"at": figures["bytes"]}
+
+            def on_bytes(count: int, table=table, index=index, reported=reported) -> None:
+                figures["bytes"] += count
+                if figures["bytes"] - reported["at"] >= every or reported["at"] == -1:
+                    reported["at"] = figures["bytes"]
+                    self.progress("copying", {"table": table.name, "table_index": index, "tables": total, **figures})
+
+            if not truncate:
+                self.target.execute(sql.SQL("DELETE FROM ONLY {}").format(table.ident))
+            reported["at"] = -1  # report the first chunk of every table
+            try:
+                rows = copy_table(self.source, self.target, table, on_bytes)
+            except SourceFailed as exc:
+                raise PluginError(
+                    f"the master's stream of table {exc.table} failed: {first_line(exc.cause)}; "
+                    "the slave was left unchanged"
+                ) from None
+            figures["tables"] += 1
+            figures["rows"] += rows
+            self.progress("table", {"table": table.name, "table_index": index, "tables": total, **figures})
+
+    def _copy_sequences(self, sequences: list[str]) -> None:
+        for name, (last_value, is_called) in sequence_values(self.source, sequences).items():
+            ident = sql.Identifier(cat.SCHEMA, name)
+            # ALTER SEQUENCE is transactional (setval is not): a rollback restores the slave's value.
+            restart = sql.SQL("ALTER SEQUENCE {} RESTART WITH {}").format(ident, sql.Literal(int(last_value)))
+            self.target.execute(restart)
+            if is_called:
+                self.target.execute(sql.SQL("SELECT nextval({})").format(sql.Literal(f"{cat.SCHEMA}.{name}")))
+            self.figures["sequences"] += 1
+
+    def _verify(self, tables: list[cat.Table], sequences: list[str]) -> None:
+        self.progress("verifying", dict(self.figures))
+        master_sums: dict[str, Any] = {}
+        failure: list[BaseException] = []
+
+        def master_side() -> None:
+            try:
+                master_sums.update(table_checksums(self.source, tables))
+            except BaseException as exc:  # re-raised below
+                failure.append(exc)
+
+        helper = threading.Thread(target=master_side, name="checksums-master", daemon=True)
+        helper.start()  # both servers hash at once
+        slave_sums = table_checksums(self.target, tables)
+        helper.join()
+        if failure:
+            raise failure[0]
+        bad_tables = differences(master_sums, slave_sums)
+        bad_sequences = differences(sequence_values(self.source, sequences), sequence_values(self.target, sequences))
+        if bad_tables or bad_sequences:
+            detail = ", ".join(bad_tables + [f"sequence {name}" for name in bad_sequences])
+            raise PluginError(
+                f"verification failed, the copy was rolled back and the slave left unchanged; "
+                f"differing from the master: {detail}"
+            )
+
+    def result(self, outcome: str, duration: float) -> OperationResult:
+        figures = {**self.figures, "duration": round(duration, 3), "outcome": outcome}
+        figures["excluded"] = list(self.catalog.excluded) if self.catalog else []
+        if outcome == "skipped":
+            message = f"nothing changed since the last good copy to {self.peer}"
+            figures["tables"] = len(self.catalog.tables)
+        else:
+            message = (
+                f"copied {figures['tables']} tables, {figures['rows']} rows, {figures['bytes']} bytes "
+                f"and {figures['sequences']} sequences to {self.peer}, verified"
+            )
+        return OperationResult(outcome=outcome, message=message, figures=figures)

@@ -363,9 +363,10 @@ def test_properties_of_any_timeline(rounds, fall, rise, stability, witnesses):
     driver = Driver(config, witnesses=witnesses)
     now, history = 0.0, []  # (time, verdict) of every round, in order
     for health, step, calls in rounds:
+        acted_before = len(driver.actions)
         decision = driver.round(now, health, active_calls=calls)
         history.append((now, decision.verdict))
-        if driver.actions and driver.actions[-1][0] == now and len(history) > 0:
+        if len(driver.actions) > acted_before:
             action = driver.actions[-1][1]
             recent = [verdict for _, verdict in history[-(fall if action is Action.TAKE_OVER else rise) :]]
             if action is Action.TAKE_OVER:

@@ -38,7 +38,9 @@ class SipProbe(HealthProbe):
         for key in ("timeout", "retry"):
             value = self.config[key]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise PluginError(f"plugin_config.{self.name}.{key} must be a positive number of seconds, got {value!r}")
+                raise PluginError(
+                    f"plugin_config.{self.name}.{key} must be a positive number of seconds, got {value!r}"
+                )
         self.timeout, self.retry = float(self.config["timeout"]), float(self.config["retry"])
         self.cseq = 0
 

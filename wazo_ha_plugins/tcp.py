@@ -26,7 +26,9 @@ class TcpProbe(HealthProbe):
             raise PluginError(f"plugin_config.{self.name}.port must be a port number, got {self.port!r}")
         timeout = self.config["timeout"]
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise PluginError(f"plugin_config.{self.name}.timeout must be a positive number of seconds, got {timeout!r}")
+            raise PluginError(
+                f"plugin_config.{self.name}.timeout must be a positive number of seconds, got {timeout!r}"
+            )
         self.timeout = float(timeout)
         if self.config["checks"] not in ("host", "service"):
             raise PluginError(

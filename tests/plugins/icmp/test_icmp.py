@@ -64,7 +64,7 @@ def test_answers_from_the_loopback_of_the_namespace(hosts):
 
 def test_hostname_target_is_a_broken_probe_not_a_down_master(hosts):
     _, prober, _ = hosts
-    with prober.entered(), pytest.raises(PluginError, match="must be an IP address, got 'master.example'"):
+    with prober.entered(), pytest.raises(PluginError, match=r"must be an IP address, got 'master\.example'"):
         probe().probe("master.example")
 
 

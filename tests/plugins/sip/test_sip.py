@@ -188,5 +188,5 @@ def test_bad_settings_and_targets_are_clear_errors(hosts):
 
     with pytest.raises(PluginLoadError, match=r"plugin_config.sip.port must be a port number, got 70000"):
         probe({"port": 70000})
-    with hosts[1].entered(), pytest.raises(PluginError, match="got 'pbx.example'"):
+    with hosts[1].entered(), pytest.raises(PluginError, match=r"got 'pbx\.example'"):
         probe().probe("pbx.example")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import db, ha_settings, plugins
+from . import db, ha_settings, plugins, services, watch
 from .common import common_options, run
 
 #: Each module adds its sub-commands with ``register(commands, common)``.
-COMMAND_MODULES = [ha_settings, plugins, db]
+COMMAND_MODULES = [ha_settings, plugins, db, watch, services]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -243,7 +243,7 @@ class Watch:
         s = self.state
         verdict = RoundVerdict(s.last_verdict) if s.last_verdict else None
         if Health.UP in answers:
-            return self._act(Action.TAKE_OVER, "master down and a witness answers", now, [], verdict)
+            return self._act(Action.TAKE_OVER, f"{s.last_reason}; a witness answers", now, [], verdict)
         why = "no witness answers" if Health.DOWN in answers else "the witness probes are broken"
         notes = []
         if not s.refused:

@@ -141,7 +141,9 @@ class Watcher:
     def run(self, stop: threading.Event, on_round: Callable[[Decision], None] | None = None) -> None:
         """Rounds every ``watch.interval`` seconds until ``stop`` is set."""
         self.watch = Watch(watch_config(self.settings), self._actual_role())
-        log.info("watch started: %s, %d probe(s), role %s", self._describe_config(), len(self.probes), self.watch.role)
+        log.info(
+            "watch started: %s, %d probe(s), role %s", self._describe_config(), len(self.probes), self.watch.role.value
+        )
         next_round = self.clock()
         while not stop.is_set():
             try:

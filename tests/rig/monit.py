@@ -47,7 +47,7 @@ class Monit:
             """,
         )
         _script(directory / "standin-stop", f'[ -s {pidfile} ] && kill "$(cat {pidfile})"; rm -f {pidfile}; exit 0')
-        _script(directory / "standin-status", f'[ -s {pidfile} ] && kill -0 "$(cat {pidfile})" 2>/dev/null')
+        _script(directory / "standin-status", f'kill -0 "$(cat {pidfile} 2>/dev/null)" 2>/dev/null')
         control = directory / "monitrc"
         control.write_text(
             textwrap.dedent(

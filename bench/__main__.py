@@ -10,6 +10,7 @@ import sys
 BENCHMARKS = {
     "replication": "bench.replication",
     "rsync": "bench.rsync_bench",
+    "failover": "bench.failover",
 }
 
 

@@ -25,10 +25,12 @@ from .metrics import MetricsFile
 from .notify import Notifier
 from .plugins import PluginLoader
 from .schedules import ScheduleStep
+from .services import ServiceControl
 from .settings import Settings
 from .sip_expiry import SipExpiryStep
 from .slave_db import ReplicationPasswordStep, ReplicationRoleStep, SlaveDBAccessStep, import_password
 from .store import Store
+from .watcher import STATE_OWNER, PauseSwitch, Watcher
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +164,48 @@ class HAEngine:
     ) -> list[OperationResult]:
         """Copy the configuration DB to the slave; see :func:`wazo_ha_core.replication.replicate`."""
         return replication.replicate(self, peer=peer, force=force, progress=progress)
+
+    # --- the standby's watch and the services (logic in watcher.py and services.py) -----
+
+    def service_control(self) -> ServiceControl:
+        return ServiceControl(self.loader.load("service_managers"))
+
+    def watcher(self, master: str | None = None) -> Watcher:
+        """The watch over ``master`` (default: ``remote_address`` while this node is a slave)."""
+        return Watcher(
+            settings=self.settings,
+            journal=self.journal,
+            state=self.store.plugin_state(STATE_OWNER),
+            probes=self.loader.load("health_probes"),
+            services=self.service_control(),
+            target=lambda: master or self.current_settings().remote_address or None,
+            is_slave=lambda: master is not None or self.current_settings().node_type == "slave",
+        )
+
+    def switch_services(self, take_over: bool) -> dict[str, Any]:
+        """Take over (``True``) or give back telephony by hand; journaled as ``services``."""
+        control = self.service_control()
+        with self.journal.record("services") as event:
+            event.message = "take over" if take_over else "give back"
+            event.figures.update(control.take_over() if take_over else control.give_back())
+            return event.figures
+
+    def pause_watch(self, reason: str = "") -> bool:
+        """Stop the watch from acting (it keeps observing); ``False`` if it already was."""
+        changed = PauseSwitch(self.store.plugin_state(STATE_OWNER)).pause(reason)
+        if changed:
+            self.journal.append(Event(kind="pause", started_at=utcnow(), message=reason))
+        return changed
+
+    def resume_watch(self) -> bool:
+        changed = PauseSwitch(self.store.plugin_state(STATE_OWNER)).resume()
+        if changed:
+            self.journal.append(Event(kind="resume", started_at=utcnow()))
+        return changed
+
+    def watch_status(self) -> dict[str, Any]:
+        state = self.store.plugin_state(STATE_OWNER)
+        return {"paused": state.get("paused"), "last": state.get("status")}
 
     # --- status -----------------------------------------------------------------------
 

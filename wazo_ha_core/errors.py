@@ -70,6 +70,19 @@ class EditStepError(WazoHAError):
     """
 
 
+class ServiceSwitchError(WazoHAError):
+    """Taking over or giving back telephony failed in at least one service manager.
+
+    ``failures`` maps each failing manager to its error; the others did their part.
+    """
+
+    def __init__(self, action: str, failures: dict[str, str]):
+        self.action = action
+        self.failures = dict(failures)
+        detail = "; ".join(f"{name}: {message}" for name, message in self.failures.items())
+        super().__init__(f"{action} failed: {detail}")
+
+
 class PluginError(WazoHAError):
     """Raised by a plugin when its job cannot be done.
 

@@ -233,6 +233,29 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("schedules.command", "/usr/bin/wazo-ha", "str", "The `wazo-ha` executable the schedules run."),
     Option("schedules.systemctl", ["systemctl"], "names", "Argument list prefix used to (de)activate systemd units."),
+    Option("watch.interval", 1.0, "number", "Seconds between two rounds of health probes on the slave."),
+    Option("watch.fall", 3, "number", "Consecutive failed rounds before the master is declared down (an integer)."),
+    Option("watch.rise", 3, "number", "Consecutive good rounds needed before a failback (an integer)."),
+    Option(
+        "watch.stability",
+        30.0,
+        "number",
+        "Seconds the master must stay good, besides `watch.rise` rounds, before the slave gives back.",
+    ),
+    Option(
+        "watch.courtesy_max",
+        600.0,
+        "number",
+        "While this node carries calls a failback waits for them to end, at most this many seconds.",
+    ),
+    Option(
+        "watch.witnesses",
+        [],
+        "names",
+        "Addresses (e.g. the gateway) probed before a failover; if none answers this node is the one cut off "
+        "and does not take over. Empty: no witness check.",
+    ),
+    Option("watch.retry", 10.0, "number", "Seconds before a failed take-over or give-back is tried again."),
 )
 
 _OPTION_BY_KEY = {option.key: option for option in OPTIONS}

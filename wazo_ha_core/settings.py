@@ -108,18 +108,25 @@ OPTIONS: tuple[Option, ...] = (
         "path",
         "The replication role's password, mode 0600, the same on both nodes (see `wazo-ha replication-password`).",
     ),
-    Option("plugins.replication", [], "names", "Replication backends, in order (namespace `wazo_ha.replication`)."),
-    Option("plugins.file_sync", [], "names", "File sync backends, in order (namespace `wazo_ha.file_sync`)."),
-    Option("plugins.health_probes", [], "names", "Health probes, in order (namespace `wazo_ha.health_probes`)."),
+    Option(
+        "plugins.replication", ["pg_dump"], "names", "Replication backends, in order (namespace `wazo_ha.replication`)."
+    ),
+    Option("plugins.file_sync", ["rsync"], "names", "File sync backends, in order (namespace `wazo_ha.file_sync`)."),
+    Option(
+        "plugins.health_probes",
+        ["icmp", "sip"],
+        "names",
+        "Health probes, in order (namespace `wazo_ha.health_probes`).",
+    ),
     Option(
         "plugins.device_provisioners",
-        [],
+        ["provd"],
         "names",
         "Device provisioners, in order (namespace `wazo_ha.device_provisioners`).",
     ),
     Option(
         "plugins.service_managers",
-        [],
+        ["wazo_services", "berofos"],
         "names",
         "Service managers, in take-over order; give-back runs them in reverse (namespace `wazo_ha.service_managers`).",
     ),

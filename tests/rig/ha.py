@@ -97,7 +97,18 @@ class HARig:
         settings = {
             "root": str(self.root),
             "local_addresses": [self.slave.address],
-            "plugins": {"health_probes": ["icmp", "sip"], "service_managers": ["wazo_services"]},
+            "plugins": {
+                "replication": [],
+                "file_sync": [],
+                "health_probes": ["icmp", "sip"],
+                "device_provisioners": [],
+                "service_managers": ["wazo_services"],
+            },
+            # This slave has no Wazo configuration database nor systemd of its own:
+            # those edit steps are tested against real PostgreSQL in tests/edit.
+            "sip_expiry": {"enabled": False},
+            "slave_db": {"enabled": False},
+            "schedules": {"enabled": False},
             "plugin_config": {
                 "wazo_services": {
                     "status_commands": [self.monit.status_command],

@@ -10,12 +10,14 @@ from stevedore.extension import Extension
 
 from wazo_ha_core.engine import HAEngine
 from wazo_ha_core.plugins import PluginLoader
-from wazo_ha_core.settings import Settings
+from wazo_ha_core.settings import PLUGIN_NAMESPACES, Settings, deep_merge
 from wazo_ha_core.store import Store
 
 from . import sample_plugins
 
 LOCAL_ADDRESSES = ["10.0.0.1", "2001:db8::1"]
+#: The default plugins talk to real provd, PostgreSQL, ssh...: unit tests enable only test plugins.
+NO_PLUGINS = {"plugins": {group: [] for group in PLUGIN_NAMESPACES}}
 
 TEST_PLUGINS = {
     "recording_provisioner": sample_plugins.RecordingProvisioner,
@@ -42,6 +44,7 @@ def make_engine(sandbox):
     engines = []
 
     def make(migrate: bool = True, **tree) -> HAEngine:
+        tree = deep_merge(NO_PLUGINS, tree)
         tree = {
             "root": str(sandbox),
             "local_addresses": LOCAL_ADDRESSES,

@@ -16,6 +16,8 @@ def config(tmp_path):
         f"root: {tmp_path}/root\nlocal_addresses: [10.0.0.1]\n"
         # No configuration database nor systemd here (tests/edit has them).
         "sip_expiry: {enabled: false}\nslave_db: {enabled: false}\nschedules: {systemctl: ['true']}\n"
+        # The default plugins talk to a real provd: none here.
+        "plugins: {device_provisioners: []}\n"
     )
     return path
 

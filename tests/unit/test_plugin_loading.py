@@ -11,7 +11,7 @@ from stevedore.extension import Extension
 
 from wazo_ha_core.errors import PluginLoadError
 from wazo_ha_core.plugins import PluginLoader
-from wazo_ha_core.settings import Settings
+from wazo_ha_core.settings import PLUGIN_NAMESPACES, Settings
 
 from . import sample_plugins
 from .sample_plugins import RecordingProvisioner, RecordingServices
@@ -32,7 +32,8 @@ class MemoryState:
 
 
 def settings_with(**plugins) -> Settings:
-    return Settings.from_tree({"plugins": plugins, "plugin_config": {"relay": {"fail_on": "x"}}})
+    enabled = {group: plugins.get(group, []) for group in PLUGIN_NAMESPACES}
+    return Settings.from_tree({"plugins": enabled, "plugin_config": {"relay": {"fail_on": "x"}}})
 
 
 def test_manager_factory_with_test_instances():

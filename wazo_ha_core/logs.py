@@ -26,7 +26,7 @@ def setup_logging(verbose: bool, quiet: bool, log_file: Path | None = None) -> N
     console = logging.StreamHandler()
     console.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING)
     console.setFormatter(formatter)
-    console.wazo_ha = True
+    console.wazo_ha = "console"
     root.addHandler(console)
     if log_file is None:
         return
@@ -39,5 +39,12 @@ def setup_logging(verbose: bool, quiet: bool, log_file: Path | None = None) -> N
         return
     handler.setLevel(logging.DEBUG if verbose else logging.INFO)
     handler.setFormatter(formatter)
-    handler.wazo_ha = True
+    handler.wazo_ha = "file"
     root.addHandler(handler)
+
+
+def show_info_on_console() -> None:
+    """Long-running commands (the watch) report each state change on stderr, e.g. to systemd's journal."""
+    for handler in logging.getLogger().handlers:
+        if getattr(handler, "wazo_ha", None) == "console" and handler.level > logging.INFO:
+            handler.setLevel(logging.INFO)

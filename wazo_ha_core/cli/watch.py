@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 import threading
 
 from ..engine import HAEngine
+from ..logs import show_info_on_console
 from ..watch import Action
 from .common import EXIT_FAILED, EXIT_OK, common_options, print_json, run
 
@@ -35,7 +35,7 @@ def register(commands, common) -> None:
 
 def cmd_watch(args, engine: HAEngine) -> int:
     if not getattr(args, "quiet", False):
-        logging.getLogger("wazo_ha_core").setLevel(logging.INFO)
+        show_info_on_console()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

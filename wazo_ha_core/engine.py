@@ -207,6 +207,14 @@ class HAEngine:
         state = self.store.plugin_state(STATE_OWNER)
         return {"paused": state.get("paused"), "last": state.get("status")}
 
+    # --- doctor -------------------------------------------------------------------------
+
+    def doctor(self) -> list[Any]:
+        """Every prerequisite checked, as :class:`~wazo_ha_core.doctor.CheckReport` objects."""
+        from .doctor_checks import run_doctor  # imports the schedules and the config DB only when asked
+
+        return run_doctor(self)
+
     # --- status -----------------------------------------------------------------------
 
     def status(self, limit: int | None = None) -> dict[str, Any]:

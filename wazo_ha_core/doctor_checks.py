@@ -63,8 +63,8 @@ ENABLE_FIX = "wazo-ha config set node_type=master remote_address=<slave> (or PUT
 
 def plugins_loaded(engine: HAEngine) -> CheckResult:
     reports = engine.loader.inventory()
-    broken = [f"{r.group}/{r.name}: {r.error}" for r in reports if r.enabled and not r.ok]
-    enabled = [f"{r.group}/{r.name}" for r in reports if r.enabled and r.ok]
+    broken = [f"{r.group}/{r.name}: {r.error}" for r in reports if r.enabled and r.error]
+    enabled = [f"{r.group}/{r.name}" for r in reports if r.enabled and not r.error]
     if broken:
         return CheckResult.fail(
             "; ".join(broken),

@@ -1,4 +1,4 @@
-"""wazo-ha doctor, the rsync plugin's checks against a real sshd: TCP 22 (here the rig's port), the key, its restriction."""
+"""wazo-ha doctor, the rsync plugin's checks against a real sshd: TCP 22 (the rig's port), the key, its restriction."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ Plugin authors import the extension points and errors from here too.
 """
 
 from .config import HASettings
+from .doctor import Check, CheckResult, FunctionCheck, TcpCheck
 from .engine import HAEngine
 from .errors import (
     AlreadyRunning,
@@ -62,10 +63,13 @@ def update_ha(body: dict, config_file: str | None = None) -> None:
 
 __all__ = [
     "AlreadyRunning",
+    "Check",
+    "CheckResult",
     "DeviceProvisioner",
     "EditError",
     "EditStepError",
     "FileSyncBackend",
+    "FunctionCheck",
     "HAEngine",
     "HASettings",
     "HealthProbe",
@@ -88,6 +92,7 @@ __all__ = [
     "SettingsError",
     "StoreError",
     "StoreNotMigrated",
+    "TcpCheck",
     "UnsupportedOperation",
     "ValidationError",
     "WazoHAError",

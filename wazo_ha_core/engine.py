@@ -207,13 +207,24 @@ class HAEngine:
         state = self.store.plugin_state(STATE_OWNER)
         return {"paused": state.get("paused"), "last": state.get("status")}
 
+    # --- doctor -------------------------------------------------------------------------
+
+    def doctor(self) -> list[Any]:
+        """Every prerequisite checked, as :class:`~wazo_ha_core.doctor.CheckReport` objects."""
+        from .doctor_checks import run_doctor  # imports the schedules and the config DB only when asked
+
+        return run_doctor(self)
+
     # --- status -----------------------------------------------------------------------
 
     def status(self, limit: int | None = None) -> dict[str, Any]:
         ha = self.current_settings()
         events = self.store.events(limit=limit or int(self.settings.get("history.default_limit")))
+        from .status import node_status  # role, master as seen, services, last operations, pause
+
         return {
             **ha.as_dict(),
+            **node_status(self),
             "store": self.store.describe(),
             "events": [event.as_dict() for event in events],
         }

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import UnsupportedOperation
 
 if TYPE_CHECKING:
+    from .doctor import Check
     from .settings import Settings
 
 #: ``progress(message, figures)``: plugins report progress through this; the
@@ -90,6 +91,22 @@ class Plugin:
     @property
     def name(self) -> str:
         return self.context.name
+
+    def checks(self, node_type: str, peer: str | None) -> list[Check]:
+        """Optional: this plugin's own prerequisites, for ``wazo-ha doctor``.
+
+        Called on every loaded plugin with this node's role (``"master"`` or
+        ``"slave"``; never called while HA is disabled) and the peer's address
+        (``remote_address``, ``None`` when unknown). Returns
+        :class:`~wazo_ha_core.doctor.Check` objects; it must not do I/O itself
+        (the doctor runs the checks concurrently, each bounded by
+        ``doctor.check_timeout``). Each check's ``run()`` has no side effects,
+        bounds its network calls with ``timeouts.connect`` and returns a
+        :class:`~wazo_ha_core.doctor.CheckResult` (PASS, WARN or FAIL with the
+        fix an operator should apply) rather than raising. Check names are
+        shown prefixed with the plugin's name. Default: no checks.
+        """
+        return []
 
 
 # --- results -----------------------------------------------------------------

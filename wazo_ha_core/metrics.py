@@ -69,6 +69,10 @@ class MetricsFile:
         )
         failovers = self.store.count_events("failover", "ok")
         gauge("failovers_total", "Failovers this node performed.", failovers, kind="counter")
+        paused = self.store.plugin_state("core.watch").get("paused")
+        gauge(
+            "paused", "1 while the watch is paused (wazo-ha pause): it observes but does not act.", 1 if paused else 0
+        )
         return "\n".join(lines) + "\n"
 
     def _last_success(self, kind: str) -> Event | None:

@@ -218,3 +218,28 @@ class ScheduleStep(EditStep):
         if result.returncode != 0:
             detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or [""]
             raise EditStepError(f"{shlex.join(argv)} exited with {result.returncode}: {detail[0]}")
+
+
+SHIPPED_HEADER = (
+    "# Shipped with wazo-ha (contrib/{path}); generated from wazo_ha_core/schedules.py by contrib/gen_units.py.\n"
+    "# Enabling HA writes the same file itself ({installed}); install by hand only to run without the edit step.\n"
+)
+
+
+def shipped_files() -> dict[str, str]:
+    """``contrib/`` path → content: the units and cron files the edit step writes, with the default settings."""
+    from .settings import Settings
+
+    shipped: dict[str, str] = {}
+    for kind, slave_mode in (("systemd", "watch"), ("cron", "check")):
+        settings = Settings.from_tree({"schedules": {"kind": kind, "slave_mode": slave_mode}})
+        schedules = Schedules(settings)
+        for role in ("master", "slave"):
+            files, _ = schedules.wanted(HASettings(role, "192.0.2.1"))
+            for path, content in files.items():
+                folder = "systemd" if path.parent == schedules.systemd_dir else "cron.d"
+                body = content.split("\n", 1)[1]  # the per-edit header does not apply to a shipped file
+                shipped[f"{folder}/{path.name}"] = (
+                    SHIPPED_HEADER.format(path=f"{folder}/{path.name}", installed=path) + body
+                )
+    return shipped

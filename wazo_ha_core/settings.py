@@ -263,6 +263,14 @@ OPTIONS: tuple[Option, ...] = (
         "and does not take over. Empty: no witness check.",
     ),
     Option("watch.retry", 10.0, "number", "Seconds before a failed take-over or give-back is tried again."),
+    # --- wazo-ha doctor (docs/prerequisites.rst) ---
+    Option("doctor.check_timeout", 15.0, "number", "Seconds one `wazo-ha doctor` check may take before it is a FAIL."),
+    Option(
+        "doctor.clock_offset_warn",
+        2.0,
+        "number",
+        "`wazo-ha doctor` warns when the nodes' clocks differ by more than this many seconds.",
+    ),
 )
 
 _OPTION_BY_KEY = {option.key: option for option in OPTIONS}

@@ -24,7 +24,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from wazo_ha_core import DeviceProvisioner, OperationResult, PluginError, PluginTimeout
+from wazo_ha_core import CheckResult, DeviceProvisioner, FunctionCheck, OperationResult, PluginError, PluginTimeout
 
 MEDIA_TYPE = "application/vnd.proformatique.provd+json"
 BACKUP_KEYS = ("registrar_backup", "proxy_backup")
@@ -42,6 +42,8 @@ class ProvdProvisioner(DeviceProvisioner):
         "resync_parallel": 5,
         "resync_timeout": 120.0,
         "poll_interval": 0.5,
+        # Where provd keeps its installed plugins (checked empty on a slave by `wazo-ha doctor`).
+        "plugins_dir": "/var/lib/wazo-provd/plugins",
     }
 
     def __init__(self, context):
@@ -50,6 +52,30 @@ class ProvdProvisioner(DeviceProvisioner):
         if not self.base.startswith(("http://", "https://")):
             raise PluginError(f"plugin_config.provd.url must be an http(s) URL, got {self.config['url']!r}")
         self.timeout = float(self.config["timeout"] or context.settings.get("timeouts.command"))
+
+    # --- doctor --------------------------------------------------------------------
+
+    def checks(self, node_type: str, peer: str | None) -> list:
+        """``wazo-ha doctor`` on a slave: no provisioning plugin installed (provd does not run there)."""
+        if node_type != "slave":
+            return []
+        return [FunctionCheck("no provisioning plugins on the slave", self._no_plugins_installed)]
+
+    def _no_plugins_installed(self) -> CheckResult:
+        directory = self.context.settings.resolve(self.config["plugins_dir"])
+        try:
+            installed = sorted(entry.name for entry in directory.iterdir() if entry.is_dir())
+        except FileNotFoundError:
+            return CheckResult.passed(f"{directory} does not exist")
+        except OSError as exc:
+            return CheckResult.fail(f"cannot list {directory}: {exc.strerror}", "check the path and permissions")
+        if installed:
+            return CheckResult.fail(
+                f"{len(installed)} installed in {directory}: {', '.join(installed[:10])}",
+                "uninstall them on the slave (Wazo's HA prerequisites: the phones are provisioned by the "
+                "master only), e.g. with wazo-provd-cli before making the node a slave",
+            )
+        return CheckResult.passed(f"none in {directory}")
 
     # --- backup registrar ----------------------------------------------------------
 

@@ -39,8 +39,22 @@ def cmd_status(args, engine: HAEngine) -> int:
     if args.json:
         print_json(status)
         return EXIT_OK
-    print(f"node type       {status['node_type']}")
-    print(f"remote address  {status['remote_address'] or '-'}")
+    print(f"role            {status['role']}" + (f" (peer {status['peer']})" if status["peer"] else ""))
+    master = status["master"]
+    if status["role"] == "slave":
+        print(f"master          {master['state'].upper()}  {master['detail']}")
+    paused = status["paused"]
+    print(
+        f"watch           {'PAUSED since ' + paused['since'][:19] + ' ' + paused['reason'] if paused else 'not paused'}"
+    )
+    for service in status["services"] or [{"name": "-", "state": "no service manager enabled", "detail": ""}]:
+        print(f"services        {service['name']}: {service['state']}  {service['detail']}".rstrip())
+    for kind, last in status["last"].items():
+        if last is None:
+            print(f"last {kind:<12}never")
+            continue
+        ok = "" if last["outcome"] in ("ok", "skipped") else f"  (last good: {last['last_ok_age']})"
+        print(f"last {kind:<12}{last['outcome']:<8} {last['age']}{ok}  {last['message']}".rstrip())
     print(f"state store     {status['store']}")
     print("recent events:" if status["events"] else "recent events:  none yet")
     print_events(status["events"])

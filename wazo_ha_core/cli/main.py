@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import db, devices, ha_settings, plugins, replication, replication_password, services, sync, watch
+from . import db, devices, doctor, ha_settings, plugins, replication, replication_password, services, sync, watch
 from .common import common_options, run
 
 #: Each module adds its sub-commands with ``register(commands, common)``.
-COMMAND_MODULES = [ha_settings, plugins, db, replication, sync, watch, services, devices, replication_password]
+COMMAND_MODULES = [ha_settings, plugins, db, replication, sync, watch, services, devices, replication_password, doctor]
 
 
 def build_parser() -> argparse.ArgumentParser:

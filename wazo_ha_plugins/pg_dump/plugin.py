@@ -43,6 +43,7 @@ from wazo_ha_core import (
 from . import catalog as cat
 from .checks import differences, fingerprint, sequence_values, table_checksums
 from .connection import Endpoint, close_quietly, connect, first_line
+from .doctor import pg_dump_checks
 from .stream import SourceFailed, copy_table
 
 #: Key of the session advisory lock taken on the slave ("wazo-ha" in ASCII).
@@ -137,6 +138,10 @@ class PgDumpReplication(ReplicationBackend):
             self._path("slave_password_file"),
             self._path("passfile"),
         )
+
+    def checks(self, node_type: str, peer: str | None) -> list:
+        """``wazo-ha doctor``: TCP, same version, slave UTF-8, clock offset (see :mod:`.doctor`)."""
+        return pg_dump_checks(self, node_type, peer)
 
     # --- the run ----------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from wazo_ha_core import (
 )
 
 from . import transfer, trust
+from .doctor import rsync_checks
 
 RECEIVER_SOURCE = Path(__file__).with_name("receiver.py")
 
@@ -234,6 +235,10 @@ class RsyncBackend(FileSyncBackend):
             f"{figures.get('files_deleted', 0)} deleted"
         )
         return OperationResult("synced", message, figures, warnings)
+
+    def checks(self, node_type: str, peer: str | None) -> list:
+        """``wazo-ha doctor``: TCP to sshd, the key and its restrictions (see :mod:`.doctor`)."""
+        return rsync_checks(self, node_type, peer)
 
     # --- settings --------------------------------------------------------------------
 

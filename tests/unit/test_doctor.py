@@ -1,0 +1,148 @@
+"""wazo-ha doctor, the core: the runner's bounds, TCP on loopback, schedules, plugins, the command."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+
+import pytest
+
+from wazo_ha_core import Check, CheckResult, FunctionCheck, TcpCheck
+from wazo_ha_core.cli import doctor as doctor_cli
+from wazo_ha_core.config import HASettings
+from wazo_ha_core.doctor import FAIL, PASS, WARN, run_checks, worst
+from wazo_ha_core.doctor_checks import doctor_checks, plugins_loaded, schedules_installed
+from wazo_ha_core.schedules import Schedules
+
+from . import sample_plugins
+from .conftest import TEST_PLUGINS
+
+
+def test_runner_keeps_order_and_bounds_a_hung_check():
+    release = threading.Event()
+    checks = [
+        FunctionCheck("hangs", lambda: release.wait(30) and CheckResult.passed("late"), timeout=0.3),
+        FunctionCheck("fine", lambda: CheckResult.passed("ok")),
+    ]
+    try:
+        reports = run_checks(checks, default_timeout=5)
+    finally:
+        release.set()
+    assert [r.name for r in reports] == ["hangs", "fine"]
+    assert reports[0].status == FAIL and "no answer within 0.3 s" in reports[0].detail
+    assert reports[1].status == PASS
+
+
+def test_runner_turns_a_raising_or_bad_check_into_fail():
+    def boom():
+        raise RuntimeError("kaput")
+
+    reports = run_checks([FunctionCheck("raises", boom), FunctionCheck("bad", lambda: "yes")], default_timeout=5)
+    assert reports[0].status == FAIL and "RuntimeError: kaput" in reports[0].detail
+    assert reports[1].status == FAIL and "'yes'" in reports[1].detail
+
+
+def test_worst():
+    reports = run_checks(
+        [FunctionCheck("a", lambda: CheckResult.passed("x")), FunctionCheck("b", lambda: CheckResult.warn("y", "z"))],
+        5,
+    )
+    assert worst(reports) == WARN
+    assert worst(reports[:1]) == PASS
+
+
+@pytest.fixture
+def listener():
+    server = socket.create_server(("127.0.0.1", 0))
+    yield server.getsockname()[1]
+    server.close()
+
+
+def test_tcp_check_passes_on_a_listener_and_fails_once_closed(listener):
+    assert TcpCheck("t", "127.0.0.1", listener, 2, "open it").run().status == PASS
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    result = TcpCheck("t", "127.0.0.1", port, 2, "open it").run()
+    assert result.status == FAIL and f"127.0.0.1:{port}" in result.detail and result.fix == "open it"
+
+
+def test_schedules_pass_when_written_fail_when_missing_warn_when_edited(make_engine):
+    engine = make_engine()
+    master = HASettings("master", "10.0.0.2")
+    missing = schedules_installed(engine.settings, master)
+    assert missing.status == FAIL and "xivo-ha-master" in missing.detail and "node_type=master" in missing.fix
+    files, _ = Schedules(engine.settings).wanted(master)
+    for path, content in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    assert schedules_installed(engine.settings, master).status == PASS
+    next(iter(files)).write_text("* * * * * root something else\n")
+    assert schedules_installed(engine.settings, master).status == WARN
+
+
+def test_plugins_loaded_fails_naming_a_missing_plugin(make_engine):
+    engine = make_engine(plugins={"service_managers": ["recording_services", "nowhere"]})
+    result = plugins_loaded(engine)
+    assert result.status == FAIL and "service_managers/nowhere: not installed" in result.detail
+    engine = make_engine(plugins={"service_managers": ["recording_services"]})
+    result = plugins_loaded(engine)
+    assert result.status == PASS and "service_managers/recording_services" in result.detail
+
+
+class CheckingServices(sample_plugins.RecordingServices):
+    """Offers one check per role it is asked about, to prove the doctor asks with the right role and peer."""
+
+    def checks(self, node_type, peer):
+        return [FunctionCheck("seen", lambda: CheckResult.passed(f"{node_type} {peer}"))]
+
+
+@pytest.fixture
+def checking_plugin():
+    TEST_PLUGINS["checking_services"] = CheckingServices
+    yield
+    del TEST_PLUGINS["checking_services"]
+
+
+def test_plugin_checks_are_asked_with_role_and_peer_and_prefixed(make_engine, checking_plugin):
+    engine = make_engine(plugins={"service_managers": ["checking_services"]})
+    engine.store.write_ha_settings(HASettings("master", "10.0.0.2"))
+    names = [check.name for check in doctor_checks(engine)]
+    assert "checking_services: seen" in names
+    reports = {report.name: report for report in engine.doctor()}
+    assert reports["checking_services: seen"].detail == "master 10.0.0.2"
+
+
+def test_disabled_node_warns_and_checks_only_plugins(make_engine):
+    engine = make_engine()
+    names = [check.name for check in doctor_checks(engine)]
+    assert names == ["plugins loaded", "HA enabled"]
+
+
+class Args:
+    json = False
+
+
+def test_command_exits_1_on_fail_0_on_warn_and_prints_json(make_engine, capsys, checking_plugin):
+    engine = make_engine()  # disabled: a WARN only
+    assert doctor_cli.cmd_doctor(Args(), engine) == 0
+    out = capsys.readouterr().out
+    assert "WARN  HA enabled" in out and "fix: wazo-ha config set" in out and "WARN: 1 passed, 1 warned" in out
+    engine = make_engine(plugins={"service_managers": ["nowhere"]})
+    args = Args()
+    args.json = True
+    assert doctor_cli.cmd_doctor(args, engine) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["verdict"] == "FAIL"
+    assert {"name", "status", "detail", "fix", "duration"} <= set(data["checks"][0])
+    assert data["checks"][0]["status"] == "FAIL"
+
+
+class Abstract(Check):
+    pass
+
+
+def test_check_requires_run():
+    with pytest.raises(TypeError):
+        Abstract()

@@ -1,0 +1,101 @@
+"""``wazo-ha status``: the node at a glance, from the store only (no probe, no network).
+
+* role and peer (the HA settings);
+* the master as this slave last saw it: the watch's last published verdict
+  and the last failover or failback in force;
+* each service manager's state (active or standby), asked locally;
+* the last replication, sync, failover and failback with their age;
+* whether the watch is paused.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from .errors import PluginLoadError
+from .journal import Event, utcnow
+from .watcher import STATE_OWNER
+
+if TYPE_CHECKING:
+    from .engine import HAEngine
+
+LAST_KINDS = ("replication", "sync", "failover", "failback")
+
+
+def node_status(engine: HAEngine) -> dict[str, Any]:
+    ha = engine.current_settings()
+    state = engine.store.plugin_state(STATE_OWNER)
+    watch_last = state.get("status")
+    last = {kind: _last(engine, kind) for kind in LAST_KINDS}
+    return {
+        "role": ha.node_type,
+        "peer": ha.remote_address or None,
+        "master": master_view(ha.node_type, watch_last, engine.store.last_event(("failover", "failback"), ("ok",))),
+        "services": services(engine),
+        "last": last,
+        "paused": state.get("paused"),
+    }
+
+
+def master_view(role: str, watch_last: dict | None, switch: Event | None) -> dict[str, Any]:
+    """What the slave believes of the master: ``up``, ``down`` (failed over), or ``unknown``."""
+    if role != "slave":
+        return {"state": "this node" if role == "master" else "n/a", "detail": ""}
+    if switch is not None and switch.kind == "failover":
+        state = "down"
+        detail = f"failed over {age(switch.ended_at or switch.started_at)}"
+    elif watch_last is None:
+        state, detail = "unknown", "the watch has not reported yet"
+    else:
+        state = {"good": "up", "failed": "failing", "unknown": "unknown"}.get(watch_last.get("verdict"), "unknown")
+        detail = watch_last.get("reason") or ""
+    if watch_last is not None:
+        detail += f" (watch: role {watch_last.get('role')}, last change {age(_parse(watch_last.get('at')))})"
+    return {"state": state, "detail": detail.strip(), "watch": watch_last}
+
+
+def services(engine: HAEngine) -> list[dict[str, Any]]:
+    try:
+        states = engine.service_control().status()
+    except PluginLoadError as exc:
+        return [{"name": exc.name, "state": "unknown", "detail": str(exc)}]
+    shown = {True: "active", False: "standby", None: "unknown"}
+    return [{"name": name, "state": shown[state.active], "detail": state.detail} for name, state in states]
+
+
+def _last(engine: HAEngine, kind: str) -> dict[str, Any] | None:
+    events = engine.store.events(kind=kind, limit=1)
+    if not events:
+        return None
+    event = events[0]
+    ok = engine.store.last_event((kind,), ("ok", "skipped"))
+    return {
+        "outcome": event.outcome,
+        "at": (event.ended_at or event.started_at).isoformat(),
+        "age": age(event.ended_at or event.started_at),
+        "message": event.message,
+        "last_ok_age": age(ok.ended_at or ok.started_at) if ok else None,
+    }
+
+
+def age(moment: datetime | None, now: datetime | None = None) -> str:
+    """``"just now"``, ``"42 s ago"``, ``"3 min ago"``, ``"5 h ago"``, ``"2 d ago"``; ``"never"`` for None."""
+    if moment is None:
+        return "never"
+    seconds = ((now or utcnow()) - moment).total_seconds()
+    if seconds < 0:
+        return "in the future (clock changed?)"
+    if seconds < 5:
+        return "just now"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return f"{int(seconds)} s ago"
+
+
+def _parse(text: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None

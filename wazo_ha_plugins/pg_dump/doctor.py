@@ -1,0 +1,137 @@
+"""The pg_dump plugin's ``wazo-ha doctor`` checks, run on the master through the replication connection.
+
+* TCP from the master to the slave's PostgreSQL port;
+* the same Wazo version on both nodes: ``alembic_version`` of the
+  configuration database and ``infos.wazo_version`` compared;
+* the slave's database is UTF-8;
+* the clock offset between the nodes, read from the slave PostgreSQL's
+  ``clock_timestamp()`` against this node's clock, halfway through the round
+  trip (the uncertainty is half the round trip, and is reported).
+"""
+
+from __future__ import annotations
+
+import time
+
+import psycopg2
+
+from wazo_ha_core import CheckResult, FunctionCheck, PluginError, TcpCheck
+
+from . import catalog as cat
+from .connection import close_quietly, connect, first_line
+
+#: Above this round trip the clock offset cannot be told precisely enough to judge.
+MAX_CLOCK_ROUND_TRIP = 1.0
+
+
+def pg_dump_checks(plugin, node_type: str, peer: str | None) -> list:
+    if node_type != "master" or not peer:
+        return []
+    settings = plugin.context.settings
+    connect_timeout = float(settings.get("timeouts.connect"))
+    port = plugin.config["slave_port"]
+    doctor = _Doctor(plugin, peer, connect_timeout)
+    return [
+        TcpCheck(
+            f"master → slave TCP {port}",
+            peer,
+            port,
+            connect_timeout,
+            f"open TCP {port} from the master to the slave {peer} (firewall) and make the slave's PostgreSQL "
+            "listen there (enable HA on the slave first: it sets listen_addresses and pg_hba.conf)",
+        ),
+        FunctionCheck("same Wazo version", doctor.same_version),
+        FunctionCheck("slave database UTF-8", doctor.slave_utf8),
+        FunctionCheck("clock offset", lambda: doctor.clock_offset(float(settings.get("doctor.clock_offset_warn")))),
+    ]
+
+
+class _Doctor:
+    def __init__(self, plugin, peer: str, connect_timeout: float):
+        self.plugin, self.peer, self.connect_timeout = plugin, peer, connect_timeout
+
+    def _run(self, what, *, master: bool) -> CheckResult:
+        connections = []
+        try:
+            slave = connect(self.plugin.slave_endpoint(self.peer), self.connect_timeout, self.connect_timeout * 2)
+            connections.append(slave)
+            if master:
+                source = connect(self.plugin.master_endpoint(), self.connect_timeout, self.connect_timeout * 2)
+                connections.append(source)
+                return what(slave.cursor(), source.cursor())
+            return what(slave.cursor())
+        except PluginError as exc:
+            return CheckResult.fail(str(exc), REACH_FIX)
+        except psycopg2.Error as exc:
+            return CheckResult.fail(f"query failed: {first_line(exc)}", REACH_FIX)
+        finally:
+            for connection in connections:
+                close_quietly(connection)
+
+    def same_version(self) -> CheckResult:
+        return self._run(_compare_versions, master=True)
+
+    def slave_utf8(self) -> CheckResult:
+        return self._run(_slave_encoding, master=False)
+
+    def clock_offset(self, warn_above: float) -> CheckResult:
+        return self._run(lambda cursor: _clock_offset(cursor, warn_above), master=False)
+
+
+REACH_FIX = (
+    "check plugin_config.pg_dump (slave_user, slave_password_file), that HA is enabled on the slave, and "
+    "'wazo-ha replication-password' on both nodes"
+)
+
+
+def _versions(cursor, role: str) -> tuple[str, str]:
+    schema = cat.schema_version(cursor, role)
+    cursor.execute("SELECT to_regclass('public.infos') IS NOT NULL")
+    wazo = "(no infos table)"
+    if cursor.fetchone()[0]:
+        cursor.execute("SELECT string_agg(DISTINCT wazo_version, ',') FROM public.infos")
+        wazo = cursor.fetchone()[0] or "(empty)"
+    return schema, wazo
+
+
+def _compare_versions(slave, master) -> CheckResult:
+    master_schema, master_wazo = _versions(master, "master")
+    slave_schema, slave_wazo = _versions(slave, "slave")
+    shown = f"master {master_wazo} (schema {master_schema}), slave {slave_wazo} (schema {slave_schema})"
+    if master_schema != slave_schema:
+        return CheckResult.fail(
+            shown, "upgrade both nodes to the same Wazo version (docs/runbook.rst, 'Upgrading both nodes')"
+        )
+    if master_wazo != slave_wazo:
+        # infos is replicated by today's Wazo, so it may only say what the master last copied.
+        return CheckResult.warn(
+            shown + ": same schema, different infos.wazo_version",
+            "make sure both nodes run the same Wazo version (wazo-upgrade on both)",
+        )
+    return CheckResult.passed(shown)
+
+
+def _slave_encoding(slave) -> CheckResult:
+    encoding = cat.database_encoding(slave)
+    if encoding != "UTF8":
+        return CheckResult.fail(
+            f"the slave's database is encoded {encoding}",
+            "recreate the slave's cluster with a UTF-8 locale (docs/runbook.rst, 'Locale and UTF-8 errors')",
+        )
+    return CheckResult.passed("the slave's database is UTF8")
+
+
+def _clock_offset(slave, warn_above: float) -> CheckResult:
+    before = time.time()
+    slave.execute("SELECT extract(epoch FROM clock_timestamp())::float8")
+    remote = float(slave.fetchone()[0])
+    after = time.time()
+    round_trip = after - before
+    offset = remote - (before + after) / 2
+    shown = f"slave clock {offset:+.3f} s from the master's (± {round_trip / 2:.3f} s)"
+    fix = "run NTP (systemd-timesyncd or chrony) on both nodes against the same servers"
+    if round_trip > MAX_CLOCK_ROUND_TRIP:
+        return CheckResult.warn(f"{shown}: the round trip was too slow to judge", "check the link, then run again")
+    if abs(offset) - round_trip / 2 > warn_above:
+        return CheckResult.warn(f"{shown}, more than {warn_above:g} s", fix)
+    return CheckResult.passed(shown)

@@ -125,11 +125,20 @@ def check_slave_catalog(cursor, master: Catalog) -> None:
         raise PreflightError(f"sequence(s) missing on the slave: {', '.join(missing_sequences)}")
 
 
-def schema_version(cursor, role: str) -> str:
+def schema_version(cursor, role: str, user: str) -> str:
     """The configuration database's alembic revision(s), e.g. ``1e0ff683a94e``."""
-    cursor.execute("SELECT to_regclass('public.alembic_version') IS NOT NULL")
-    if not cursor.fetchone()[0]:
+    cursor.execute(
+        "SELECT to_regclass('public.alembic_version') IS NOT NULL, "
+        "has_table_privilege(to_regclass('public.alembic_version'), 'SELECT')"
+    )
+    exists, readable = cursor.fetchone()
+    if not exists:
         raise PreflightError(f"the {role}'s configuration database has no public.alembic_version table")
+    if not readable:
+        raise PreflightError(
+            f"{role} user {user!r} may not read public.alembic_version; grant it the owner role of the "
+            f'configuration tables, e.g. GRANT asterisk TO "{user}" (setting slave_db.grant_roles)'
+        )
     cursor.execute("SELECT version_num FROM public.alembic_version ORDER BY version_num")
     return ",".join(row[0] for row in cursor.fetchall()) or "(empty)"
 
@@ -137,3 +146,41 @@ def schema_version(cursor, role: str) -> str:
 def database_encoding(cursor) -> str:
     cursor.execute("SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()")
     return cursor.fetchone()[0]
+
+
+_TABLE_PRIVILEGES = """
+SELECT c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.relkind = 'r'
+  AND NOT (has_table_privilege(c.oid, 'SELECT') AND has_table_privilege(c.oid, 'INSERT')
+           AND has_table_privilege(c.oid, 'DELETE') AND has_table_privilege(c.oid, 'TRUNCATE'))
+ORDER BY 1
+"""
+# ALTER SEQUENCE … RESTART (transactional, unlike setval) needs the sequence's owner's rights.
+_SEQUENCE_OWNERS = """
+SELECT c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.relkind = 'S'
+  AND NOT pg_has_role(current_user, c.relowner, 'USAGE')
+ORDER BY 1
+"""
+
+
+def check_slave_privileges(cursor, master: Catalog, user: str) -> None:
+    """The slave user may empty and load every replicated table and reset every sequence.
+
+    A non-superuser replication role gets these rights by membership of the
+    tables' owner (setting ``slave_db.grant_roles``, ``asterisk`` on Wazo).
+    """
+    cursor.execute(_TABLE_PRIVILEGES, (SCHEMA, [table.name for table in master.tables]))
+    tables = [row[0] for row in cursor.fetchall()]
+    cursor.execute(_SEQUENCE_OWNERS, (SCHEMA, list(master.sequences)))
+    sequences = [row[0] for row in cursor.fetchall()]
+    if tables or sequences:
+        names = tables + [f"sequence {name}" for name in sequences]
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        raise PreflightError(
+            f"slave user {user!r} may not replace the data of {shown}: it needs SELECT, INSERT, DELETE and "
+            f"TRUNCATE on the tables and the sequences' owner rights; grant it the owner role, e.g. "
+            f'GRANT asterisk TO "{user}" (setting slave_db.grant_roles)'
+        )

@@ -64,8 +64,8 @@ class PgDumpReplication(ReplicationBackend):
         "master_user": "postgres",
         "master_password_file": None,
         "slave_port": 5432,
-        "slave_user": "postgres",
-        "slave_password_file": None,
+        "slave_user": None,  # null: the replication role of issue 6, setting slave_db.role
+        "slave_password_file": None,  # null (and no passfile): setting paths.replication_password
         "passfile": None,
         "require_password": True,
         "empty_with": "delete",
@@ -91,9 +91,11 @@ class PgDumpReplication(ReplicationBackend):
         unknown = sorted(set(config) - set(self.default_config))
         if unknown:
             raise PluginError(f"plugin_config.{self.name}: unknown key(s) {', '.join(unknown)}")
-        for key in ("database", "master_host", "master_user", "slave_user"):
+        for key in ("database", "master_host", "master_user"):
             if not isinstance(config[key], str) or not config[key]:
                 raise bad(key, "a non-empty string")
+        if config["slave_user"] is not None and not (isinstance(config["slave_user"], str) and config["slave_user"]):
+            raise bad("slave_user", "a non-empty string or null")
         for key in ("master_port", "slave_port"):
             if isinstance(config[key], bool) or not isinstance(config[key], int) or not 0 < config[key] < 65536:
                 raise bad(key, "a TCP port number")
@@ -127,14 +129,27 @@ class PgDumpReplication(ReplicationBackend):
             self._path("passfile"),
         )
 
+    @property
+    def slave_user(self) -> str:
+        """``slave_user``, else the replication role that enabling HA creates on the slave."""
+        return self.config["slave_user"] or self.context.settings.get("slave_db.role")
+
+    def slave_password_path(self) -> Path | None:
+        """``slave_password_file``; else, unless a libpq passfile is set, the replication password file."""
+        if self.config["slave_password_file"] is not None:
+            return self._path("slave_password_file")
+        if self.config["passfile"] is not None:
+            return None
+        return self.context.settings.path("replication_password")
+
     def slave_endpoint(self, peer: str) -> Endpoint:
         return Endpoint(
             "slave",
             peer,
             self.config["slave_port"],
-            self.config["slave_user"],
+            self.slave_user,
             self.config["database"],
-            self._path("slave_password_file"),
+            self.slave_password_path(),
             self._path("passfile"),
         )
 
@@ -194,27 +209,32 @@ class _Run:
             )
 
     def preflight(self) -> None:
-        versions = (cat.schema_version(self.source, "master"), cat.schema_version(self.target, "slave"))
-        if versions[0] != versions[1]:
-            raise PreflightError(
-                f"configuration schema versions differ: master {versions[0]}, slave {versions[1]} "
-                "(alembic_version); upgrade both nodes to the same Wazo version"
-            )
         encoding = cat.database_encoding(self.target)
         if encoding != "UTF8":
             raise PreflightError(
                 f"the slave's database {self.plugin.config['database']!r} is encoded {encoding}, not UTF8; "
                 "recreate it with ENCODING 'UTF8'"
             )
+        versions = (
+            cat.schema_version(self.source, "master", self.plugin.config["master_user"]),
+            cat.schema_version(self.target, "slave", self.plugin.slave_user),
+        )
+        if versions[0] != versions[1]:
+            raise PreflightError(
+                f"configuration schema versions differ: master {versions[0]}, slave {versions[1]} "
+                "(alembic_version); upgrade both nodes to the same Wazo version"
+            )
         self.catalog = cat.read_catalog(self.source, self.plugin.excluded)
         cat.check_slave_catalog(self.target, self.catalog)
+        cat.check_slave_privileges(self.target, self.catalog, self.plugin.slave_user)
         try:
             self.target.execute("SET LOCAL session_replication_role = replica")
         except psycopg2.errors.InsufficientPrivilege:
             raise PreflightError(
-                f"slave user {self.plugin.config['slave_user']!r} may not set session_replication_role "
-                "(needed to load the tenant/endpoint_sip foreign-key cycle): make it a superuser or "
-                "GRANT SET ON PARAMETER session_replication_role"
+                f"slave user {self.plugin.slave_user!r} may not set session_replication_role "
+                "(needed to load the tenant/endpoint_sip foreign-key cycle): "
+                f'GRANT SET ON PARAMETER session_replication_role TO "{self.plugin.slave_user}" '
+                "(PostgreSQL 15; enabling HA on the slave does it) or make it a superuser"
             ) from None
 
     def _state(self) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import psycopg2
 
+from tests.plugins.pg_dump.conftest import OWNED_BY_ASTERISK, REPLICATION_PASSWORD, create_replication_role
 from tests.rig import wazo_data
 from tests.rig.fixtures import SHARED_FIXTURES
 from tests.rig.postgres import SUPERUSER_PASSWORD, PgCluster
@@ -186,16 +187,16 @@ OURS = textwrap.dedent(
 
 
 def ours(master: PgCluster, slave: PgCluster, database: str, workdir: Path, force: bool, empty_with="delete") -> dict:
-    password = workdir / "etc/slave.password"
+    # As in production: the slave's NOSUPERUSER replication role, its password at paths.replication_password.
+    password = workdir / "etc/wazo-ha/replication-password"
     password.parent.mkdir(parents=True, exist_ok=True)
-    password.write_text(SUPERUSER_PASSWORD)
+    password.write_text(REPLICATION_PASSWORD)
     password.chmod(0o600)
     config = {
         "database": database,
         "master_host": str(master.socket_dir),
         "master_port": master.port,
         "slave_port": slave.port,
-        "slave_password_file": "/etc/slave.password",
         "empty_with": empty_with,
     }
     argv = [sys.executable, "-c", OURS, str(workdir), json.dumps(config), "force" if force else "auto"]
@@ -219,9 +220,15 @@ def main() -> int:
         workdir = Path(tmp)
         big = wazo_data.tenant_sql() + wazo_data.users_sql(USERS) + wazo_data.excluded_rows_sql(EXCLUDED_ROWS)
         small = wazo_data.tenant_sql() + wazo_data.users_sql(SMALL_USERS)
+        slave.psql("postgres", "CREATE ROLE asterisk NOLOGIN")
         for cluster in (master, slave):
-            load(cluster, "asterisk", big if cluster is master else "UPDATE infos SET uuid = md5('slave')")
-            load(cluster, "asterisk_small", small if cluster is master else "SELECT 1")
+            load(
+                cluster,
+                "asterisk",
+                big if cluster is master else "UPDATE infos SET uuid = md5('slave');" + OWNED_BY_ASTERISK,
+            )
+            load(cluster, "asterisk_small", small if cluster is master else OWNED_BY_ASTERISK)
+        create_replication_role(slave, workdir)
         print(f"loaded in {time.perf_counter() - started:.0f} s\n", flush=True)
 
         base = [baseline(master, slave, "asterisk", workdir) for _ in range(REPEAT)]

@@ -35,15 +35,40 @@ DEFAULT_EXCLUDED_TABLES = (
     "infos",
 )
 
+#: Types whose hash function agrees with their text form (equal text <=> equal hash input):
+#: the checksum hashes these values directly, every other type through its text.
+#: Enums are not here: their hash is of the label's OID, which differs between databases.
+NATIVELY_HASHED = (
+    "smallint",
+    "integer",
+    "bigint",
+    "text",
+    "character varying",
+    "boolean",
+    "uuid",
+    "bytea",
+    "date",
+    "timestamp without time zone",
+    "timestamp with time zone",
+)
+
+# Per table: the copyable columns, which of them hash natively, and whether
+# binary COPY is portable between two databases (it is not for composites and
+# arrays of user-defined types, whose binary form carries type OIDs).
 _TABLES = """
-SELECT c.relname, array_agg(a.attname::text ORDER BY a.attnum)
+SELECT c.relname,
+       array_agg(a.attname::text ORDER BY a.attnum),
+       array_agg(a.atttypid = ANY(%s::regtype[]) ORDER BY a.attnum),
+       bool_and(t.typtype NOT IN ('c', 'r', 'm') AND NOT (t.typelem <> 0 AND t.typlen = -1 AND t.typelem >= 16384))
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+JOIN pg_type t ON t.oid = a.atttypid
 WHERE n.nspname = %s AND c.relkind = 'r'
 GROUP BY c.relname
 ORDER BY c.relname
 """
+_NATIVE_TYPES = [*NATIVELY_HASHED, *(f"{name}[]" for name in NATIVELY_HASHED)]
 
 # A sequence belongs to a table when it is OWNED BY one of its columns (serial,
 # identity): it is excluded with that table.
@@ -64,6 +89,19 @@ ORDER BY s.relname
 class Table:
     name: str
     columns: tuple[str, ...]
+    native_hash: tuple[bool, ...] = ()  # per column: hashed as is (else through its text)
+    binary: bool = False  # binary COPY is portable for every column
+
+    @property
+    def hashed_row(self) -> sql.Composable:
+        """``ROW(…)`` of the columns as the checksum hashes them."""
+        native = self.native_hash or (False,) * len(self.columns)
+        return sql.SQL("ROW({})").format(
+            sql.SQL(", ").join(
+                sql.Identifier(column) if plain else sql.SQL("{}::text").format(sql.Identifier(column))
+                for column, plain in zip(self.columns, native, strict=True)
+            )
+        )
 
     @property
     def ident(self) -> sql.Composable:
@@ -87,8 +125,10 @@ def excluded_names(add: list[str], remove: list[str]) -> set[str]:
 
 def read_catalog(cursor, excluded: set[str]) -> Catalog:
     """The replicated tables (with their copyable columns) and sequences of the master."""
-    cursor.execute(_TABLES, (SCHEMA,))
-    all_tables = [Table(name, tuple(columns)) for name, columns in cursor.fetchall()]
+    cursor.execute(_TABLES, (_NATIVE_TYPES, SCHEMA))
+    all_tables = [
+        Table(name, tuple(columns), tuple(native), binary) for name, columns, native, binary in cursor.fetchall()
+    ]
     cursor.execute(_SEQUENCES, (SCHEMA,))
     all_sequences = cursor.fetchall()
     tables = [table for table in all_tables if table.name not in excluded]
@@ -102,8 +142,8 @@ def read_catalog(cursor, excluded: set[str]) -> Catalog:
 
 def check_slave_catalog(cursor, master: Catalog) -> None:
     """Every replicated table, column and sequence of the master must exist on the slave."""
-    cursor.execute(_TABLES, (SCHEMA,))
-    slave_tables = {name: set(columns) for name, columns in cursor.fetchall()}
+    cursor.execute(_TABLES, (_NATIVE_TYPES, SCHEMA))
+    slave_tables = {name: set(columns) for name, columns, *_ in cursor.fetchall()}
     cursor.execute(_SEQUENCES, (SCHEMA,))
     slave_sequences = {name for name, _ in cursor.fetchall()}
     missing_tables = [table.name for table in master.tables if table.name not in slave_tables]
@@ -125,11 +165,20 @@ def check_slave_catalog(cursor, master: Catalog) -> None:
         raise PreflightError(f"sequence(s) missing on the slave: {', '.join(missing_sequences)}")
 
 
-def schema_version(cursor, role: str) -> str:
+def schema_version(cursor, role: str, user: str) -> str:
     """The configuration database's alembic revision(s), e.g. ``1e0ff683a94e``."""
-    cursor.execute("SELECT to_regclass('public.alembic_version') IS NOT NULL")
-    if not cursor.fetchone()[0]:
+    cursor.execute(
+        "SELECT to_regclass('public.alembic_version') IS NOT NULL, "
+        "has_table_privilege(to_regclass('public.alembic_version'), 'SELECT')"
+    )
+    exists, readable = cursor.fetchone()
+    if not exists:
         raise PreflightError(f"the {role}'s configuration database has no public.alembic_version table")
+    if not readable:
+        raise PreflightError(
+            f"{role} user {user!r} may not read public.alembic_version; grant it the owner role of the "
+            f'configuration tables, e.g. GRANT asterisk TO "{user}" (setting slave_db.grant_roles)'
+        )
     cursor.execute("SELECT version_num FROM public.alembic_version ORDER BY version_num")
     return ",".join(row[0] for row in cursor.fetchall()) or "(empty)"
 
@@ -137,3 +186,41 @@ def schema_version(cursor, role: str) -> str:
 def database_encoding(cursor) -> str:
     cursor.execute("SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()")
     return cursor.fetchone()[0]
+
+
+_TABLE_PRIVILEGES = """
+SELECT c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.relkind = 'r'
+  AND NOT (has_table_privilege(c.oid, 'SELECT') AND has_table_privilege(c.oid, 'INSERT')
+           AND has_table_privilege(c.oid, 'DELETE') AND has_table_privilege(c.oid, 'TRUNCATE'))
+ORDER BY 1
+"""
+# ALTER SEQUENCE … RESTART (transactional, unlike setval) needs the sequence's owner's rights.
+_SEQUENCE_OWNERS = """
+SELECT c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.relkind = 'S'
+  AND NOT pg_has_role(current_user, c.relowner, 'USAGE')
+ORDER BY 1
+"""
+
+
+def check_slave_privileges(cursor, master: Catalog, user: str) -> None:
+    """The slave user may empty and load every replicated table and reset every sequence.
+
+    A non-superuser replication role gets these rights by membership of the
+    tables' owner (setting ``slave_db.grant_roles``, ``asterisk`` on Wazo).
+    """
+    cursor.execute(_TABLE_PRIVILEGES, (SCHEMA, [table.name for table in master.tables]))
+    tables = [row[0] for row in cursor.fetchall()]
+    cursor.execute(_SEQUENCE_OWNERS, (SCHEMA, list(master.sequences)))
+    sequences = [row[0] for row in cursor.fetchall()]
+    if tables or sequences:
+        names = tables + [f"sequence {name}" for name in sequences]
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        raise PreflightError(
+            f"slave user {user!r} may not replace the data of {shown}: it needs SELECT, INSERT, DELETE and "
+            f"TRUNCATE on the tables and the sequences' owner rights; grant it the owner role, e.g. "
+            f'GRANT asterisk TO "{user}" (setting slave_db.grant_roles)'
+        )

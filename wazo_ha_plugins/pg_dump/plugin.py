@@ -41,7 +41,7 @@ from wazo_ha_core import (
 )
 
 from . import catalog as cat
-from .checks import differences, fingerprint, sequence_values, table_checksums
+from .checks import checksums_of, differences, fingerprint, fingerprint_of, scan, sequence_values
 from .connection import Endpoint, close_quietly, connect, first_line
 from .doctor import pg_dump_checks
 from .stream import SourceFailed, copy_table
@@ -65,8 +65,8 @@ class PgDumpReplication(ReplicationBackend):
         "master_user": "postgres",
         "master_password_file": None,
         "slave_port": 5432,
-        "slave_user": "postgres",
-        "slave_password_file": None,
+        "slave_user": None,  # null: the replication role of issue 6, setting slave_db.role
+        "slave_password_file": None,  # null (and no passfile): setting paths.replication_password
         "passfile": None,
         "require_password": True,
         "empty_with": "delete",
@@ -92,9 +92,11 @@ class PgDumpReplication(ReplicationBackend):
         unknown = sorted(set(config) - set(self.default_config))
         if unknown:
             raise PluginError(f"plugin_config.{self.name}: unknown key(s) {', '.join(unknown)}")
-        for key in ("database", "master_host", "master_user", "slave_user"):
+        for key in ("database", "master_host", "master_user"):
             if not isinstance(config[key], str) or not config[key]:
                 raise bad(key, "a non-empty string")
+        if config["slave_user"] is not None and not (isinstance(config["slave_user"], str) and config["slave_user"]):
+            raise bad("slave_user", "a non-empty string or null")
         for key in ("master_port", "slave_port"):
             if isinstance(config[key], bool) or not isinstance(config[key], int) or not 0 < config[key] < 65536:
                 raise bad(key, "a TCP port number")
@@ -128,14 +130,27 @@ class PgDumpReplication(ReplicationBackend):
             self._path("passfile"),
         )
 
+    @property
+    def slave_user(self) -> str:
+        """``slave_user``, else the replication role that enabling HA creates on the slave."""
+        return self.config["slave_user"] or self.context.settings.get("slave_db.role")
+
+    def slave_password_path(self) -> Path | None:
+        """``slave_password_file``; else, unless a libpq passfile is set, the replication password file."""
+        if self.config["slave_password_file"] is not None:
+            return self._path("slave_password_file")
+        if self.config["passfile"] is not None:
+            return None
+        return self.context.settings.path("replication_password")
+
     def slave_endpoint(self, peer: str) -> Endpoint:
         return Endpoint(
             "slave",
             peer,
             self.config["slave_port"],
-            self.config["slave_user"],
+            self.slave_user,
             self.config["database"],
-            self._path("slave_password_file"),
+            self.slave_password_path(),
             self._path("passfile"),
         )
 
@@ -149,17 +164,21 @@ class PgDumpReplication(ReplicationBackend):
         started = time.monotonic()
         connect_timeout = float(self.context.settings.get("timeouts.connect"))
         timeout = float(self.config["timeout"])
-        master = slave = None
-        try:
+        master = slave = run = None
+
+        def connect_master():
             try:
-                master = connect(self.master_endpoint(), connect_timeout, timeout)
+                return connect(self.master_endpoint(), connect_timeout, timeout)
             except PeerUnreachable as exc:  # the master is this node: not a peer problem
                 raise PluginError(str(exc)) from None
+
+        try:
+            master = connect_master()
             slave = connect(
                 self.slave_endpoint(peer), connect_timeout, timeout, require_password=self.config["require_password"]
             )
             master.set_session(isolation_level="REPEATABLE READ", readonly=True)
-            run = _Run(self, peer, master, slave, progress)
+            run = _Run(self, peer, master, slave, progress, connect_master)
             run.lock()
             run.preflight()
             if not force and run.unchanged():
@@ -176,16 +195,50 @@ class PgDumpReplication(ReplicationBackend):
                 f"replication to {peer} failed: {first_line(exc)}; the slave was left unchanged"
             ) from None
         finally:
+            if run is not None:
+                run.close_side()
             close_quietly(master)
             close_quietly(slave)
+
+
+class _Background:
+    """``work(cursor)`` in a thread; :meth:`result` re-raises its error. Keeps both servers busy at once."""
+
+    def __init__(self, name: str, cursor, work):
+        self.cursor, self.value, self.error = cursor, None, None
+        self.thread = threading.Thread(target=self._run, args=(work,), name=name, daemon=True)
+        self.thread.start()
+
+    def _run(self, work) -> None:
+        try:
+            self.value = work(self.cursor)
+        except BaseException as exc:  # re-raised by result()
+            self.error = exc
+
+    def result(self):
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+    def abandon(self) -> None:
+        """Stop waiting for it: cancel its statement, let the thread end."""
+        if self.thread.is_alive():
+            try:
+                self.cursor.connection.cancel()
+            except psycopg2.Error:
+                pass  # nothing running any more, or the connection is gone
+            self.thread.join(timeout=10)
 
 
 class _Run:
     """One replication: the two connections and what was learnt along the way."""
 
-    def __init__(self, plugin: PgDumpReplication, peer: str, master, slave, progress):
+    def __init__(self, plugin: PgDumpReplication, peer: str, master, slave, progress, connect_master):
         self.plugin, self.peer, self.progress = plugin, peer, progress
         self.master, self.slave = master, slave
+        self.connect_master, self.side = connect_master, None  # a second master session, same snapshot
+        self.binary = False  # COPY in binary: both databases UTF8 (set by preflight)
         self.source, self.target = master.cursor(), slave.cursor()
         self.catalog: cat.Catalog | None = None
         self.fingerprints: dict[str, str] = {}
@@ -199,27 +252,33 @@ class _Run:
             )
 
     def preflight(self) -> None:
-        versions = (cat.schema_version(self.source, "master"), cat.schema_version(self.target, "slave"))
-        if versions[0] != versions[1]:
-            raise PreflightError(
-                f"configuration schema versions differ: master {versions[0]}, slave {versions[1]} "
-                "(alembic_version); upgrade both nodes to the same Wazo version"
-            )
         encoding = cat.database_encoding(self.target)
+        self.binary = encoding == "UTF8" and cat.database_encoding(self.source) == "UTF8"
         if encoding != "UTF8":
             raise PreflightError(
                 f"the slave's database {self.plugin.config['database']!r} is encoded {encoding}, not UTF8; "
                 "recreate it with ENCODING 'UTF8'"
             )
+        versions = (
+            cat.schema_version(self.source, "master", self.plugin.config["master_user"]),
+            cat.schema_version(self.target, "slave", self.plugin.slave_user),
+        )
+        if versions[0] != versions[1]:
+            raise PreflightError(
+                f"configuration schema versions differ: master {versions[0]}, slave {versions[1]} "
+                "(alembic_version); upgrade both nodes to the same Wazo version"
+            )
         self.catalog = cat.read_catalog(self.source, self.plugin.excluded)
         cat.check_slave_catalog(self.target, self.catalog)
+        cat.check_slave_privileges(self.target, self.catalog, self.plugin.slave_user)
         try:
             self.target.execute("SET LOCAL session_replication_role = replica")
         except psycopg2.errors.InsufficientPrivilege:
             raise PreflightError(
-                f"slave user {self.plugin.config['slave_user']!r} may not set session_replication_role "
-                "(needed to load the tenant/endpoint_sip foreign-key cycle): make it a superuser or "
-                "GRANT SET ON PARAMETER session_replication_role"
+                f"slave user {self.plugin.slave_user!r} may not set session_replication_role "
+                "(needed to load the tenant/endpoint_sip foreign-key cycle): "
+                f'GRANT SET ON PARAMETER session_replication_role TO "{self.plugin.slave_user}" '
+                "(PostgreSQL 15; enabling HA on the slave does it) or make it a superuser"
             ) from None
 
     def _state(self) -> dict[str, Any]:
@@ -227,21 +286,50 @@ class _Run:
 
     def unchanged(self) -> bool:
         tables, sequences = self.catalog.tables, self.catalog.sequences
-        self.fingerprints["master"] = fingerprint(self.source, tables, sequences)
-        self.fingerprints["slave"] = fingerprint(self.target, tables, sequences)
+        master = _Background("fingerprint-master", self.source, lambda cursor: fingerprint(cursor, tables, sequences))
+        try:
+            self.fingerprints["slave"] = fingerprint(self.target, tables, sequences)
+        except BaseException:
+            master.abandon()
+            raise
+        self.fingerprints["master"] = master.result()  # both servers scanned at once
         return self.plugin.context.state.get(STATE_KEY) == self._state()
+
+    def open_side(self):
+        """A second master session reading the main one's snapshot (``pg_export_snapshot``)."""
+        self.source.execute("SELECT pg_export_snapshot()")
+        snapshot = self.source.fetchone()[0]
+        self.side = self.connect_master()
+        self.side.set_session(isolation_level="REPEATABLE READ", readonly=True)
+        cursor = self.side.cursor()
+        cursor.execute("SET TRANSACTION SNAPSHOT %s", (snapshot,))
+        return cursor
+
+    def close_side(self) -> None:
+        close_quietly(self.side)
+        self.side = None
 
     def copy_verify_commit(self) -> None:
         tables, sequences = self.catalog.tables, self.catalog.sequences
-        if "master" not in self.fingerprints:
-            self.fingerprints["master"] = fingerprint(self.source, tables, sequences)
+
+        def master_figures(cursor) -> tuple[dict, str]:
+            figures = scan(cursor, tables, checksums=True)
+            return checksums_of(figures), fingerprint_of(figures, tables, sequence_values(cursor, sequences))
+
+        # The master's checksums are computed by a second session in the same
+        # snapshot while the slave loads: the two servers work at once.
+        master = _Background("checksums-master", self.open_side(), master_figures)
         try:
             self._copy_tables(tables)
-            self._copy_sequences(sequences)
-            self._verify(tables, sequences)
-            self.fingerprints["slave"] = fingerprint(self.target, tables, sequences)
+            copied_sequences = self._copy_sequences(sequences)
+            self.progress("verifying", dict(self.figures))
+            slave_figures = scan(self.target, tables, checksums=True)
+            master_sums, self.fingerprints["master"] = master.result()
+            self._verify(master_sums, checksums_of(slave_figures), copied_sequences, sequences)
+            self.fingerprints["slave"] = fingerprint_of(slave_figures, tables, sequence_values(self.target, sequences))
             self.slave.commit()
         except BaseException:
+            master.abandon()
             try:
                 self.slave.rollback()
             except psycopg2.Error:
@@ -270,7 +358,7 @@ class _Run:
                 self.target.execute(sql.SQL("DELETE FROM ONLY {}").format(table.ident))
             reported["at"] = -1  # report the first chunk of every table
             try:
-                rows = copy_table(self.source, self.target, table, on_bytes)
+                rows = copy_table(self.source, self.target, table, on_bytes, binary=self.binary)
             except SourceFailed as exc:
                 raise PluginError(
                     f"the master's stream of table {exc.table} failed: {first_line(exc.cause)}; "
@@ -280,8 +368,10 @@ class _Run:
             figures["rows"] += rows
             self.progress("table", {"table": table.name, "table_index": index, "tables": total, **figures})
 
-    def _copy_sequences(self, sequences: list[str]) -> None:
-        for name, (last_value, is_called) in sequence_values(self.source, sequences).items():
+    def _copy_sequences(self, sequences: list[str]) -> dict:
+        """Give the slave's sequences the master's values; returns the values set."""
+        values = sequence_values(self.source, sequences)
+        for name, (last_value, is_called) in values.items():
             ident = sql.Identifier(cat.SCHEMA, name)
             # ALTER SEQUENCE is transactional (setval is not): a rollback restores the slave's value.
             restart = sql.SQL("ALTER SEQUENCE {} RESTART WITH {}").format(ident, sql.Literal(int(last_value)))
@@ -289,26 +379,11 @@ class _Run:
             if is_called:
                 self.target.execute(sql.SQL("SELECT nextval({})").format(sql.Literal(f"{cat.SCHEMA}.{name}")))
             self.figures["sequences"] += 1
+        return values
 
-    def _verify(self, tables: list[cat.Table], sequences: list[str]) -> None:
-        self.progress("verifying", dict(self.figures))
-        master_sums: dict[str, Any] = {}
-        failure: list[BaseException] = []
-
-        def master_side() -> None:
-            try:
-                master_sums.update(table_checksums(self.source, tables))
-            except BaseException as exc:  # re-raised below
-                failure.append(exc)
-
-        helper = threading.Thread(target=master_side, name="checksums-master", daemon=True)
-        helper.start()  # both servers hash at once
-        slave_sums = table_checksums(self.target, tables)
-        helper.join()
-        if failure:
-            raise failure[0]
+    def _verify(self, master_sums: dict, slave_sums: dict, copied_sequences: dict, sequences: list[str]) -> None:
         bad_tables = differences(master_sums, slave_sums)
-        bad_sequences = differences(sequence_values(self.source, sequences), sequence_values(self.target, sequences))
+        bad_sequences = differences(copied_sequences, sequence_values(self.target, sequences))
         if bad_tables or bad_sequences:
             detail = ", ".join(bad_tables + [f"sequence {name}" for name in bad_sequences])
             raise PluginError(

@@ -3,7 +3,10 @@
 Each cluster keeps a template database built once; every test gets a fresh
 ``asterisk`` database cloned from it (a file copy, well under a second).
 The master is reached over its Unix socket (it is the local node), the slave
-over TCP with a scram-sha-256 password read from a 0600 file, as in production.
+over TCP with a scram-sha-256 password read from a 0600 file, as in production:
+by default as the NOSUPERUSER replication role that enabling HA creates
+(:class:`ReplicationRoleStep`, member of ``asterisk``, the owner of the slave's
+tables as on a Wazo node), with the password at ``paths.replication_password``.
 """
 
 from __future__ import annotations
@@ -16,16 +19,34 @@ import psycopg2
 import pytest
 
 from tests.rig import wazo_data
-from tests.rig.postgres import SUPERUSER_PASSWORD, PgCluster
-from wazo_ha_core import Settings
+from tests.rig.postgres import PgCluster
+from wazo_ha_core import Settings, replication_password
+from wazo_ha_core.config import DISABLED, HASettings
 from wazo_ha_core.extensions import PluginContext
+from wazo_ha_core.slave_db import ReplicationRoleStep
 from wazo_ha_core.store import Store
 from wazo_ha_plugins.pg_dump import PgDumpReplication
 
 TEMPLATE = "asterisk_tpl"
 DATABASE = "asterisk"
 SLAVE_UUID = "5a5a5a5a-0000-4000-8000-000000000042"
-PASSWORD_FILE = "/etc/wazo-ha/pg_dump-slave.password"
+PASSWORD_FILE = "/etc/wazo-ha/replication-password"  # the default paths.replication_password
+REPLICATION_ROLE = "wazo_ha_replication"  # the default slave_db.role
+REPLICATION_PASSWORD = "test-replication-password-0123456789"
+# As on a Wazo node: the configuration tables belong to role asterisk.
+OWNED_BY_ASTERISK = """
+DO $$
+DECLARE name text;
+BEGIN
+  FOR name IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' LOOP
+    EXECUTE format('ALTER TABLE public.%I OWNER TO asterisk', name);
+  END LOOP;
+  -- sequences owned by a column followed their table; the others now
+  FOR name IN SELECT sequencename FROM pg_sequences WHERE schemaname = 'public' AND sequenceowner <> 'asterisk' LOOP
+    EXECUTE format('ALTER SEQUENCE public.%I OWNER TO asterisk', name);
+  END LOOP;
+END $$;
+"""
 LIBRARY_SCHEMA_SQL = """
 CREATE SCHEMA wazo_ha;
 CREATE TABLE wazo_ha.event (id serial PRIMARY KEY, what text);
@@ -54,9 +75,24 @@ def master_cluster(pg_cluster_factory, wazo_schema_files) -> PgCluster:
     return cluster
 
 
+def create_replication_role(cluster: PgCluster, directory: Path) -> None:
+    """The role as enabling HA on a slave creates it (issue 6's step, not a copy of it)."""
+    password_file = directory / "replication-password"
+    replication_password.write(password_file, REPLICATION_PASSWORD)
+    settings = Settings.from_tree(
+        {
+            "root": "/",
+            "config_db": {"url": cluster.socket_url("postgres")},
+            "paths": {"replication_password": str(password_file)},
+        }
+    )
+    ReplicationRoleStep(settings).apply(DISABLED, HASettings("slave", "127.0.0.1"))
+
+
 @pytest.fixture(scope="session")
-def slave_cluster(pg_cluster_factory, wazo_schema_files) -> PgCluster:
+def slave_cluster(pg_cluster_factory, wazo_schema_files, tmp_path_factory) -> PgCluster:
     cluster = pg_cluster_factory()
+    cluster.psql("postgres", "CREATE ROLE asterisk NOLOGIN")
     # The slave's own identity, an older copy of the site, its own call records and journal.
     extra = (
         f"UPDATE infos SET uuid = '{SLAVE_UUID}', timezone = 'Europe/Paris';"
@@ -65,8 +101,10 @@ def slave_cluster(pg_cluster_factory, wazo_schema_files) -> PgCluster:
         + wazo_data.excluded_rows_sql(6)
         + "SELECT setval('cel_id_seq', 9999);"
         + LIBRARY_SCHEMA_SQL.format(what="'slave journal'")
+        + OWNED_BY_ASTERISK
     )
     _load(cluster, wazo_schema_files, extra)
+    create_replication_role(cluster, tmp_path_factory.mktemp("slave-role"))
     return cluster
 
 
@@ -91,7 +129,6 @@ class Pair:
             "master_host": str(self.master.socket_dir),
             "master_port": self.master.port,
             "slave_port": self.slave.port,
-            "slave_password_file": PASSWORD_FILE,
             **overrides,
         }
 
@@ -131,7 +168,7 @@ class Pair:
             connection.close()
 
 
-def write_password_file(root: Path, password: str = SUPERUSER_PASSWORD, mode: int = 0o600) -> Path:
+def write_password_file(root: Path, password: str = REPLICATION_PASSWORD, mode: int = 0o600) -> Path:
     path = root / PASSWORD_FILE.lstrip("/")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(password + "\n")

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from tests.rig.postgres import SUPERUSER_PASSWORD, as_postgres
+from tests.rig.postgres import as_postgres
 from wazo_ha_core import PeerUnreachable, PluginError, PreflightError
 
-from .conftest import content, write_password_file
+from .conftest import REPLICATION_PASSWORD, REPLICATION_ROLE, content, write_password_file
 
 
 def refused(pair, error, match, **config):
@@ -64,7 +64,7 @@ def test_unreachable_slave_gives_up_within_the_connect_timeout(pair):
 def test_password_file_readable_by_others_is_refused(pair):
     write_password_file(pair.root, mode=0o644)
     message = refused(pair, PreflightError, "mode 0644")
-    assert SUPERUSER_PASSWORD not in message
+    assert REPLICATION_PASSWORD not in message
 
 
 def test_wrong_password_never_shows_the_password(pair, caplog):
@@ -76,12 +76,12 @@ def test_wrong_password_never_shows_the_password(pair, caplog):
 
 def test_libpq_passfile_is_used_and_nothing_secret_is_logged(pair, caplog):
     passfile = pair.root / "etc/wazo-ha/pgpass"
-    passfile.write_text(f"127.0.0.1:{pair.slave.port}:asterisk:postgres:{SUPERUSER_PASSWORD}\n")
+    passfile.write_text(f"127.0.0.1:{pair.slave.port}:asterisk:{REPLICATION_ROLE}:{REPLICATION_PASSWORD}\n")
     passfile.chmod(0o600)
     caplog.set_level(logging.DEBUG)
     result = pair.plugin(slave_password_file=None, passfile="/etc/wazo-ha/pgpass").replicate(pair.peer)
     assert result.outcome == "copied"
-    assert SUPERUSER_PASSWORD not in caplog.text + result.message + repr(result.figures)
+    assert REPLICATION_PASSWORD not in caplog.text + result.message + repr(result.figures)
 
 
 def test_a_slave_that_trusts_us_is_refused(pair):
@@ -121,3 +121,44 @@ def test_exclusions_can_be_added_and_removed_and_unknown_names_are_tolerated(pai
     assert pair.slave_sql("SELECT count(*) FROM voicemail") == slave_voicemail  # kept the slave's rows
     assert pair.slave_sql("SELECT uuid FROM infos") == pair.master_sql("SELECT uuid FROM infos")  # now copied
     assert "voicemail" in result.figures["excluded"] and "infos" not in result.figures["excluded"]
+
+
+def test_defaults_log_in_as_the_non_superuser_replication_role(pair):
+    assert pair.slave.psql("postgres", f"SELECT rolsuper FROM pg_roles WHERE rolname = '{REPLICATION_ROLE}'") == "f\n"
+    plugin = pair.plugin()
+    assert plugin.slave_endpoint(pair.peer).user == REPLICATION_ROLE
+    assert plugin.slave_endpoint(pair.peer).password_file == pair.root / "etc/wazo-ha/replication-password"
+    assert plugin.replicate(pair.peer).outcome == "copied"
+    # The role reset the sequences (ALTER SEQUENCE needs the owner's rights) and loaded every table.
+    query = "SELECT last_value FROM userfeatures_id_seq"
+    assert pair.slave_sql(query) == pair.master_sql(query)
+
+
+@pytest.mark.parametrize(
+    "revoke, grant, match",
+    [
+        (
+            f"REVOKE asterisk FROM {REPLICATION_ROLE}",
+            f"GRANT asterisk TO {REPLICATION_ROLE}",
+            "may not read public.alembic_version; .*GRANT asterisk TO",
+        ),
+        (
+            f"REVOKE asterisk FROM {REPLICATION_ROLE}; GRANT SELECT ON alembic_version TO {REPLICATION_ROLE}",
+            f"GRANT asterisk TO {REPLICATION_ROLE}",
+            "may not replace the data of accessfeatures, .* and [0-9]+ more: .*GRANT asterisk TO",
+        ),
+        (
+            f"REVOKE SET ON PARAMETER session_replication_role FROM {REPLICATION_ROLE}",
+            f"GRANT SET ON PARAMETER session_replication_role TO {REPLICATION_ROLE}",
+            "may not set session_replication_role",
+        ),
+    ],
+    ids=["cannot-read-version", "no-owner-membership", "no-set-parameter"],
+)
+def test_a_role_without_the_grants_is_refused_before_any_change(pair, revoke, grant, match):
+    pair.slave_sql(revoke)
+    try:
+        message = refused(pair, PreflightError, match)
+    finally:
+        pair.slave_sql(grant)
+    assert REPLICATION_ROLE in message

@@ -74,8 +74,13 @@ class PgCluster:
         port: int | None = None,
         netns: str | None = None,
         settings: dict[str, str] | None = None,
+        directory: Path | None = None,
     ) -> PgCluster:
-        directory = Path(tempfile.mkdtemp(prefix="wazo-ha-pg-"))
+        """A running cluster in ``directory`` (created; default a fresh one under /tmp), owned by postgres."""
+        if directory is None:
+            directory = Path(tempfile.mkdtemp(prefix="wazo-ha-pg-"))
+        else:
+            directory.mkdir(mode=0o700, parents=True)
         pw = pwd.getpwnam(PG_USER)
         os.chown(directory, pw.pw_uid, pw.pw_gid)
         cluster = cls(directory, host, port or (free_port(host) if netns is None else 5432), netns)
@@ -147,10 +152,13 @@ class PgCluster:
         return result.returncode == 0
 
     def server_log(self) -> str:
-        try:
-            return (self.directory / "server.log").read_text(errors="replace")
-        except OSError:
-            return ""
+        text = ""
+        for name in ("server.log", "pg_ctl.log"):
+            try:
+                text += (self.directory / name).read_text(errors="replace")
+            except OSError:
+                pass
+        return text
 
     # --- using it -------------------------------------------------------------------
 
@@ -225,7 +233,35 @@ class PgCluster:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+        if (self.data / "postmaster.pid").exists():
+            # Restarted with pg_ctl (e.g. by a restart_command): the postmaster of this data directory.
+            self.pg_ctl("stop", "-m", "immediate", check=False)
         shutil.rmtree(self.directory, ignore_errors=True)
+
+    def pg_ctl_command(self, action: str, *options: str) -> list[str]:
+        """``pg_ctl <action>`` on this cluster as postgres (what a reload/restart command runs)."""
+        # server.log belongs to root (the rig opened it): a postmaster pg_ctl starts logs beside it.
+        log = ["-l", str(self.directory / "pg_ctl.log")] if action in ("start", "restart") else []
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
+        return [
+            *prefix,
+            "runuser",
+            "-u",
+            PG_USER,
+            "--",
+            str(self.bindir / "pg_ctl"),
+            action,
+            "-D",
+            str(self.data),
+            "-w",
+            *log,
+            *options,
+        ]
+
+    def pg_ctl(self, action: str, *options: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            self.pg_ctl_command(action, *options), check=check, capture_output=True, text=True, timeout=60
+        )
 
     def __enter__(self) -> PgCluster:
         return self

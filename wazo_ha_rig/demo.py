@@ -136,16 +136,18 @@ class Demo:
             self.enable_master()
         with self.step("enable HA on the slave (update_ha)"):
             self.enable_slave()
+        with self.step("start the watch on the slave"):
+            self.start_watch()
         with self.step("sync init (ssh key for the file sync)") as step:
             step.detail = self.sync_init()
         with self.step("first replication (pg_dump)") as step:
             step.detail = self.replicate()
         with self.step("first file sync (rsync)") as step:
             step.detail = self.sync()
-        with self.step("start the watch on the slave"):
-            self.start_watch()
         with self.step("config change on the master reaches the slave") as step:
             step.detail = self.config_change()
+        with self.step("the watch standing by (stability window)"):
+            self.watch_standing_by()
         with self.step("failover: master cut, phone answered by the slave") as step:
             step.detail = self.failover()
         with self.step(f"failback after the {self.stability:g} s stability window") as step:
@@ -263,9 +265,13 @@ class Demo:
         self.watch = self.slave.host.popen(self.slave.wazo_ha_command("watch"), stdout=log, stderr=subprocess.STDOUT)
         log.close()
         wait_for(lambda: "watch started" in self.watch_log(), 20, "wazo-ha watch started on the slave")
-        wait_for(lambda: self.watch_role() == "standby", 20, "the watch in role standby")
+        self.say("slave: `wazo-ha watch` started (icmp + sip probes every 1 s, master down after 3 failed rounds)")
+
+    def watch_standing_by(self) -> None:
+        """A watch that just started stands by once the master was good for the stability window."""
+        wait_for(lambda: self.watch_role() == "standby", self.stability + 30, "the watch in role standby")
         self.journaled = {kind: len(self.slave_events(kind)) for kind in ("failover", "failback")}
-        self.say("slave: `wazo-ha watch` running (icmp + sip probes every 1 s, down after 3 failed rounds)")
+        self.say("slave: the watch sees the master up and stands by")
 
     def config_change(self) -> str:
         sql, number = nodes.new_user_sql()

@@ -46,10 +46,16 @@ class Sshd:
         self._listened_before = 0
 
     @classmethod
-    def start(cls, host: str = "127.0.0.1", port: int | None = None, netns: str | None = None) -> Sshd:
+    def start(
+        cls, host: str = "127.0.0.1", port: int | None = None, netns: str | None = None, directory: Path | None = None
+    ) -> Sshd:
+        """A running server in ``directory`` (created; default a fresh one under /tmp)."""
         if not Path(SSHD).exists():
             raise RuntimeError("sshd not found: apt-get install openssh-server")
-        directory = Path(tempfile.mkdtemp(prefix="wazo-ha-sshd-"))
+        if directory is None:
+            directory = Path(tempfile.mkdtemp(prefix="wazo-ha-sshd-"))
+        else:
+            directory.mkdir(mode=0o700, parents=True)
         server = cls(directory, host, port or (free_port(host) if netns is None else 22), netns)
         try:
             server.new_host_key()

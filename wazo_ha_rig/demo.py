@@ -89,7 +89,10 @@ class Demo:
             yield step
         except BaseException as exc:
             step.outcome = "interrupted" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-            step.detail = step.detail or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            if isinstance(exc, KeyboardInterrupt):
+                step.detail = "SIGTERM" if isinstance(exc, Interrupted) else "Ctrl-C (SIGINT)"
+            else:
+                step.detail = step.detail or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             raise
         finally:
             step.seconds = time.monotonic() - began

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from .postgres import PgCluster
-from .sshd import Sshd
+from wazo_ha_rig.postgres import PgCluster
+from wazo_ha_rig.sshd import Sshd
 
 SHARED_FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
 

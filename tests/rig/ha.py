@@ -22,11 +22,10 @@ from pathlib import Path
 import yaml
 
 from wazo_ha_core.store import Store
-
-from .monit import SERVICE, Monit
-from .netns import TestNetwork
-from .sip import Phone, start_responder
-from .waiting import wait_for
+from wazo_ha_rig.monit import SERVICE, Monit
+from wazo_ha_rig.netns import TestNetwork
+from wazo_ha_rig.sip import Phone, start_responder
+from wazo_ha_rig.waiting import wait_for
 
 WAZO_HA = str(Path(sys.executable).parent / "wazo-ha")
 LEGACY_CHECK = str(Path(sys.executable).parent / "xivo-check-master-status")

@@ -5,11 +5,35 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import db, devices, doctor, ha_settings, plugins, replication, replication_password, services, sync, watch
+from . import (
+    db,
+    demo,
+    devices,
+    doctor,
+    ha_settings,
+    plugins,
+    replication,
+    replication_password,
+    services,
+    sync,
+    watch,
+)
 from .common import common_options, run
 
 #: Each module adds its sub-commands with ``register(commands, common)``.
-COMMAND_MODULES = [ha_settings, plugins, db, replication, sync, watch, services, devices, replication_password, doctor]
+COMMAND_MODULES = [
+    ha_settings,
+    plugins,
+    db,
+    replication,
+    sync,
+    watch,
+    services,
+    devices,
+    replication_password,
+    doctor,
+    demo,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    standalone = getattr(args, "standalone", None)
+    if standalone is not None:  # a command that builds its own nodes (demo): no settings, no store
+        return standalone(args)
     return run(args.handler, args)
 
 

@@ -98,8 +98,11 @@ class CompatFiles:
             return None
 
 
-def write_atomically(path: Path, content: bytes, mode: int) -> None:
-    """Replace ``path`` with ``content`` so that readers see the old or the new file, never half."""
+def write_atomically(path: Path, content: bytes, mode: int, owner: tuple[int, int] | None = None) -> None:
+    """Replace ``path`` with ``content`` so that readers see the old or the new file, never half.
+
+    ``owner`` (uid, gid) is applied when running as root; otherwise the file is ours.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -108,6 +111,8 @@ def write_atomically(path: Path, content: bytes, mode: int) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temporary, mode)
+        if owner is not None and os.geteuid() == 0:
+            os.chown(temporary, *owner)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -8,10 +8,10 @@ write when the content is already right — so a repeated edit rewrites nothing.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from .compat import write_atomically
 
 
 @dataclass(frozen=True)
@@ -57,24 +57,7 @@ def replace_file(path: Path, content: bytes, mode: int, owner: tuple[int, int] |
     if owner is None or owner == (-1, -1):
         reference = stat or path.parent.stat()
         owner = (reference.st_uid, reference.st_gid)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, mode)
-        if os.geteuid() == 0:
-            os.chown(temporary, *owner)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    write_atomically(path, content, mode, owner=owner)
     return True
 
 

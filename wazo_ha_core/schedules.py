@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import shlex
-import subprocess
 from pathlib import Path
 
 from .config import HASettings
@@ -26,6 +25,7 @@ from .edit import EditStep
 from .errors import EditStepError
 from .managed_files import ExactSnapshot, remove_file, replace_file
 from .settings import DEFAULT_CONFIG_FILE
+from .step_commands import run_step_command
 
 log = logging.getLogger(__name__)
 
@@ -208,16 +208,7 @@ class ScheduleStep(EditStep):
 
     def _systemctl(self, *args: str) -> None:
         argv = [*self.settings.get("schedules.systemctl"), *args]
-        timeout = float(self.settings.get("timeouts.command"))
-        try:
-            result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-        except FileNotFoundError:
-            raise EditStepError(f"schedules.systemctl: command not found: {argv[0]!r}") from None
-        except subprocess.TimeoutExpired:
-            raise EditStepError(f"{shlex.join(argv)} did not finish within {timeout:g} s") from None
-        if result.returncode != 0:
-            detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or [""]
-            raise EditStepError(f"{shlex.join(argv)} exited with {result.returncode}: {detail[0]}")
+        run_step_command(argv, "schedules.systemctl", float(self.settings.get("timeouts.command")))
 
 
 SHIPPED_HEADER = (

@@ -22,7 +22,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
-import subprocess
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -33,6 +32,7 @@ from .config_db import config_db_engine, database_error
 from .edit import EditStep
 from .errors import EditStepError
 from .managed_files import ExactSnapshot, remove_file, replace_file
+from .step_commands import run_step_command
 
 log = logging.getLogger(__name__)
 
@@ -285,17 +285,7 @@ def address_towards(peer: str) -> str:
 
 
 def run_command(settings, key: str) -> None:
-    argv = list(settings.get(key))
-    timeout = float(settings.get("timeouts.command"))
-    try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    except FileNotFoundError:
-        raise EditStepError(f"{key}: command not found: {argv[0]!r}") from None
-    except subprocess.TimeoutExpired:
-        raise EditStepError(f"{key}: {' '.join(argv)} did not finish within {timeout:g} s") from None
-    if result.returncode != 0:
-        detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or [""]
-        raise EditStepError(f"{key}: {' '.join(argv)} exited with {result.returncode}: {detail[0]}")
+    run_step_command(list(settings.get(key)), key, float(settings.get("timeouts.command")))
 
 
 def import_password(settings, ha: HASettings, password: str) -> bool:

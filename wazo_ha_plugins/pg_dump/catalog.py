@@ -165,7 +165,7 @@ def check_slave_catalog(cursor, master: Catalog) -> None:
         raise PreflightError(f"sequence(s) missing on the slave: {', '.join(missing_sequences)}")
 
 
-def schema_version(cursor, role: str, user: str) -> str:
+def schema_version(cursor, role: str, user: str | None = None) -> str:
     """The configuration database's alembic revision(s), e.g. ``1e0ff683a94e``."""
     cursor.execute(
         "SELECT to_regclass('public.alembic_version') IS NOT NULL, "
@@ -175,9 +175,10 @@ def schema_version(cursor, role: str, user: str) -> str:
     if not exists:
         raise PreflightError(f"the {role}'s configuration database has no public.alembic_version table")
     if not readable:
+        who = f"user {user!r}" if user else "the user"
         raise PreflightError(
-            f"{role} user {user!r} may not read public.alembic_version; grant it the owner role of the "
-            f'configuration tables, e.g. GRANT asterisk TO "{user}" (setting slave_db.grant_roles)'
+            f"on the {role}, {who} may not read public.alembic_version; grant it the owner role of the "
+            "configuration tables, e.g. GRANT asterisk TO <user> (setting slave_db.grant_roles)"
         )
     cursor.execute("SELECT version_num FROM public.alembic_version ORDER BY version_num")
     return ",".join(row[0] for row in cursor.fetchall()) or "(empty)"

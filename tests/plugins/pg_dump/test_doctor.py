@@ -6,7 +6,7 @@ from __future__ import annotations
 from wazo_ha_core.doctor import FAIL, PASS, WARN, run_checks
 from wazo_ha_plugins.pg_dump.doctor import _clock_offset
 
-from .conftest import Pair
+from .conftest import Pair, write_password_file
 
 
 def reports(pair: Pair, **overrides) -> dict:
@@ -51,7 +51,7 @@ def test_an_unreachable_slave_fails_every_remote_check(pair):
 
 
 def test_a_wrong_password_fails_with_the_settings_to_fix(pair):
-    (pair.root / "etc/wazo-ha/pg_dump-slave.password").write_text("wrong\n")
+    write_password_file(pair.root, "wrong-password-of-some-length")
     version = reports(pair)["same Wazo version"]
     assert version.status == FAIL and "slave_password_file" in version.fix
 

@@ -32,7 +32,7 @@ RSYNC = "/usr/bin/rsync"
 # What the master's rsync client sends: "-logDtprRe.iLsfxCIvu" and a few long options.
 SHORT_CLUSTER = re.compile(r"^-[logDtprRvzcHAXSWxn]+(e[.A-Za-z]*)?$")
 LONG_OPTIONS = re.compile(
-    r"^--(delete-after|no-implied-dirs|stats|numeric-ids|partial|timeout=[0-9]{1,6}|bwlimit=[0-9]{1,9}[KMkm]?)$"
+    r"^--(delete-after|delete-delay|no-implied-dirs|stats|numeric-ids|partial|timeout=[0-9]{1,6}|bwlimit=[0-9]{1,9}[KMkm]?)$"
 )
 SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/@+:-]*$")
 

@@ -100,7 +100,9 @@ def rsync_command(
     command = [
         "rsync",
         "-aR",
-        "--delete-after",
+        # Deletions found during the transfer and done after it, as --delete-after
+        # promises, without --delete-after's second pass over the receiver's tree.
+        "--delete-delay",
         "--no-implied-dirs",
         "--stats",
         "--no-human-readable",

@@ -3,7 +3,7 @@
 A :class:`Check` has a name and a :meth:`Check.run` that returns a
 :class:`CheckResult`. The core's own checks are in
 :mod:`wazo_ha_core.doctor_checks`; a plugin adds its own through the optional
-``checks(node_type, peer)`` method of the extension points (see
+``doctor_checks(node_type, peer)`` method of the extension points (see
 :class:`wazo_ha_core.extensions.Plugin`).
 
 :func:`run_checks` runs them concurrently, each bounded by its own

@@ -74,7 +74,7 @@ def plugins_loaded(engine: HAEngine) -> CheckResult:
 
 
 def plugin_checks(engine: HAEngine, role: str, peer: str | None) -> list[Check]:
-    """Each loaded plugin's optional ``checks(node_type, peer)``; a plugin that fails to load is skipped
+    """Each loaded plugin's optional ``doctor_checks(node_type, peer)``; a plugin that fails to load is skipped
     (``plugins loaded`` reports it)."""
     checks: list[Check] = []
     for group in EXTENSION_POINTS:
@@ -83,11 +83,8 @@ def plugin_checks(engine: HAEngine, role: str, peer: str | None) -> list[Check]:
         except PluginLoadError:
             continue
         for plugin in plugins:
-            offer = getattr(plugin, "checks", None)
-            if offer is None:
-                continue
             try:
-                offered = list(offer(role, peer))
+                offered = list(plugin.doctor_checks(role, peer))
             except Exception as exc:  # a plugin's bug must not hide the other checks
                 checks.append(_broken_offer(plugin.name, exc))
                 continue

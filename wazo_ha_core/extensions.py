@@ -92,7 +92,7 @@ class Plugin:
     def name(self) -> str:
         return self.context.name
 
-    def checks(self, node_type: str, peer: str | None) -> list[Check]:
+    def doctor_checks(self, node_type: str, peer: str | None) -> list[Check]:
         """Optional: this plugin's own prerequisites, for ``wazo-ha doctor``.
 
         Called on every loaded plugin with this node's role (``"master"`` or

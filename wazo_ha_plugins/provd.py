@@ -55,7 +55,7 @@ class ProvdProvisioner(DeviceProvisioner):
 
     # --- doctor --------------------------------------------------------------------
 
-    def checks(self, node_type: str, peer: str | None) -> list:
+    def doctor_checks(self, node_type: str, peer: str | None) -> list:
         """``wazo-ha doctor`` on a slave: no provisioning plugin installed (provd does not run there)."""
         if node_type != "slave":
             return []

@@ -94,7 +94,7 @@ def test_plugins_loaded_fails_naming_a_missing_plugin(make_engine):
 class CheckingServices(sample_plugins.RecordingServices):
     """Offers one check per role it is asked about, to prove the doctor asks with the right role and peer."""
 
-    def checks(self, node_type, peer):
+    def doctor_checks(self, node_type, peer):
         return [FunctionCheck("seen", lambda: CheckResult.passed(f"{node_type} {peer}"))]
 
 
@@ -112,6 +112,25 @@ def test_plugin_checks_are_asked_with_role_and_peer_and_prefixed(make_engine, ch
     assert "checking_services: seen" in names
     reports = {report.name: report for report in engine.doctor()}
     assert reports["checking_services: seen"].detail == "master 10.0.0.2"
+
+
+class ServiceProbe(sample_plugins.AlwaysUpProbe):
+    checks = "service"  # what a failure means to the watch: not to be confused with the doctor's checks
+
+
+@pytest.fixture
+def service_probe():
+    TEST_PLUGINS["service_probe"] = ServiceProbe
+    yield
+    del TEST_PLUGINS["service_probe"]
+
+
+def test_a_health_probe_offers_no_broken_doctor_checks(make_engine, service_probe):
+    engine = make_engine(plugins={"health_probes": ["service_probe"]})
+    engine.store.write_ha_settings(HASettings("slave", "10.0.0.2"))
+    reports = engine.doctor()
+    assert not [report for report in reports if report.name.startswith("service_probe:")]
+    assert reports  # the core's checks still ran
 
 
 def test_disabled_node_warns_and_checks_only_plugins(make_engine):

@@ -154,7 +154,7 @@ class PgDumpReplication(ReplicationBackend):
             self._path("passfile"),
         )
 
-    def checks(self, node_type: str, peer: str | None) -> list:
+    def doctor_checks(self, node_type: str, peer: str | None) -> list:
         """``wazo-ha doctor``: TCP, same version, slave UTF-8, clock offset (see :mod:`.doctor`)."""
         return pg_dump_checks(self, node_type, peer)
 

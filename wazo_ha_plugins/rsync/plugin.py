@@ -236,7 +236,7 @@ class RsyncBackend(FileSyncBackend):
         )
         return OperationResult("synced", message, figures, warnings)
 
-    def checks(self, node_type: str, peer: str | None) -> list:
+    def doctor_checks(self, node_type: str, peer: str | None) -> list:
         """``wazo-ha doctor``: TCP to sshd, the key and its restrictions (see :mod:`.doctor`)."""
         return rsync_checks(self, node_type, peer)
 

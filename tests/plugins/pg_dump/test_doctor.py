@@ -10,7 +10,7 @@ from .conftest import Pair, write_password_file
 
 
 def reports(pair: Pair, **overrides) -> dict:
-    checks = pair.plugin(**overrides).checks("master", pair.peer)
+    checks = pair.plugin(**overrides).doctor_checks("master", pair.peer)
     return {report.name: report for report in run_checks(checks, default_timeout=20)}
 
 

@@ -11,7 +11,7 @@ from .conftest import PEER
 
 
 def reports(pair) -> dict:
-    checks = pair.plugin().checks("master", PEER)
+    checks = pair.plugin().doctor_checks("master", PEER)
     return {report.name: report for report in run_checks(checks, default_timeout=30)}
 
 
@@ -51,4 +51,4 @@ def test_a_closed_ssh_port_fails(pair):
 
 
 def test_no_checks_on_a_slave(pair):
-    assert pair.plugin().checks("slave", PEER) == []
+    assert pair.plugin().doctor_checks("slave", PEER) == []

@@ -24,11 +24,12 @@ from pathlib import Path
 import yaml
 
 from . import wazo_data
-from .monit import SERVICE, Monit
+from .monit import Monit
 from .netns import Host
 from .postgres import PG_USER, PgCluster
 from .sip import start_responder
 from .sshd import ROOT_PASSWORD, Sshd
+from .standby import standby_settings
 
 DATABASE = "asterisk"
 OWNER = "asterisk"  # owns the configuration tables, as on a real Wazo
@@ -187,29 +188,7 @@ def slave_settings(slave: Node, phone: Host, stability: float) -> dict:
                 "reload_command": cluster.pg_ctl_command("reload"),
                 "restart_command": cluster.pg_ctl_command("restart"),
             },
-            "plugins": {
-                "replication": [],
-                "file_sync": [],
-                "health_probes": ["icmp", "sip"],
-                "device_provisioners": [],
-                "service_managers": ["wazo_services"],
-            },
-            "plugin_config": {
-                "wazo_services": {
-                    "status_commands": [monit.status_command],
-                    "start_commands": [monit.command("start", SERVICE)],
-                    "stop_commands": [monit.command("stop", SERVICE)],
-                    "active_calls_command": None,
-                    "settle": 10,
-                }
-            },
-            "watch": {
-                "interval": 1.0,
-                "fall": 3,
-                "rise": 3,
-                "stability": stability,
-                "witnesses": [phone.address],
-            },
+            **standby_settings(monit, stability, [phone.address]),
         },
     )
 

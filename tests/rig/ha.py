@@ -22,9 +22,10 @@ from pathlib import Path
 import yaml
 
 from wazo_ha_core.store import Store
-from wazo_ha_rig.monit import SERVICE, Monit
+from wazo_ha_rig.monit import Monit
 from wazo_ha_rig.netns import TestNetwork
 from wazo_ha_rig.sip import Phone, start_responder
+from wazo_ha_rig.standby import standby_settings
 from wazo_ha_rig.waiting import wait_for
 
 WAZO_HA = str(Path(sys.executable).parent / "wazo-ha")
@@ -96,34 +97,12 @@ class HARig:
         settings = {
             "root": str(self.root),
             "local_addresses": [self.slave.address],
-            "plugins": {
-                "replication": [],
-                "file_sync": [],
-                "health_probes": ["icmp", "sip"],
-                "device_provisioners": [],
-                "service_managers": ["wazo_services"],
-            },
+            **standby_settings(self.monit, self.stability, [self.phone_host.address]),
             # This slave has no Wazo configuration database nor systemd of its own:
             # those edit steps are tested against real PostgreSQL in tests/edit.
             "sip_expiry": {"enabled": False},
             "slave_db": {"enabled": False},
             "schedules": {"enabled": False},
-            "plugin_config": {
-                "wazo_services": {
-                    "status_commands": [self.monit.status_command],
-                    "start_commands": [self.monit.command("start", SERVICE)],
-                    "stop_commands": [self.monit.command("stop", SERVICE)],
-                    "active_calls_command": None,
-                    "settle": 10,
-                }
-            },
-            "watch": {
-                "interval": 1.0,
-                "fall": 3,
-                "rise": 3,
-                "stability": self.stability,
-                "witnesses": [self.phone_host.address],
-            },
         }
         self.config.write_text(yaml.safe_dump(settings))
 

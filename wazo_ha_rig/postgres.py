@@ -170,56 +170,21 @@ class PgCluster:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"postgresql://{user}:{password}@{host}:{self.port}/{database}"
 
+    def psql_argv(self, database: str, *options: str) -> list[str]:
+        """psql as the superuser over the trusted socket, stopping at the first error."""
+        socket = ["-h", str(self.socket_dir), "-p", str(self.port), "-U", PG_USER, "-d", database]
+        return ["psql", "-X", "-v", "ON_ERROR_STOP=1", *socket, *options]
+
     def psql(self, database: str, sql: str, *, check: bool = True) -> str:
         """Run SQL through psql over the socket; returns unaligned tuples-only output."""
-        result = subprocess.run(
-            [
-                "psql",
-                "-X",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-At",
-                "-h",
-                str(self.socket_dir),
-                "-p",
-                str(self.port),
-                "-U",
-                PG_USER,
-                "-d",
-                database,
-            ],
-            input=sql,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        result = subprocess.run(self.psql_argv(database, "-At"), input=sql, capture_output=True, text=True, timeout=300)
         if check and result.returncode != 0:
             raise RuntimeError(f"psql failed on {database}: {result.stderr.strip()}")
         return result.stdout
 
     def psql_file(self, database: str, path: str | os.PathLike) -> None:
         subprocess.run(
-            [
-                "psql",
-                "-X",
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                str(self.socket_dir),
-                "-p",
-                str(self.port),
-                "-U",
-                PG_USER,
-                "-d",
-                database,
-                "-f",
-                str(path),
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=600,
+            self.psql_argv(database, "-q", "-f", str(path)), check=True, capture_output=True, text=True, timeout=600
         )
 
     def create_database(self, name: str, encoding: str = "UTF8") -> None:

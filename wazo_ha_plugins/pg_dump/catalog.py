@@ -59,13 +59,14 @@ _TABLES = """
 SELECT c.relname,
        array_agg(a.attname::text ORDER BY a.attnum),
        array_agg(a.atttypid = ANY(%s::regtype[]) ORDER BY a.attnum),
-       bool_and(t.typtype NOT IN ('c', 'r', 'm') AND NOT (t.typelem <> 0 AND t.typlen = -1 AND t.typelem >= 16384))
+       bool_and(t.typtype NOT IN ('c', 'r', 'm') AND NOT (t.typelem <> 0 AND t.typlen = -1 AND t.typelem >= 16384)),
+       EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
 JOIN pg_type t ON t.oid = a.atttypid
 WHERE n.nspname = %s AND c.relkind = 'r'
-GROUP BY c.relname
+GROUP BY c.oid, c.relname
 ORDER BY c.relname
 """
 _NATIVE_TYPES = [*NATIVELY_HASHED, *(f"{name}[]" for name in NATIVELY_HASHED)]
@@ -91,17 +92,29 @@ class Table:
     columns: tuple[str, ...]
     native_hash: tuple[bool, ...] = ()  # per column: hashed as is (else through its text)
     binary: bool = False  # binary COPY is portable for every column
+    has_primary_key: bool = False  # no two rows alike: a set comparison finds every difference
 
     @property
     def hashed_row(self) -> sql.Composable:
         """``ROW(…)`` of the columns as the checksum hashes them."""
+        return self.hashed_row_of(None)
+
+    def hashed_row_of(self, alias: str | None) -> sql.Composable:
+        """:attr:`hashed_row` with each column qualified by ``alias`` (a table alias of the query)."""
         native = self.native_hash or (False,) * len(self.columns)
         return sql.SQL("ROW({})").format(
             sql.SQL(", ").join(
-                sql.Identifier(column) if plain else sql.SQL("{}::text").format(sql.Identifier(column))
-                for column, plain in zip(self.columns, native, strict=True)
+                column if plain else sql.SQL("{}::text").format(column)
+                for column, plain in zip(self._qualified(alias), native, strict=True)
             )
         )
+
+    def columns_of(self, alias: str) -> sql.Composable:
+        """The column list qualified by ``alias``."""
+        return sql.SQL(", ").join(self._qualified(alias))
+
+    def _qualified(self, alias: str | None) -> list[sql.Identifier]:
+        return [sql.Identifier(column) if alias is None else sql.Identifier(alias, column) for column in self.columns]
 
     @property
     def ident(self) -> sql.Composable:
@@ -127,7 +140,8 @@ def read_catalog(cursor, excluded: set[str]) -> Catalog:
     """The replicated tables (with their copyable columns) and sequences of the master."""
     cursor.execute(_TABLES, (_NATIVE_TYPES, SCHEMA))
     all_tables = [
-        Table(name, tuple(columns), tuple(native), binary) for name, columns, native, binary in cursor.fetchall()
+        Table(name, tuple(columns), tuple(native), binary, keyed)
+        for name, columns, native, binary, keyed in cursor.fetchall()
     ]
     cursor.execute(_SEQUENCES, (SCHEMA,))
     all_sequences = cursor.fetchall()
@@ -207,12 +221,21 @@ ORDER BY 1
 """
 
 
-def check_slave_privileges(cursor, master: Catalog, user: str) -> None:
+def check_slave_privileges(cursor, master: Catalog, user: str, *, staging: bool = False) -> None:
     """The slave user may empty and load every replicated table and reset every sequence.
 
     A non-superuser replication role gets these rights by membership of the
     tables' owner (setting ``slave_db.grant_roles``, ``asterisk`` on Wazo).
+    ``staging``: it must also be allowed temporary tables (PostgreSQL grants
+    that to everyone unless an administrator revoked it).
     """
+    if staging:
+        cursor.execute("SELECT has_database_privilege(current_database(), 'TEMPORARY')")
+        if not cursor.fetchone()[0]:
+            raise PreflightError(
+                f"slave user {user!r} may not create temporary tables, which write_mode 'changed_rows' "
+                f'stages the master\'s rows in: GRANT TEMPORARY ON DATABASE <configuration database> TO "{user}"'
+            )
     cursor.execute(_TABLE_PRIVILEGES, (SCHEMA, [table.name for table in master.tables]))
     tables = [row[0] for row in cursor.fetchall()]
     cursor.execute(_SEQUENCE_OWNERS, (SCHEMA, list(master.sequences)))

@@ -7,12 +7,14 @@ One run (see :meth:`PgDumpReplication.replicate`):
    any node, gets :class:`AlreadyRunning`);
 2. preflight: same ``alembic_version``, slave database UTF-8, every
    replicated table/column/sequence present on the slave, permission to
-   disable foreign-key triggers;
+   write them and to disable foreign-key triggers;
 3. fingerprint the master's replicated data (in the snapshot the copy will
    read) and the slave's; both equal to the last good copy → ``skipped``;
-4. in ONE slave transaction with ``session_replication_role = replica``
-   (the ``tenant`` ↔ ``endpoint_sip`` cycle): per table ``DELETE`` then
-   ``COPY`` streamed from the master; sequences set with the transactional
+4. checksum every replicated table on both servers at once; in ONE slave
+   transaction with ``session_replication_role = replica`` (the ``tenant``
+   ↔ ``endpoint_sip`` cycle), bring each table that differs to the master's
+   rows (:mod:`.apply`: only the changed rows, or ``TRUNCATE`` and reload),
+   streamed from the master; sequences set with the transactional
    ``ALTER SEQUENCE … RESTART``;
 5. verify: row counts and content checksums of every table, and sequence
    values, equal to the master's — else roll back and name the tables;
@@ -40,15 +42,20 @@ from wazo_ha_core import (
     ReplicationBackend,
 )
 
+from . import apply
 from . import catalog as cat
 from .checks import checksums_of, differences, fingerprint, fingerprint_of, scan, sequence_values
 from .connection import Endpoint, close_quietly, connect, first_line
 from .doctor import pg_dump_checks
-from .stream import SourceFailed, copy_table
+from .stream import SourceFailed
 
 #: Key of the session advisory lock taken on the slave ("wazo-ha" in ASCII).
 ADVISORY_LOCK_KEY = 0x77617A6F2D6861
 STATE_KEY = "last_good"
+WRITE_MODES = {
+    "changed_rows": "writes only the rows that differ, readers never blocked",
+    "truncate": "rewrites every table, readers blocked until commit",
+}
 
 
 def _no_progress(message: str, figures: dict[str, Any]) -> None:
@@ -69,7 +76,7 @@ class PgDumpReplication(ReplicationBackend):
         "slave_password_file": None,  # null (and no passfile): setting paths.replication_password
         "passfile": None,
         "require_password": True,
-        "empty_with": "delete",
+        "write_mode": "changed_rows",
         "exclude_tables_add": [],
         "exclude_tables_remove": [],
         "timeout": 600,
@@ -110,8 +117,8 @@ class PgDumpReplication(ReplicationBackend):
         for key in ("timeout", "progress_bytes"):
             if isinstance(config[key], bool) or not isinstance(config[key], (int, float)) or config[key] <= 0:
                 raise bad(key, "a positive number")
-        if config["empty_with"] not in ("delete", "truncate"):
-            raise bad("empty_with", "'delete' (readers never blocked) or 'truncate' (faster, blocks readers)")
+        if config["write_mode"] not in WRITE_MODES:
+            raise bad("write_mode", " or ".join(f"{mode!r} ({meaning})" for mode, meaning in WRITE_MODES.items()))
         if not isinstance(config["require_password"], bool):
             raise bad("require_password", "true or false")
 
@@ -164,21 +171,18 @@ class PgDumpReplication(ReplicationBackend):
         started = time.monotonic()
         connect_timeout = float(self.context.settings.get("timeouts.connect"))
         timeout = float(self.config["timeout"])
-        master = slave = run = None
-
-        def connect_master():
-            try:
-                return connect(self.master_endpoint(), connect_timeout, timeout)
-            except PeerUnreachable as exc:  # the master is this node: not a peer problem
-                raise PluginError(str(exc)) from None
+        master = slave = None
 
         try:
-            master = connect_master()
+            try:
+                master = connect(self.master_endpoint(), connect_timeout, timeout)
+            except PeerUnreachable as exc:  # the master is this node: not a peer problem
+                raise PluginError(str(exc)) from None
             slave = connect(
                 self.slave_endpoint(peer), connect_timeout, timeout, require_password=self.config["require_password"]
             )
             master.set_session(isolation_level="REPEATABLE READ", readonly=True)
-            run = _Run(self, peer, master, slave, progress, connect_master)
+            run = _Run(self, peer, master, slave, progress)
             run.lock()
             run.preflight()
             if not force and run.unchanged():
@@ -195,8 +199,6 @@ class PgDumpReplication(ReplicationBackend):
                 f"replication to {peer} failed: {first_line(exc)}; the slave was left unchanged"
             ) from None
         finally:
-            if run is not None:
-                run.close_side()
             close_quietly(master)
             close_quietly(slave)
 
@@ -234,15 +236,23 @@ class _Background:
 class _Run:
     """One replication: the two connections and what was learnt along the way."""
 
-    def __init__(self, plugin: PgDumpReplication, peer: str, master, slave, progress, connect_master):
+    def __init__(self, plugin: PgDumpReplication, peer: str, master, slave, progress):
         self.plugin, self.peer, self.progress = plugin, peer, progress
         self.master, self.slave = master, slave
-        self.connect_master, self.side = connect_master, None  # a second master session, same snapshot
         self.binary = False  # COPY in binary: both databases UTF8 (set by preflight)
         self.source, self.target = master.cursor(), slave.cursor()
         self.catalog: cat.Catalog | None = None
         self.fingerprints: dict[str, str] = {}
-        self.figures: dict[str, Any] = {"tables": 0, "rows": 0, "bytes": 0, "sequences": 0}
+        # tables: replicated (all verified); written_tables: those that differed and were written;
+        # rows: rows written; deleted: rows removed (not counted by TRUNCATE).
+        self.figures: dict[str, Any] = {
+            "tables": 0,
+            "written_tables": 0,
+            "rows": 0,
+            "deleted": 0,
+            "bytes": 0,
+            "sequences": 0,
+        }
 
     def lock(self) -> None:
         self.target.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
@@ -270,7 +280,8 @@ class _Run:
             )
         self.catalog = cat.read_catalog(self.source, self.plugin.excluded)
         cat.check_slave_catalog(self.target, self.catalog)
-        cat.check_slave_privileges(self.target, self.catalog, self.plugin.slave_user)
+        staging = self.plugin.config["write_mode"] == "changed_rows"
+        cat.check_slave_privileges(self.target, self.catalog, self.plugin.slave_user, staging=staging)
         try:
             self.target.execute("SET LOCAL session_replication_role = replica")
         except psycopg2.errors.InsufficientPrivilege:
@@ -295,38 +306,26 @@ class _Run:
         self.fingerprints["master"] = master.result()  # both servers scanned at once
         return self.plugin.context.state.get(STATE_KEY) == self._state()
 
-    def open_side(self):
-        """A second master session reading the main one's snapshot (``pg_export_snapshot``)."""
-        self.source.execute("SELECT pg_export_snapshot()")
-        snapshot = self.source.fetchone()[0]
-        self.side = self.connect_master()
-        self.side.set_session(isolation_level="REPEATABLE READ", readonly=True)
-        cursor = self.side.cursor()
-        cursor.execute("SET TRANSACTION SNAPSHOT %s", (snapshot,))
-        return cursor
-
-    def close_side(self) -> None:
-        close_quietly(self.side)
-        self.side = None
-
     def copy_verify_commit(self) -> None:
         tables, sequences = self.catalog.tables, self.catalog.sequences
-
-        def master_figures(cursor) -> tuple[dict, str]:
-            figures = scan(cursor, tables, checksums=True)
-            return checksums_of(figures), fingerprint_of(figures, tables, sequence_values(cursor, sequences))
-
-        # The master's checksums are computed by a second session in the same
-        # snapshot while the slave loads: the two servers work at once.
-        master = _Background("checksums-master", self.open_side(), master_figures)
+        # Both servers checksum at once; the master's in the snapshot the copy then reads.
+        master = _Background("checksums-master", self.source, lambda cursor: scan(cursor, tables, checksums=True))
         try:
-            self._copy_tables(tables)
+            slave_before = scan(self.target, tables, checksums=True)
+            master_figures = master.result()
+            master_sums = checksums_of(master_figures)
+            if self.plugin.config["write_mode"] == "truncate":
+                to_write = tables
+            else:
+                differing = set(differences(master_sums, checksums_of(slave_before)))
+                to_write = [table for table in tables if table.name in differing]
+            self._write_tables(to_write, slave_before)
             copied_sequences = self._copy_sequences(sequences)
             self.progress("verifying", dict(self.figures))
-            slave_figures = scan(self.target, tables, checksums=True)
-            master_sums, self.fingerprints["master"] = master.result()
-            self._verify(master_sums, checksums_of(slave_figures), copied_sequences, sequences)
-            self.fingerprints["slave"] = fingerprint_of(slave_figures, tables, sequence_values(self.target, sequences))
+            slave_after = {**slave_before, **scan(self.target, to_write, checksums=True)}
+            self._verify(master_sums, checksums_of(slave_after), copied_sequences, sequences)
+            self.fingerprints["master"] = fingerprint_of(master_figures, tables, copied_sequences)
+            self.fingerprints["slave"] = fingerprint_of(slave_after, tables, sequence_values(self.target, sequences))
             self.slave.commit()
         except BaseException:
             master.abandon()
@@ -337,36 +336,41 @@ class _Run:
             raise
         self.plugin.context.state.set(STATE_KEY, self._state())
 
-    def _copy_tables(self, tables: list[cat.Table]) -> None:
+    def _write_tables(self, tables: list[cat.Table], slave_before: dict) -> None:
+        """Bring each of ``tables`` to the master's rows (all of them at once in ``truncate`` mode)."""
         figures, every = self.figures, self.plugin.config["progress_bytes"]
         total = len(tables)
-        truncate = self.plugin.config["empty_with"] == "truncate"
+        truncate = self.plugin.config["write_mode"] == "truncate"
         if truncate and tables:
             # One statement for all tables: foreign keys between them forbid truncating one at a time.
             everything = sql.SQL(", ").join(table.ident for table in tables)
             self.target.execute(sql.SQL("TRUNCATE ONLY {}").format(everything))
         for index, table in enumerate(tables, 1):
-            reported = {"at": figures["bytes"]}
+            reported = {"at": -1}  # report the first chunk of every table
 
             def on_bytes(count: int, table=table, index=index, reported=reported) -> None:
                 figures["bytes"] += count
                 if figures["bytes"] - reported["at"] >= every or reported["at"] == -1:
                     reported["at"] = figures["bytes"]
-                    self.progress("copying", {"table": table.name, "table_index": index, "tables": total, **figures})
+                    self.progress("copying", {**figures, "table": table.name, "table_index": index, "tables": total})
 
-            if not truncate:
-                self.target.execute(sql.SQL("DELETE FROM ONLY {}").format(table.ident))
-            reported["at"] = -1  # report the first chunk of every table
             try:
-                rows = copy_table(self.source, self.target, table, on_bytes, binary=self.binary)
+                if truncate:
+                    applied = apply.reload(self.source, self.target, table, on_bytes, binary=self.binary)
+                else:
+                    slave_rows = int(slave_before[table.name][0])
+                    applied = apply.update_changed_rows(
+                        self.source, self.target, table, slave_rows, on_bytes, binary=self.binary
+                    )
             except SourceFailed as exc:
                 raise PluginError(
                     f"the master's stream of table {exc.table} failed: {first_line(exc.cause)}; "
                     "the slave was left unchanged"
                 ) from None
-            figures["tables"] += 1
-            figures["rows"] += rows
-            self.progress("table", {"table": table.name, "table_index": index, "tables": total, **figures})
+            figures["written_tables"] += 1
+            figures["rows"] += applied.inserted
+            figures["deleted"] += applied.deleted
+            self.progress("table", {**figures, "table": table.name, "table_index": index, "tables": total})
 
     def _copy_sequences(self, sequences: list[str]) -> dict:
         """Give the slave's sequences the master's values; returns the values set."""
@@ -394,12 +398,13 @@ class _Run:
     def result(self, outcome: str, duration: float) -> OperationResult:
         figures = {**self.figures, "duration": round(duration, 3), "outcome": outcome}
         figures["excluded"] = list(self.catalog.excluded) if self.catalog else []
+        figures["tables"] = len(self.catalog.tables) if self.catalog else 0
         if outcome == "skipped":
             message = f"nothing changed since the last good copy to {self.peer}"
-            figures["tables"] = len(self.catalog.tables)
         else:
             message = (
-                f"copied {figures['tables']} tables, {figures['rows']} rows, {figures['bytes']} bytes "
-                f"and {figures['sequences']} sequences to {self.peer}, verified"
+                f"updated {figures['written_tables']} of {figures['tables']} tables ({figures['rows']} rows written, "
+                f"{figures['deleted']} deleted, {figures['bytes']} bytes streamed) and {figures['sequences']} "
+                f"sequences on {self.peer}, verified"
             )
         return OperationResult(outcome=outcome, message=message, figures=figures)

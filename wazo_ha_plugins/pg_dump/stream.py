@@ -59,11 +59,19 @@ class _CountingReader(io.RawIOBase):
 
 
 def copy_table(
-    source_cursor, target_cursor, table: Table, on_bytes: Callable[[int], None], *, binary: bool = False
+    source_cursor,
+    target_cursor,
+    table: Table,
+    on_bytes: Callable[[int], None],
+    *,
+    binary: bool = False,
+    into: sql.Composable | None = None,
 ) -> int:
     """Stream ``table``'s rows from the master into the slave; returns the row count the slave loaded.
 
-    The slave's table must already be empty in the current transaction.
+    The rows go into the slave's ``table``, or the table named ``into`` (a
+    staging table with the same columns). It must be empty in the current
+    transaction.
     ``binary``: use COPY's binary format when the table allows it (both
     databases UTF8, same types: the caller checked).
     Raises :class:`SourceFailed` when the master side failed, or the slave's
@@ -71,7 +79,7 @@ def copy_table(
     """
     options = sql.SQL(" (FORMAT binary)" if binary and table.binary else "")
     copy_out = sql.SQL("COPY {} ({}) TO STDOUT{}").format(table.ident, table.column_list, options)
-    copy_in = sql.SQL("COPY {} ({}) FROM STDIN{}").format(table.ident, table.column_list, options)
+    copy_in = sql.SQL("COPY {} ({}) FROM STDIN{}").format(into or table.ident, table.column_list, options)
     read_fd, write_fd = os.pipe()
     with contextlib.suppress(OSError):  # a larger pipe means fewer thread switches; 64 KiB still works
         fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, CHUNK)

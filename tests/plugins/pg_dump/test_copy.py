@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from tests.rig.wazo_data import NASTY
@@ -25,15 +27,15 @@ EXCLUDED_PRESENT = [
 ]
 
 
-@pytest.mark.parametrize("empty_with", ["delete", "truncate"])
-def test_copy_makes_every_replicated_table_and_sequence_equal_and_leaves_the_rest(pair, empty_with):
+@pytest.mark.parametrize("write_mode", ["changed_rows", "truncate"])
+def test_copy_makes_every_replicated_table_and_sequence_equal_and_leaves_the_rest(pair, write_mode):
     master_before, slave_before = content(pair.master), content(pair.slave)
     # "Excluded tables (with their *_id_seq sequences)" (WAZO-FACTS)
     excluded_sequences = [f"{name}_id_seq" for name in EXCLUDED_PRESENT if f"{name}_id_seq" in master_before]
     assert "cel_id_seq" in excluded_sequences and len(excluded_sequences) == 11
     assert master_before["userfeatures"] != slave_before["userfeatures"]
 
-    result = pair.plugin(empty_with=empty_with).replicate(pair.peer)
+    result = pair.plugin(write_mode=write_mode).replicate(pair.peer)
 
     assert result.outcome == "copied"
     master_after, slave_after = content(pair.master), content(pair.slave)
@@ -46,14 +48,46 @@ def test_copy_makes_every_replicated_table_and_sequence_equal_and_leaves_the_res
     for name in [*EXCLUDED_PRESENT, *excluded_sequences, "wazo_ha.event", "wazo_ha.event_id_seq"]:
         assert slave_after[name] == slave_before[name], f"{name} must keep the slave's rows"
     assert SLAVE_UUID in slave_after["infos"][0]
-    tables = int(pair.master_sql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"))
-    assert result.figures["tables"] == tables - len(EXCLUDED_PRESENT)
     sequences = int(pair.master_sql("SELECT count(*) FROM pg_sequences WHERE schemaname = 'public'"))
     assert result.figures["sequences"] == sequences - len(excluded_sequences)
-    copied_rows = sum(len(rows) for name, rows in master_before.items() if name in replicated)
-    copied_rows -= result.figures["sequences"]  # one row per sequence in the content listing
-    assert result.figures["rows"] == copied_rows
+    tables = [name for name in replicated if name in table_names(pair)]
+    assert result.figures["tables"] == len(tables)
+    if write_mode == "truncate":  # every table emptied and reloaded
+        assert result.figures["written_tables"] == len(tables)
+        written = sum(len(master_before[name]) for name in tables)
+    else:  # only the tables that differ; in those with a primary key only the rows that differ
+        changed = [name for name in tables if master_before[name] != slave_before[name]]
+        assert 0 < result.figures["written_tables"] == len(changed) < len(tables)
+        keyed = keyed_tables(pair)
+        written = removed = 0
+        for name in changed:
+            new, old = master_before[name], slave_before[name]
+            written += len(multiset_minus(new, old)) if name in keyed else len(new)
+            removed += len(multiset_minus(old, new)) if name in keyed else len(old)
+        assert result.figures["deleted"] == removed > 0
+    assert result.figures["rows"] == written > 0
     assert result.figures["bytes"] > 0
+
+
+def table_names(pair) -> set[str]:
+    return set(pair.master_sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").split())
+
+
+def keyed_tables(pair) -> set[str]:
+    """Tables with a primary key: updated row by row (the others are replaced whole)."""
+    return set(
+        pair.master_sql(
+            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND i.indisprimary"
+        ).split()
+    )
+
+
+def multiset_minus(rows: list[str], other: list[str]) -> list[str]:
+    """``rows`` less one occurrence of each of ``other``'s."""
+    left = Counter(rows)
+    left.subtract(Counter(other))
+    return list(left.elements())
 
 
 def test_awkward_values_arrive_byte_for_byte(pair):

@@ -154,12 +154,23 @@ def read_catalog(cursor, excluded: set[str]) -> Catalog:
     return Catalog(tables, sequences, present)
 
 
-def check_slave_catalog(cursor, master: Catalog) -> None:
-    """Every replicated table, column and sequence of the master must exist on the slave."""
+@dataclass
+class SlaveCatalog:
+    tables: dict[str, set[str]]  # table → its columns
+    sequences: set[str]
+
+
+def read_slave_catalog(cursor) -> SlaveCatalog:
+    """The slave's tables (with their columns) and sequences, for :func:`check_slave_catalog`."""
     cursor.execute(_TABLES, (_NATIVE_TYPES, SCHEMA))
-    slave_tables = {name: set(columns) for name, columns, *_ in cursor.fetchall()}
+    tables = {name: set(columns) for name, columns, *_ in cursor.fetchall()}
     cursor.execute(_SEQUENCES, (SCHEMA,))
-    slave_sequences = {name for name, _ in cursor.fetchall()}
+    return SlaveCatalog(tables, {name for name, _ in cursor.fetchall()})
+
+
+def check_slave_catalog(slave: SlaveCatalog, master: Catalog) -> None:
+    """Every replicated table, column and sequence of the master must exist on the slave."""
+    slave_tables, slave_sequences = slave.tables, slave.sequences
     missing_tables = [table.name for table in master.tables if table.name not in slave_tables]
     if missing_tables:
         raise PreflightError(

@@ -262,24 +262,34 @@ class _Run:
             )
 
     def preflight(self) -> None:
-        encoding = cat.database_encoding(self.target)
-        self.binary = encoding == "UTF8" and cat.database_encoding(self.source) == "UTF8"
-        if encoding != "UTF8":
+        # The master's half (its encoding, version, catalog) is read while the slave answers its own.
+        master_user = self.plugin.config["master_user"]
+
+        def master_side(cursor) -> tuple:
+            version = cat.schema_version(cursor, "master", master_user)
+            return cat.database_encoding(cursor), version, cat.read_catalog(cursor, self.plugin.excluded)
+
+        master = _Background("preflight-master", self.source, master_side)
+        try:
+            encoding = cat.database_encoding(self.target)
+            if encoding != "UTF8":
+                raise PreflightError(
+                    f"the slave's database {self.plugin.config['database']!r} is encoded {encoding}, not UTF8; "
+                    "recreate it with ENCODING 'UTF8'"
+                )
+            slave_version = cat.schema_version(self.target, "slave", self.plugin.slave_user)
+            slave_tables = cat.read_slave_catalog(self.target)
+        except BaseException:
+            master.abandon()
+            raise
+        master_encoding, master_version, self.catalog = master.result()
+        self.binary = master_encoding == "UTF8"  # and the slave's, checked above
+        if master_version != slave_version:
             raise PreflightError(
-                f"the slave's database {self.plugin.config['database']!r} is encoded {encoding}, not UTF8; "
-                "recreate it with ENCODING 'UTF8'"
-            )
-        versions = (
-            cat.schema_version(self.source, "master", self.plugin.config["master_user"]),
-            cat.schema_version(self.target, "slave", self.plugin.slave_user),
-        )
-        if versions[0] != versions[1]:
-            raise PreflightError(
-                f"configuration schema versions differ: master {versions[0]}, slave {versions[1]} "
+                f"configuration schema versions differ: master {master_version}, slave {slave_version} "
                 "(alembic_version); upgrade both nodes to the same Wazo version"
             )
-        self.catalog = cat.read_catalog(self.source, self.plugin.excluded)
-        cat.check_slave_catalog(self.target, self.catalog)
+        cat.check_slave_catalog(slave_tables, self.catalog)
         staging = self.plugin.config["write_mode"] == "changed_rows"
         cat.check_slave_privileges(self.target, self.catalog, self.plugin.slave_user, staging=staging)
         try:

@@ -67,9 +67,14 @@ def scan(cursor, tables: list[Table], *, checksums: bool) -> Figures:
     return _union(cursor, parts)
 
 
+def content_of(values: list) -> list:
+    """``[rows, row_hash_sum]`` out of one table's figures from a :func:`scan` with checksums."""
+    return [values[0], values[2]]
+
+
 def checksums_of(figures: Figures) -> Figures:
     """``{table: [rows, row_hash_sum]}`` out of a :func:`scan` with checksums."""
-    return {name: [values[0], values[2]] for name, values in figures.items()}
+    return {name: content_of(values) for name, values in figures.items()}
 
 
 def sequence_values(cursor, sequences: list[str]) -> Figures:

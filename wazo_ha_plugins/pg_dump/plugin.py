@@ -44,7 +44,7 @@ from wazo_ha_core import (
 
 from . import apply
 from . import catalog as cat
-from .checks import checksums_of, differences, fingerprint, fingerprint_of, scan, sequence_values
+from .checks import checksums_of, content_of, differences, fingerprint, fingerprint_of, scan, sequence_values
 from .connection import Endpoint, close_quietly, connect, first_line
 from .doctor import pg_dump_checks
 from .stream import SourceFailed
@@ -173,16 +173,20 @@ class PgDumpReplication(ReplicationBackend):
         timeout = float(self.config["timeout"])
         master = slave = None
 
-        try:
+        def connect_master():
             try:
-                master = connect(self.master_endpoint(), connect_timeout, timeout)
+                return connect(self.master_endpoint(), connect_timeout, timeout)
             except PeerUnreachable as exc:  # the master is this node: not a peer problem
                 raise PluginError(str(exc)) from None
+
+        run = None
+        try:
+            master = connect_master()
             slave = connect(
                 self.slave_endpoint(peer), connect_timeout, timeout, require_password=self.config["require_password"]
             )
             master.set_session(isolation_level="REPEATABLE READ", readonly=True)
-            run = _Run(self, peer, master, slave, progress)
+            run = _Run(self, peer, master, slave, progress, connect_master)
             run.lock()
             run.preflight()
             if not force and run.unchanged():
@@ -199,6 +203,8 @@ class PgDumpReplication(ReplicationBackend):
                 f"replication to {peer} failed: {first_line(exc)}; the slave was left unchanged"
             ) from None
         finally:
+            if run is not None:
+                close_quietly(run.side)
             close_quietly(master)
             close_quietly(slave)
 
@@ -233,11 +239,48 @@ class _Background:
             self.thread.join(timeout=10)
 
 
+class _TableByTable:
+    """The master's checksums, one table after the other, in a thread: each is ready before the slave needs it."""
+
+    def __init__(self, cursor, tables: list[cat.Table]):
+        self.tables = tables
+        self.ready: dict[str, list] = {}
+        self.changed = threading.Condition()
+        self.background = _Background("checksums-master", cursor, self._scan_all)
+
+    def _scan_all(self, cursor) -> dict[str, list]:
+        try:
+            for table in self.tables:
+                figures = scan(cursor, [table], checksums=True)
+                with self.changed:
+                    self.ready.update(figures)
+                    self.changed.notify_all()
+        finally:
+            with self.changed:
+                self.changed.notify_all()  # a waiter learns of the error too
+        return self.ready
+
+    def get(self, name: str) -> list:
+        """``[rows, xmin_sum, row_hash_sum]`` of one table, once computed."""
+        with self.changed:
+            self.changed.wait_for(lambda: name in self.ready or not self.background.thread.is_alive())
+        if name not in self.ready:
+            self.background.result()  # raises the thread's error
+        return self.ready[name]
+
+    def all(self) -> dict[str, list]:
+        return self.background.result()
+
+    def abandon(self) -> None:
+        self.background.abandon()
+
+
 class _Run:
     """One replication: the two connections and what was learnt along the way."""
 
-    def __init__(self, plugin: PgDumpReplication, peer: str, master, slave, progress):
+    def __init__(self, plugin: PgDumpReplication, peer: str, master, slave, progress, connect_master):
         self.plugin, self.peer, self.progress = plugin, peer, progress
+        self.connect_master, self.side = connect_master, None  # a second master session, same snapshot
         self.master, self.slave = master, slave
         self.binary = False  # COPY in binary: both databases UTF8 (set by preflight)
         self.source, self.target = master.cursor(), slave.cursor()
@@ -316,24 +359,29 @@ class _Run:
         self.fingerprints["master"] = master.result()  # both servers scanned at once
         return self.plugin.context.state.get(STATE_KEY) == self._state()
 
+    def open_side(self):
+        """A second master session reading the main one's snapshot (``pg_export_snapshot``)."""
+        self.source.execute("SELECT pg_export_snapshot()")
+        snapshot = self.source.fetchone()[0]
+        self.side = self.connect_master()
+        self.side.set_session(isolation_level="REPEATABLE READ", readonly=True)
+        cursor = self.side.cursor()
+        cursor.execute("SET TRANSACTION SNAPSHOT %s", (snapshot,))
+        return cursor
+
     def copy_verify_commit(self) -> None:
         tables, sequences = self.catalog.tables, self.catalog.sequences
-        # Both servers checksum at once; the master's in the snapshot the copy then reads.
-        master = _Background("checksums-master", self.source, lambda cursor: scan(cursor, tables, checksums=True))
+        # The master's checksums come from a second session in the same snapshot, table by
+        # table, while this one streams: the slave waits for none but the first.
+        master = _TableByTable(self.open_side(), tables)
         try:
             slave_before = scan(self.target, tables, checksums=True)
-            master_figures = master.result()
-            master_sums = checksums_of(master_figures)
-            if self.plugin.config["write_mode"] == "truncate":
-                to_write = tables
-            else:
-                differing = set(differences(master_sums, checksums_of(slave_before)))
-                to_write = [table for table in tables if table.name in differing]
-            self._write_tables(to_write, slave_before)
+            written = self._write_tables(tables, slave_before, master)
             copied_sequences = self._copy_sequences(sequences)
             self.progress("verifying", dict(self.figures))
-            slave_after = {**slave_before, **scan(self.target, to_write, checksums=True)}
-            self._verify(master_sums, checksums_of(slave_after), copied_sequences, sequences)
+            slave_after = {**slave_before, **scan(self.target, written, checksums=True)}
+            master_figures = master.all()
+            self._verify(checksums_of(master_figures), checksums_of(slave_after), copied_sequences, sequences)
             self.fingerprints["master"] = fingerprint_of(master_figures, tables, copied_sequences)
             self.fingerprints["slave"] = fingerprint_of(slave_after, tables, sequence_values(self.target, sequences))
             self.slave.commit()
@@ -346,8 +394,8 @@ class _Run:
             raise
         self.plugin.context.state.set(STATE_KEY, self._state())
 
-    def _write_tables(self, tables: list[cat.Table], slave_before: dict) -> None:
-        """Bring each of ``tables`` to the master's rows (all of them at once in ``truncate`` mode)."""
+    def _write_tables(self, tables: list[cat.Table], slave_before: dict, master: _TableByTable) -> list[cat.Table]:
+        """Bring each table that differs to the master's rows (all of them in ``truncate`` mode); returns those."""
         figures, every = self.figures, self.plugin.config["progress_bytes"]
         total = len(tables)
         truncate = self.plugin.config["write_mode"] == "truncate"
@@ -355,7 +403,10 @@ class _Run:
             # One statement for all tables: foreign keys between them forbid truncating one at a time.
             everything = sql.SQL(", ").join(table.ident for table in tables)
             self.target.execute(sql.SQL("TRUNCATE ONLY {}").format(everything))
+        written = []
         for index, table in enumerate(tables, 1):
+            if not truncate and content_of(master.get(table.name)) == content_of(slave_before[table.name]):
+                continue  # same rows, same content: nothing to write
             reported = {"at": -1}  # report the first chunk of every table
 
             def on_bytes(count: int, table=table, index=index, reported=reported) -> None:
@@ -377,10 +428,12 @@ class _Run:
                     f"the master's stream of table {exc.table} failed: {first_line(exc.cause)}; "
                     "the slave was left unchanged"
                 ) from None
+            written.append(table)
             figures["written_tables"] += 1
             figures["rows"] += applied.inserted
             figures["deleted"] += applied.deleted
             self.progress("table", {**figures, "table": table.name, "table_index": index, "tables": total})
+        return written
 
     def _copy_sequences(self, sequences: list[str]) -> dict:
         """Give the slave's sequences the master's values; returns the values set."""

@@ -46,7 +46,7 @@ from tests.rig.fixtures import SHARED_FIXTURES
 from tests.rig.postgres import SUPERUSER_PASSWORD, PgCluster
 from wazo_ha_plugins.pg_dump.catalog import DEFAULT_EXCLUDED_TABLES
 
-USERS, SMALL_USERS, EXCLUDED_ROWS, REPEAT = 20_000, 2_000, 2_000_000, 3
+USERS, SMALL_USERS, EXCLUDED_ROWS, REPEAT = 20_000, 2_000, 2_000_000, 5
 TARGETS = {"full": 0.7, "unchanged": 0.05, "lock": 0.5}
 
 
@@ -292,22 +292,20 @@ def main() -> int:
         create_replication_role(slave, workdir)
         print(f"loaded in {time.perf_counter() - started:.0f} s\n", flush=True)
 
-        def runs(state: str, measure) -> list[dict]:
-            results = []
-            for index in range(REPEAT):
+        # Interleaved: each round measures the baseline and every case of ours, so that a
+        # machine getting slower or faster during the bench weighs on both alike.
+        base, truncating = [], []
+        ours_by_state: dict[str, list[dict]] = {state: [] for state in slave_states(USERS)}
+        for index in range(REPEAT):
+            states.reset("previous copy")
+            base.append(baseline(master, slave, "asterisk", workdir))
+            for state, state_runs in ours_by_state.items():
                 states.reset(state)
-                results.append(measure(index))
-            return results
-
-        base = runs("previous copy", lambda i: baseline(master, slave, "asterisk", workdir))
-        ours_by_state = {
-            state: runs(state, lambda i, state=state: ours(master, slave, "asterisk", workdir / f"{state}{i}", True))
-            for state in slave_states(USERS)
-        }
-        truncating = runs(
-            "every row differs",
-            lambda i: ours(master, slave, "asterisk", workdir / f"trunc{i}", force=True, write_mode="truncate"),
-        )
+                state_runs.append(ours(master, slave, "asterisk", workdir / f"{state}{index}", force=True))
+            states.reset("every row differs")
+            truncating.append(
+                ours(master, slave, "asterisk", workdir / f"trunc{index}", force=True, write_mode="truncate")
+            )
         states.reset("typical change")
         skip_dir = workdir / "skip"
         ours(master, slave, "asterisk", skip_dir, force=True)
@@ -318,13 +316,18 @@ def main() -> int:
 
     full = ours_by_state["first copy"]
     b_time, b_block = median(base, "seconds"), median(base, "blocked")
+
+    def paired(runs: list[dict], key: str = "seconds", base_key: str = "seconds") -> float:
+        """Median over the rounds of ours / the same round's baseline."""
+        return statistics.median(run[key] / round_base[base_key] for run, round_base in zip(runs, base, strict=True))
+
     every_run = [run for state_runs in ours_by_state.values() for run in state_runs]
     report = []
     for state, state_runs in ours_by_state.items():
         written = f"{median(state_runs, 'rows'):.0f} rows written, {median(state_runs, 'deleted'):.0f} deleted"
-        report.append((f"{state} / baseline  ({written})", median(state_runs, "seconds") / b_time, TARGETS["full"]))
+        report.append((f"{state} / baseline  ({written})", paired(state_runs), TARGETS["full"]))
     report += [
-        ("  first copy, whole process with Python start-up", median(full, "wall") / b_time, None),
+        ("  first copy, whole process with Python start-up", paired(full, "wall"), None),
         ("unchanged run / baseline", median(unchanged, "seconds") / b_time, TARGETS["unchanged"]),
         ("  (whole process, with Python start-up)", median(unchanged, "wall") / b_time, None),
         (
@@ -332,8 +335,8 @@ def main() -> int:
             max(r["blocked"] for r in every_run) / b_block,
             TARGETS["lock"],
         ),
-        ("write_mode truncate, every row differs / baseline", median(truncating, "seconds") / b_time, TARGETS["full"]),
-        ("write_mode truncate, reader blocked / baseline", median(truncating, "blocked") / b_block, TARGETS["lock"]),
+        ("write_mode truncate, every row differs / baseline", paired(truncating), TARGETS["full"]),
+        ("write_mode truncate, reader blocked / baseline", paired(truncating, "blocked", "blocked"), TARGETS["lock"]),
         ("peak memory / baseline's", median(full, "rss_kib") / median(base, "rss_kib"), None),
         (f"peak memory {USERS} users / {SMALL_USERS} users", median(full, "rss_kib") / small_ours["rss_kib"], None),
         (f"  baseline: {USERS} users / {SMALL_USERS} users", median(base, "rss_kib") / small_base["rss_kib"], None),

@@ -63,15 +63,19 @@ def make_tree(base: Path, files: int, total_bytes: int) -> None:
         (directory / f"f{index:05d}.wav").write_bytes(blob[offset : offset + size])
 
 
-def empty(directory: Path) -> None:
-    """Remove what a directory holds, keeping it (the receiver confines writes to existing directories)."""
+def set_aside(directory: Path, store: Path) -> None:
+    """Move a directory's content out of the way and leave it empty (the receiver confines writes to it).
+
+    A rename, not a deletion: deleting 500 MB makes the filesystem free (and,
+    mounted with ``discard``, trim) those blocks during the next timed run,
+    which then measures the disk rather than the transfer. ``store`` is
+    deleted once all runs are over.
+    """
     if not directory.exists():
         return
-    for entry in directory.iterdir():
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
+    store.mkdir(exist_ok=True)
+    directory.rename(store / f"{len(list(store.iterdir()))}")
+    directory.mkdir()
 
 
 def timed(action) -> float:
@@ -95,7 +99,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="wazo-ha-bench-rsync-"))
     sshd = Sshd.start()
     try:
-        master, slave, baseline = tmp / "master", tmp / "slave", tmp / "baseline"
+        master, slave, baseline, aside = tmp / "master", tmp / "slave", tmp / "baseline", tmp / "set-aside"
         for directory in (master, slave, baseline):
             directory.mkdir()
         print(f"bench: building {options.files} files / {options.megabytes} MB ...", flush=True)
@@ -151,7 +155,7 @@ def main() -> int:
 
         def emptied() -> None:
             for destination in (baseline, Path(f"{slave}{SYNCED_DIR}")):
-                empty(destination)
+                set_aside(destination, aside)
 
         def paired_ratio(times_plain: list[float], times_ours: list[float]) -> float:
             return statistics.median(o / p for p, o in zip(times_plain, times_ours, strict=True))

@@ -247,7 +247,7 @@ class Demo:
             results = engine.replicate()
         figures = results[0].figures
         summary = (
-            f"{figures.get('tables')} tables, {figures.get('rows')} rows, "
+            f"{figures.get('written_tables')} of {figures.get('tables')} tables written, {figures.get('rows')} rows, "
             f"{figures.get('bytes', 0) / 1024:.0f} KiB in {figures.get('duration', 0):.2f} s"
         )
         self.say(f"master: replication {results[0].outcome}: {summary}")

@@ -10,14 +10,16 @@ One run (see :meth:`PgDumpReplication.replicate`):
    write them and to disable foreign-key triggers;
 3. fingerprint the master's replicated data (in the snapshot the copy will
    read) and the slave's; both equal to the last good copy → ``skipped``;
-4. checksum every replicated table on both servers at once; in ONE slave
-   transaction with ``session_replication_role = replica`` (the ``tenant``
-   ↔ ``endpoint_sip`` cycle), bring each table that differs to the master's
-   rows (:mod:`.apply`: only the changed rows, or ``TRUNCATE`` and reload),
-   streamed from the master; sequences set with the transactional
-   ``ALTER SEQUENCE … RESTART``;
-5. verify: row counts and content checksums of every table, and sequence
-   values, equal to the master's — else roll back and name the tables;
+4. checksum the slave's tables; the master's come table by table from a
+   second session in the same snapshot (:class:`_TableByTable`) while, in
+   ONE slave transaction with ``session_replication_role = replica`` (the
+   ``tenant`` ↔ ``endpoint_sip`` cycle), each table that differs is brought
+   to the master's rows streamed from the master (:mod:`.apply`: only the
+   changed rows, or ``TRUNCATE`` and reload); sequences set with the
+   transactional ``ALTER SEQUENCE … RESTART``;
+5. verify: row counts and content checksums of every written table, and
+   sequence values, equal to the master's — else roll back and name the
+   tables;
 6. commit, remember the fingerprints in ``context.state``.
 """
 

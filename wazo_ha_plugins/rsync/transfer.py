@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -124,6 +125,11 @@ def run_rsync(command: list[str], on_progress: Callable[[str, dict], None], env:
     )
     output: list[str] = []
     assert process.stdout is not None and process.stderr is not None
+    # stderr drained at the same time: thousands of warnings (vanished files…) would
+    # otherwise fill its pipe and block rsync while we wait on stdout.
+    stderr: list[bytes] = []
+    drain = threading.Thread(target=lambda: stderr.append(process.stderr.read()), name="rsync-stderr", daemon=True)
+    drain.start()
     pending = b""
     while chunk := process.stdout.read1(65536):
         pending += chunk
@@ -131,8 +137,9 @@ def run_rsync(command: list[str], on_progress: Callable[[str, dict], None], env:
         for raw in complete:
             _take_line(raw.decode(errors="replace"), output, on_progress)
     _take_line(pending.decode(errors="replace"), output, on_progress)
-    errors = process.stderr.read().decode(errors="replace").splitlines()
     code = process.wait()
+    drain.join()
+    errors = b"".join(stderr).decode(errors="replace").splitlines()
     return TransferResult(code, parse_stats("\n".join(output)), [line for line in errors if line.strip()])
 
 

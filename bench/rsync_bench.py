@@ -1,15 +1,16 @@
 """Benchmark of the rsync file-sync plugin against plain ``rsync -a`` over the same sshd.
 
-A 20,000-file / 500 MB tree is mirrored twice over one throwaway sshd on
-loopback: by the plugin (restricted key, forced-command receiver in its mount
-namespace, ``-aR --delete-after --stats``) and by plain ``rsync -a`` with an
-unrestricted key and the same ssh options. Both a first sync (empty slave)
-and a no-change sync are timed; the no-change runs are repeated and the
-median kept. Runs are paired (one plain, one plugin) and the order inside a pair
-alternates, so that neither always runs second, after the other's writes; the
-ratio printed is the median of the pairs' ratios, which drift on a shared
-machine cancels out of. Prints the ratios (targets: at most 1.1 times for both,
-no-change under 1 s).
+A 20,000-file / 500 MB tree is mirrored over one throwaway sshd on loopback by
+three runners: the plugin (restricted key, forced-command receiver in its mount
+namespace, ``-aR --delete-delay --stats``), plain ``rsync -a`` (the issue's
+baseline: no deletions) and today's ``xivo-sync`` command (``rsync -aR
+--delete-after``, a mirror like ours), both with an unrestricted key and the
+same ssh options. A first sync (empty slave) and a no-change sync are timed,
+each in rounds where every runner runs once, the order rotating from round to
+round, so that none always runs right after another's writes; a ratio is the
+median over the rounds of the plugin's time / the other's in the same round,
+which drift on a shared machine cancels out of. Targets: at most 1.1 times
+plain ``rsync -a`` for both, no-change under 1 s.
 
 Run as root: ``tox -e bench`` (or ``python bench/rsync_bench.py [--files N --megabytes M]``).
 """
@@ -99,8 +100,9 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="wazo-ha-bench-rsync-"))
     sshd = Sshd.start()
     try:
-        master, slave, baseline, aside = tmp / "master", tmp / "slave", tmp / "baseline", tmp / "set-aside"
-        for directory in (master, slave, baseline):
+        master, slave, baseline, todays = tmp / "master", tmp / "slave", tmp / "baseline", tmp / "today"
+        aside = tmp / "set-aside"
+        for directory in (master, slave, baseline, todays):
             directory.mkdir()
         print(f"bench: building {options.files} files / {options.megabytes} MB ...", flush=True)
         make_tree(master / SYNCED_DIR.lstrip("/"), options.files, options.megabytes * 1024 * 1024)
@@ -139,54 +141,62 @@ def main() -> int:
         def plain():
             subprocess.run(["rsync", "-a", "-e", ssh, source, f"root@{PEER}:{baseline}/"], check=True)
 
+        def today():
+            # Today's xivo-sync command (WAZO-FACTS): a mirror, with deletions, over the unrestricted key.
+            relative = f"{master}/.{SYNCED_DIR}"
+            subprocess.run(
+                ["rsync", "-aR", "--delete-after", "-e", ssh, relative, f"root@{PEER}:{todays}/"], check=True
+            )
+
         def ours():
             result = plugin.sync(PEER, [SYNCED_DIR])
             assert result.figures["rsync_exit"] == 0, result
 
-        def pairs(count: int, before=lambda: None) -> tuple[list[float], list[float]]:
-            """``count`` paired runs, the order inside a pair alternating; (plain times, plugin times)."""
-            times_plain, times_ours = [], []
+        runners = {"plain": plain, "today": today, "plugin": ours}
+
+        def rounds(count: int, before=lambda: None) -> dict[str, list[float]]:
+            """``count`` rounds of every runner, the order rotating from round to round; times per runner."""
+            times: dict[str, list[float]] = {name: [] for name in runners}
+            names = list(runners)
             for index in range(count):
                 before()
-                runs = [(times_plain, plain), (times_ours, ours)]
-                for times, action in runs if index % 2 == 0 else reversed(runs):
-                    times.append(timed(action))
-            return times_plain, times_ours
+                shift = index % len(names)
+                for name in names[shift:] + names[:shift]:
+                    times[name].append(timed(runners[name]))
+            return times
 
         def emptied() -> None:
-            for destination in (baseline, Path(f"{slave}{SYNCED_DIR}")):
+            for destination in (baseline, Path(f"{todays}{SYNCED_DIR}"), Path(f"{slave}{SYNCED_DIR}")):
                 set_aside(destination, aside)
 
-        def paired_ratio(times_plain: list[float], times_ours: list[float]) -> float:
-            return statistics.median(o / p for p, o in zip(times_plain, times_ours, strict=True))
+        def paired_ratio(times: dict[str, list[float]], against: str) -> float:
+            """Median over the rounds of the plugin's time / the other runner's in the same round."""
+            return statistics.median(o / p for p, o in zip(times[against], times["plugin"], strict=True))
 
-        firsts_plain, firsts_ours = pairs(options.first_repeat, emptied)  # one run is too noisy here
-        first_plain, first_ours = statistics.median(firsts_plain), statistics.median(firsts_ours)
+        first = rounds(options.first_repeat, emptied)  # one run is too noisy here
         same = subprocess.run(["diff", "-r", "-q", f"{master}{SYNCED_DIR}", f"{slave}{SYNCED_DIR}"], check=False)
         assert same.returncode == 0, "the plugin's mirror differs from the source"
-        nochange_plain, nochange_ours = pairs(options.repeat)
-        median_plain, median_ours = statistics.median(nochange_plain), statistics.median(nochange_ours)
-        first_ratio = paired_ratio(firsts_plain, firsts_ours)
-        nochange_ratio = paired_ratio(nochange_plain, nochange_ours)
+        nochange = rounds(options.repeat)
 
         print(f"tree: {options.files} files, {options.megabytes} MB, over sshd on {PEER}:{sshd.port}")
-        print(
-            f"first sync:     plain rsync -a {first_plain:7.3f} s   plugin {first_ours:7.3f} s   "
-            f"ratio {first_ratio:5.2f}x  (target <= 1.10; median of {options.first_repeat} pairs)"
-        )
-        print(
-            f"no-change sync: plain rsync -a {median_plain:7.3f} s   plugin {median_ours:7.3f} s   "
-            f"ratio {nochange_ratio:5.2f}x  (target <= 1.10; median of {options.repeat} pairs)"
-        )
+        for label, times, count in (
+            ("first sync", first, options.first_repeat),
+            ("no-change", nochange, options.repeat),
+        ):
+            medians = "   ".join(f"{name} {statistics.median(values):6.3f} s" for name, values in times.items())
+            print(f"{label:<10} {medians}   (median of {count} rounds)")
+            print(
+                f"{label:<10} plugin / plain rsync -a  {paired_ratio(times, 'plain'):5.2f}x  (target <= 1.10)   "
+                f"plugin / today's rsync -aR --delete-after  {paired_ratio(times, 'today'):5.2f}x"
+            )
+        median_ours = statistics.median(nochange["plugin"])
         print(f"no-change sync under 1 s: {'yes' if median_ours < 1 else 'NO'} ({median_ours:.3f} s)")
-        print(
-            "pairs (plain s / plugin s): first "
-            + ", ".join(f"{p:.2f}/{o:.2f}" for p, o in zip(firsts_plain, firsts_ours, strict=True))
-        )
-        print(
-            "                        no-change "
-            + ", ".join(f"{p:.3f}/{o:.3f}" for p, o in zip(nochange_plain, nochange_ours, strict=True))
-        )
+        for label, times in (("first", first), ("no-change", nochange)):
+            rows = zip(*times.values(), strict=True)
+            print(
+                f"rounds, {label} (plain/today/plugin s): "
+                + ", ".join("/".join(f"{t:.3f}" for t in row) for row in rows)
+            )
         return 0
     finally:
         sshd.stop()

@@ -1,1 +1,1 @@
-"""Alembic environment and revisions of the state store (loaded by path by alembic; a package so that setuptools ships it)."""
+"""Alembic environment and revisions of the state store, loaded by path; a package so that setuptools ships it."""

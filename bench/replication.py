@@ -36,6 +36,7 @@ import tempfile
 import textwrap
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg2
@@ -231,13 +232,17 @@ def median(runs: list[dict], key: str) -> float:
     return statistics.median(run[key] for run in runs)
 
 
-SAME_AS_MASTER = "-- the master's data, copied by today's method\n"
+@dataclass(frozen=True)
+class SlaveState:
+    """One starting state of the slave: Wazo's schema and initial data, then optionally the master's
+    data (copied by today's method, not generated again: some columns default to random UUIDs and
+    now()), then ``sql``."""
+
+    copy_master: bool
+    sql: str = ""
 
 
-#: Starting states of the slave: name → SQL run on Wazo's schema and initial data
-#: (after the master's data is copied into it, for the states that start with SAME_AS_MASTER).
-def slave_states(users: int) -> dict[str, str]:
-    same = SAME_AS_MASTER  # not generated again: some columns default to random UUIDs and now()
+def slave_states(users: int) -> dict[str, SlaveState]:
     edited = (
         "UPDATE userfeatures SET firstname = firstname || ' (old)' WHERE id % 100 = 0;"
         "UPDATE endpoint_sip_section_option SET value = value || '-old' WHERE key = 'password' "
@@ -245,10 +250,12 @@ def slave_states(users: int) -> dict[str, str]:
         "FROM userfeatures WHERE id % 100 = 0);"
     )
     return {
-        "previous copy": same,
-        "typical change": same + edited,
-        "first copy": "",
-        "every row differs": wazo_data.tenant_sql() + wazo_data.users_sql(users, first=users + 1),
+        "previous copy": SlaveState(copy_master=True),
+        "typical change": SlaveState(copy_master=True, sql=edited),
+        "first copy": SlaveState(copy_master=False),
+        "every row differs": SlaveState(
+            copy_master=False, sql=wazo_data.tenant_sql() + wazo_data.users_sql(users, first=users + 1)
+        ),
     }
 
 
@@ -258,14 +265,12 @@ class SlaveStates:
     def __init__(self, master: PgCluster, slave: PgCluster, users: int, workdir: Path):
         self.slave = slave
         self.templates = {}
-        for index, (name, extra) in enumerate(slave_states(users).items()):
+        for index, (name, state) in enumerate(slave_states(users).items()):
             template = f"state_{index}"
-            if extra.startswith(SAME_AS_MASTER):
-                load(slave, template, "UPDATE infos SET uuid = md5('slave');" + OWNED_BY_ASTERISK)
+            load(slave, template, "UPDATE infos SET uuid = md5('slave');" + OWNED_BY_ASTERISK)
+            if state.copy_master:
                 baseline(master, slave, "asterisk", workdir, target=template)
-                slave.psql(template, extra + "VACUUM ANALYZE")
-            else:
-                load(slave, template, "UPDATE infos SET uuid = md5('slave');" + extra + OWNED_BY_ASTERISK)
+            slave.psql(template, state.sql + "VACUUM ANALYZE")
             self.templates[name] = template
 
     def reset(self, state: str, database: str = "asterisk") -> None:

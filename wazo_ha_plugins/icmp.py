@@ -9,13 +9,14 @@ unprivileged ICMP datagram sockets where ``net.ipv4.ping_group_range`` allows.
 
 from __future__ import annotations
 
-import ipaddress
 import time
 
 from icmplib import ICMPRequest, ICMPv4Socket, ICMPv6Socket
 from icmplib.exceptions import ICMPError, ICMPLibError, TimeoutExceeded
 
 from wazo_ha_core import HealthProbe, PluginError, ProbeAnswer
+
+from .probe_settings import positive_seconds, target_address
 
 _next_id = int(time.monotonic() * 1000) & 0xFFFF
 
@@ -32,15 +33,12 @@ class IcmpProbe(HealthProbe):
 
     def __init__(self, context):
         super().__init__(context)
-        self.timeout = _positive(self.name, "timeout", self.config["timeout"])
-        self.retry = _positive(self.name, "retry", self.config["retry"])
+        self.timeout = positive_seconds(self.name, "timeout", self.config["timeout"])
+        self.retry = positive_seconds(self.name, "retry", self.config["retry"])
         self.privileged = bool(self.config["privileged"])
 
     def probe(self, target: str) -> ProbeAnswer:
-        try:
-            address = ipaddress.ip_address(target)
-        except ValueError:
-            raise PluginError(f"icmp probe: target must be an IP address, got {target!r}") from None
+        address = target_address("icmp", target)
         socket_class = ICMPv6Socket if address.version == 6 else ICMPv4Socket
         try:
             sock = socket_class(privileged=self.privileged)
@@ -80,9 +78,3 @@ class IcmpProbe(HealthProbe):
                     return ProbeAnswer(True, time.monotonic() - sent[reply.sequence])
         finally:
             sock.close()
-
-
-def _positive(name: str, key: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise PluginError(f"plugin_config.{name}.{key} must be a positive number of seconds, got {value!r}")
-    return float(value)

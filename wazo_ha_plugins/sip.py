@@ -19,7 +19,9 @@ import secrets
 import socket
 import time
 
-from wazo_ha_core import HealthProbe, PluginError, ProbeAnswer
+from wazo_ha_core import HealthProbe, ProbeAnswer
+
+from .probe_settings import port_number, positive_seconds, target_address
 
 # RFC 3261 §7.3.3 compact forms.
 _COMPACT = {"v": "via", "i": "call-id", "f": "from", "t": "to"}
@@ -32,23 +34,13 @@ class SipProbe(HealthProbe):
 
     def __init__(self, context):
         super().__init__(context)
-        self.port = self.config["port"]
-        if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 < self.port < 65536:
-            raise PluginError(f"plugin_config.{self.name}.port must be a port number, got {self.port!r}")
-        for key in ("timeout", "retry"):
-            value = self.config[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise PluginError(
-                    f"plugin_config.{self.name}.{key} must be a positive number of seconds, got {value!r}"
-                )
-        self.timeout, self.retry = float(self.config["timeout"]), float(self.config["retry"])
+        self.port = port_number(self.name, self.config["port"])
+        self.timeout = positive_seconds(self.name, "timeout", self.config["timeout"])
+        self.retry = positive_seconds(self.name, "retry", self.config["retry"])
         self.cseq = 0
 
     def probe(self, target: str) -> ProbeAnswer:
-        try:
-            address = ipaddress.ip_address(target)
-        except ValueError:
-            raise PluginError(f"sip probe: target must be an IP address, got {target!r}") from None
+        address = target_address("sip", target)
         family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
         with socket.socket(family, socket.SOCK_DGRAM) as sock:
             try:

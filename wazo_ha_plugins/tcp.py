@@ -8,11 +8,12 @@ default (a port is a service), ``host`` when the port stands for the machine
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import time
 
 from wazo_ha_core import HealthProbe, PluginError, ProbeAnswer
+
+from .probe_settings import port_number, positive_seconds, target_address
 
 
 class TcpProbe(HealthProbe):
@@ -21,15 +22,8 @@ class TcpProbe(HealthProbe):
 
     def __init__(self, context):
         super().__init__(context)
-        self.port = self.config["port"]
-        if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 < self.port < 65536:
-            raise PluginError(f"plugin_config.{self.name}.port must be a port number, got {self.port!r}")
-        timeout = self.config["timeout"]
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise PluginError(
-                f"plugin_config.{self.name}.timeout must be a positive number of seconds, got {timeout!r}"
-            )
-        self.timeout = float(timeout)
+        self.port = port_number(self.name, self.config["port"])
+        self.timeout = positive_seconds(self.name, "timeout", self.config["timeout"])
         if self.config["checks"] not in ("host", "service"):
             raise PluginError(
                 f"plugin_config.{self.name}.checks must be 'host' or 'service', got {self.config['checks']!r}"
@@ -37,10 +31,7 @@ class TcpProbe(HealthProbe):
         self.checks = self.config["checks"]
 
     def probe(self, target: str) -> ProbeAnswer:
-        try:
-            address = ipaddress.ip_address(target)
-        except ValueError:
-            raise PluginError(f"tcp probe: target must be an IP address, got {target!r}") from None
+        address = target_address("tcp", target)
         family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
         started = time.monotonic()
         with socket.socket(family, socket.SOCK_STREAM) as sock:

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 from stevedore import NamedExtensionManager
-from stevedore.extension import Extension
+from stevedore.extension import Extension, ExtensionManager
 
 from wazo_ha_core.errors import PluginLoadError
 from wazo_ha_core.plugins import PluginLoader
@@ -85,7 +85,9 @@ def installed_plugins(tmp_path, monkeypatch):
         )
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    # stevedore caches entry points per sys.path; a new path means a fresh scan.
+    # stevedore keeps the entry points of a namespace once read, whatever sys.path says since:
+    # an empty cache for this test, so that an earlier load in the same process cannot hide ours.
+    monkeypatch.setattr(ExtensionManager, "ENTRY_POINT_CACHE", {})
     yield
 
 

@@ -285,6 +285,7 @@ class _Run:
         self.connect_master, self.side = connect_master, None  # a second master session, same snapshot
         self.master, self.slave = master, slave
         self.binary = False  # COPY in binary: both databases UTF8 (set by preflight)
+        self.truncate = plugin.config["write_mode"] == "truncate"  # rewrite every table, without comparing
         self.source, self.target = master.cursor(), slave.cursor()
         self.catalog: cat.Catalog | None = None
         self.fingerprints: dict[str, str] = {}
@@ -335,8 +336,7 @@ class _Run:
                 "(alembic_version); upgrade both nodes to the same Wazo version"
             )
         cat.check_slave_catalog(slave_tables, self.catalog)
-        staging = self.plugin.config["write_mode"] == "changed_rows"
-        cat.check_slave_privileges(self.target, self.catalog, self.plugin.slave_user, staging=staging)
+        cat.check_slave_privileges(self.target, self.catalog, self.plugin.slave_user, staging=not self.truncate)
         try:
             self.target.execute("SET LOCAL session_replication_role = replica")
         except psycopg2.errors.InsufficientPrivilege:
@@ -377,8 +377,7 @@ class _Run:
         # table, while this one streams: the slave waits for none but the first.
         master = _TableByTable(self.open_side(), tables)
         try:
-            truncate = self.plugin.config["write_mode"] == "truncate"  # rewrites all: no need to compare
-            slave_before = {} if truncate else scan(self.target, tables, checksums=True)
+            slave_before = {} if self.truncate else scan(self.target, tables, checksums=True)
             written = self._write_tables(tables, slave_before, master)
             copied_sequences = self._copy_sequences(sequences)
             self.progress("verifying", dict(self.figures))
@@ -401,14 +400,13 @@ class _Run:
         """Bring each table that differs to the master's rows (all of them in ``truncate`` mode); returns those."""
         figures, every = self.figures, self.plugin.config["progress_bytes"]
         total = len(tables)
-        truncate = self.plugin.config["write_mode"] == "truncate"
-        if truncate and tables:
+        if self.truncate and tables:
             # One statement for all tables: foreign keys between them forbid truncating one at a time.
             everything = sql.SQL(", ").join(table.ident for table in tables)
             self.target.execute(sql.SQL("TRUNCATE ONLY {}").format(everything))
         written = []
         for index, table in enumerate(tables, 1):
-            if not truncate and content_of(master.get(table.name)) == content_of(slave_before[table.name]):
+            if not self.truncate and content_of(master.get(table.name)) == content_of(slave_before[table.name]):
                 continue  # same rows, same content: nothing to write
             reported = {"at": -1}  # report the first chunk of every table
 
@@ -419,7 +417,7 @@ class _Run:
                     self.progress("copying", {**figures, "table": table.name, "table_index": index, "tables": total})
 
             try:
-                if truncate:
+                if self.truncate:
                     applied = apply.reload(self.source, self.target, table, on_bytes, binary=self.binary)
                 else:
                     slave_rows = int(slave_before[table.name][0])

@@ -31,23 +31,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.rig.plugin_loading import MemoryState
 from tests.rig.sshd import ROOT_PASSWORD, Sshd
 from wazo_ha_core import PluginContext, Settings
 from wazo_ha_plugins.rsync import RsyncBackend
 
 PEER = "127.0.0.1"
 SYNCED_DIR = "/var/lib/asterisk/moh"
-
-
-class _State:
-    def get(self, key, default=None):
-        return default
-
-    def set(self, key, value):
-        pass
-
-    def delete(self, key):
-        pass
 
 
 def make_tree(base: Path, files: int, total_bytes: int) -> None:
@@ -123,7 +113,12 @@ def main() -> int:
         }
         settings = Settings.from_tree(tree)
         context = PluginContext(
-            "rsync", "wazo_ha.file_sync", settings.plugin_config("rsync"), settings, _State(), logging.getLogger("b")
+            "rsync",
+            "wazo_ha.file_sync",
+            settings.plugin_config("rsync"),
+            settings,
+            MemoryState(),
+            logging.getLogger("bench"),
         )
         plugin = RsyncBackend(context)
         plugin.init(PEER)

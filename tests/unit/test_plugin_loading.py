@@ -9,26 +9,13 @@ import pytest
 from stevedore import NamedExtensionManager
 from stevedore.extension import Extension, ExtensionManager
 
+from tests.rig.plugin_loading import MemoryState
 from wazo_ha_core.errors import PluginLoadError
 from wazo_ha_core.plugins import PluginLoader
 from wazo_ha_core.settings import PLUGIN_NAMESPACES, Settings
 
 from . import sample_plugins
 from .sample_plugins import RecordingProvisioner, RecordingServices
-
-
-class MemoryState:
-    def __init__(self):
-        self.data = {}
-
-    def get(self, key, default=None):
-        return self.data.get(key, default)
-
-    def set(self, key, value):
-        self.data[key] = value
-
-    def delete(self, key):
-        self.data.pop(key, None)
 
 
 def settings_with(**plugins) -> Settings:

@@ -16,26 +16,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.rig.plugin_loading import MemoryState
 from tests.rig.sshd import ROOT_PASSWORD, Sshd
 from wazo_ha_core import HAEngine, HASettings, PluginContext, Settings
 from wazo_ha_plugins.rsync import RsyncBackend
 
 PASSWORD_ENV = "WAZO_HA_TEST_SLAVE_PASSWORD"
 PEER = "127.0.0.1"
-
-
-class MemoryState:
-    def __init__(self):
-        self.values = {}
-
-    def get(self, key, default=None):
-        return self.values.get(key, default)
-
-    def set(self, key, value):
-        self.values[key] = value
-
-    def delete(self, key):
-        self.values.pop(key, None)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The core around replication without a database: the local lock and terminal progress."""
+"""The core around replication without a database: the local lock, terminal progress, the slave refusal."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import os
 
 import pytest
 
-from wazo_ha_core import AlreadyRunning
+from tests.unit import sample_plugins
+from wazo_ha_core import AlreadyRunning, HASettings, PreflightError
 from wazo_ha_core.cli.replication import TerminalProgress
-from wazo_ha_core.replication import run_lock
+from wazo_ha_core.replication import replicate, run_lock
 
 
 def test_run_lock_is_exclusive_and_released(tmp_path):
@@ -36,3 +37,26 @@ def test_progress_is_shown_on_a_terminal_only():
     shown = os.read(leader, 4096).decode()
     os.close(leader)
     assert "replication: copying table 3/9 userfeatures 2.0 KiB" in shown
+
+
+def _replicating_engine(make_engine, node_type):
+    engine = make_engine(plugins={"replication": ["recording_replication"]})
+    engine.store.write_ha_settings(HASettings(node_type, "10.0.0.2" if node_type != "disabled" else ""))
+    return engine
+
+
+def test_the_legacy_script_with_a_peer_is_refused_on_a_slave(make_engine):
+    engine = _replicating_engine(make_engine, "slave")
+    with pytest.raises(PreflightError, match="this node is a slave"):
+        replicate(engine, peer="10.0.0.2")
+    assert sample_plugins.CALLS == [], "the plugin must not even be called on a slave"
+    [event] = engine.store.events(kind="replication")
+    assert event.outcome == "refused"
+
+
+@pytest.mark.parametrize("node_type", ["master", "disabled"])
+def test_the_legacy_script_with_a_peer_runs_on_a_master_or_a_disabled_node(make_engine, node_type):
+    engine = _replicating_engine(make_engine, node_type)
+    [result] = replicate(engine, peer="10.0.0.9")
+    assert result.outcome == "copied"
+    assert sample_plugins.CALLS == [("recording_replication", "replicate", ("10.0.0.9", False))]

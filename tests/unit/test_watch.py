@@ -400,3 +400,38 @@ def test_failback_never_inside_the_stability_window(timeline):
         if driver.actions and driver.actions[-1] == (now, Action.GIVE_BACK):
             assert now - good_since >= 10
             break
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rounds=st.lists(
+        st.tuples(
+            st.sampled_from([SERVING, DEAD, ASTERISK_DOWN, BROKEN_PROBE]),
+            st.one_of(st.just(1.0), st.floats(min_value=-120.0, max_value=-0.01)),  # on time, or backwards
+        ),
+        min_size=1,
+        max_size=100,
+    ),
+    fall=st.integers(1, 4),
+    rise=st.integers(1, 4),
+    stability=st.sampled_from([0.0, 3.0, 10.0]),
+    role=st.sampled_from([Role.STANDBY, Role.ACTIVE]),
+)
+def test_clock_going_backwards_restarts_every_count(rounds, fall, rise, stability, role):
+    """An action counts only rounds observed since the clock last went backwards, and the window too."""
+    driver = Driver(WatchConfig(fall=fall, rise=rise, stability=stability, max_gap=5), role=role)
+    now, previous, since_reset = 0.0, None, []  # (time, verdict) of the rounds since the last backward jump
+    for health, step in rounds:
+        if previous is not None and now < previous:
+            since_reset = []
+        acted = len(driver.actions)
+        since_reset.append((now, driver.round(now, health).verdict))
+        if len(driver.actions) > acted:
+            verdicts = [verdict for _, verdict in since_reset]
+            if driver.actions[-1][1] is Action.TAKE_OVER:
+                assert verdicts[-fall:] == [RoundVerdict.FAILED] * fall and len(verdicts) >= fall
+            else:
+                good_run = list(itertools.takewhile(lambda r: r[1] is RoundVerdict.GOOD, reversed(since_reset)))
+                assert len(good_run) >= rise
+                assert now - good_run[-1][0] >= stability, "the window counted time from before the jump"
+        previous, now = now, now + step

@@ -18,8 +18,10 @@ from .conftest import content
 cli_main = importlib.import_module("wazo_ha_core.cli.main")
 
 
-def config_file(pair, run_dir: str = "/run/wazo-ha", **plugin_overrides) -> str:
-    path = pair.root / f"config-{run_dir.strip('/').replace('/', '-')}.yml"
+def config_file(pair, run_dir: str = "/run/wazo-ha", name: str = "", **plugin_overrides) -> str:
+    """The settings file for (``run_dir``, ``name``); a configuration that differs needs its own ``name``."""
+    suffix = f"-{name}" if name else ""
+    path = pair.root / f"config-{run_dir.strip('/').replace('/', '-')}{suffix}.yml"
     tree = {
         "root": str(pair.root),
         "timeouts": {"connect": 2},
@@ -137,8 +139,14 @@ def test_legacy_script_arguments_and_exit_codes(pair, capsys):
     assert legacy_db_replication(["--config", config, "not-an-ip"]) == 1
     assert "slave_ip must be an IP address, got 'not-an-ip'" in capsys.readouterr().err
     assert legacy_db_replication([]) == 1
-    assert legacy_db_replication(["--config", config_file(pair, slave_port=1), "127.0.0.1"]) == 1
+    unreachable = config_file(pair, name="unreachable-slave", slave_port=1)
+    assert legacy_db_replication(["--config", unreachable, "127.0.0.1"]) == 1
     assert "cannot connect to the slave" in capsys.readouterr().err
+    # The refusal runs with the reachable slave's configuration: only the refusal can make it fail.
+    assert Settings.load(config).plugin_config("pg_dump")["slave_port"] == pair.slave.port
     engine.store.write_ha_settings(HASettings("slave", "127.0.0.1"))
     assert legacy_db_replication(["--config", config, "127.0.0.1"]) == 1
-    assert "this node is a slave" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "this node is a slave" in err and "cannot connect" not in err
+    [refused, *_] = engine.store.events(kind="replication")
+    assert refused.outcome == "refused"

@@ -249,8 +249,15 @@ def test_bad_url_setting_is_refused_at_load(make_engine):
         engine.loader.load("device_provisioners")
 
 
-def test_restored_configs_are_copies_not_shared(configs):
-    # The stand-in hands out copies: a test cannot pass by mutating shared dicts.
-    copy_before = copy.deepcopy(configs.configs)
-    configs.configs["default"]["x"] = 1
-    assert copy_before["default"] != configs.configs["default"]
+def test_the_standin_keeps_copies_so_expected_values_cannot_drift(provd, make_engine):
+    # The tests compare the stand-in's configs with module constants such as DEFAULT: that only proves
+    # something if the stand-in never shares a dict with the test, in either direction.
+    given = copy.deepcopy(DEFAULT)
+    provd.add_config(given)
+    given["registrar_backup"] = "changed by the test after add_config"
+    assert provd.configs["default"] == DEFAULT
+
+    make_engine().update_ha({"node_type": "master", "remote_address": "10.0.0.2"})
+    assert provd.configs["default"]["registrar_backup"] == "10.0.0.2"
+    assert given["registrar_backup"] == "changed by the test after add_config"
+    assert DEFAULT["registrar_backup"] == "192.0.2.50"

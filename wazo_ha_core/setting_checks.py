@@ -85,6 +85,20 @@ def listen_address_problem(value: Any) -> str | None:
     return None
 
 
+def executable_problem(value: Any) -> str | None:
+    """The program the schedules run: an absolute path systemd takes as an executable.
+
+    systemd refuses quotes and backslashes in an executable's name and does not
+    substitute ``$`` variables in it (only in the arguments), so none of them.
+    """
+    problem = absolute_path_problem(value)
+    if problem:
+        return problem
+    if any(char in value for char in "$\"'\\"):
+        return f"must be an absolute path without quotes, '\\' or '$', got {shown(value)}"
+    return None
+
+
 def _each(check):
     def problem(values: Any) -> str | None:
         for value in values or ():
@@ -104,7 +118,12 @@ CHECKS = {
     "slave_db.listen_addresses": _each(listen_address_problem),
     "file_sync.directories": _each(absolute_path_problem),
     "file_sync.tenant_sounds_excluded": _each(file_name_problem),
+    "schedules.command": executable_problem,
 }
+
+
+# Argument lists run without a shell (subprocess argv): any text is passed as one argument, as written.
+ARGV_KEYS = frozenset({"slave_db.reload_command", "slave_db.restart_command", "schedules.systemctl"})
 
 
 def value_problem(kind: str, value: Any) -> str | None:
@@ -126,7 +145,7 @@ def tree_problem(tree: dict[str, Any], options) -> tuple[str, str] | None:
         node: Any = tree
         for part in option.key.split("."):
             node = node[part]
-        if option.kind == "mapping" or node is None:
+        if option.kind == "mapping" or node is None or option.key in ARGV_KEYS:
             continue
         reason = value_problem(option.kind, node)
         if not reason and option.key in CHECKS:

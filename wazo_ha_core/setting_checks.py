@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import reprlib
 import stat
 from pathlib import Path
 from typing import Any
@@ -34,11 +35,19 @@ SHOWN_MAX = 80
 
 
 def shown(value: Any, limit: int = SHOWN_MAX) -> str:
-    """``repr(value)`` cut to ``limit`` characters (never raises, whatever the value)."""
+    """``repr(value)`` cut to ``limit`` characters; never raises, never builds a huge text first.
+
+    Long strings and containers are abridged by :mod:`reprlib` (a 10 MB string
+    is not copied whole, a deeply nested list is cut at a few levels); an
+    integer too large to print or an object whose ``repr`` fails is described
+    by its type.
+    """
+    abridge = reprlib.Repr()
+    abridge.maxlevel, abridge.maxstring, abridge.maxother = 3, limit, limit
     try:
-        text = repr(value)
-    except Exception:  # a value whose repr fails is still described
-        text = f"<{type(value).__name__} object>"
+        text = abridge.repr(value)
+    except Exception:  # e.g. ValueError: an int beyond sys.get_int_max_str_digits()
+        text = f"<{type(value).__name__} that cannot be shown>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -277,16 +277,25 @@ def test_broken_markers_are_refused_and_nothing_changes(settings, site_hba, tmp_
     assert not settings.path("pg_listen_conf").exists()
 
 
-def test_crlf_latin1_file_keeps_its_bytes_and_its_line_endings(settings, cluster, password, site_hba):
-    original = b"# r\xe9seau du site (Latin-1)\r\nlocal all all trust\r\n"
+@pytest.mark.parametrize(
+    "original",
+    [
+        b"# the site's rules\r\nlocal all all trust\r\n",
+        b"# r\xe9seau du site (Latin-1)\nlocal all all trust\n",
+        b"# r\xe9seau du site (Latin-1)\r\nlocal all all trust",
+    ],
+    ids=["crlf", "latin-1", "crlf-latin-1-no-final-newline"],
+)
+def test_crlf_latin1_file_keeps_its_bytes_and_its_line_endings(settings, cluster, password, site_hba, original):
     site_hba(original)
+    newline = b"\r\n" if b"\r\n" in original else b"\n"
     hba = settings.path("pg_hba")
     before = file_state(hba)
     role, access = enable(settings)
     content = hba.read_bytes()
-    assert content == (BEGIN_MARK.encode() + b"\r\n" + BLOCK_LINE + b"\r\n" + END_MARK.encode() + b"\r\n" + original)
+    assert content == newline.join([BEGIN_MARK.encode(), BLOCK_LINE, END_MARK.encode(), original])
     assert file_state(hba)[1:] == before[1:]  # mode and owner
-    # PostgreSQL reads the CRLF block: the master gets in.
+    # PostgreSQL reads the block in the file's own line endings: the master gets in.
     wait_for(lambda: connect(cluster, password), 10, "connection through the CRLF block").close()
     SlaveDBAccessStep(settings).apply(SLAVE, DISABLED)
     ReplicationRoleStep(settings).apply(SLAVE, DISABLED)

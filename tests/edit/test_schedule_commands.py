@@ -17,11 +17,12 @@ import subprocess
 import sys
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from wazo_ha_core import schedules
 from wazo_ha_core.config import DISABLED, HASettings
 from wazo_ha_core.errors import EditStepError
-from wazo_ha_core import schedules
 from wazo_ha_core.schedules import ScheduleStep
 from wazo_ha_core.settings import Settings
 

@@ -241,8 +241,13 @@ def recording_reload(settings, tmp_path):
     """Settings whose reload/restart commands only leave a trace: did the step reload anything?"""
     trace = tmp_path / "reloaded"
     command = [sys.executable, "-c", "import pathlib, sys; pathlib.Path(sys.argv[1]).touch()", str(trace)]
-    tree = settings.tree | {"slave_db": settings.tree["slave_db"] | {"reload_command": command, "restart_command": command}}
-    return Settings.from_tree(tree), trace
+    return with_commands(settings, command), trace
+
+
+def with_commands(settings, command):
+    """``settings`` whose reload and restart commands are both ``command``."""
+    slave_db = settings.tree["slave_db"] | {"reload_command": command, "restart_command": command}
+    return Settings.from_tree(settings.tree | {"slave_db": slave_db})
 
 
 def file_state(path):
@@ -291,7 +296,7 @@ def test_crlf_latin1_file_keeps_its_bytes_and_its_line_endings(settings, cluster
     newline = b"\r\n" if b"\r\n" in original else b"\n"
     hba = settings.path("pg_hba")
     before = file_state(hba)
-    role, access = enable(settings)
+    enable(settings)
     content = hba.read_bytes()
     assert content == newline.join([BEGIN_MARK.encode(), BLOCK_LINE, END_MARK.encode(), original])
     assert file_state(hba)[1:] == before[1:]  # mode and owner
@@ -315,7 +320,7 @@ def test_symlinked_pg_hba_stays_a_link_through_enable_disable_and_rollback(setti
         assert hba.is_symlink() and os.readlink(hba) == target.name
         assert file_state(target)[1:] == before[1:]  # mode and owner of the real file
 
-    role, access = enable(settings)
+    _role, access = enable(settings)
     still_linked()
     assert target.read_bytes().startswith(BEGIN_MARK.encode())
     wait_for(lambda: connect(cluster, password), 10, "connection through the symlinked pg_hba.conf").close()
@@ -327,9 +332,7 @@ def test_symlinked_pg_hba_stays_a_link_through_enable_disable_and_rollback(setti
     still_linked()
     assert file_state(target) == before
     # A reload that fails: the step puts the file back itself, the link stays a link.
-    broken = Settings.from_tree(
-        settings.tree | {"slave_db": settings.tree["slave_db"] | {"reload_command": ["false"], "restart_command": ["false"]}}
-    )
+    broken = with_commands(settings, ["false"])
     with pytest.raises(EditStepError, match="exited with 1"):
         SlaveDBAccessStep(broken).apply(DISABLED, SLAVE)
     still_linked()
@@ -347,6 +350,6 @@ def test_a_database_name_with_a_newline_never_reaches_pg_hba(settings, site_hba)
     assert caught.value.key == "slave_db.database" and repr(hostile)[:40] in str(caught.value)
     # The step checks again (settings built without the loader's checks, as a plugin could).
     unchecked = Settings(settings.tree | {"slave_db": settings.tree["slave_db"] | {"database": hostile}})
-    with pytest.raises(EditStepError, match="slave_db.database"):
+    with pytest.raises(EditStepError, match=r"slave_db\.database"):
         SlaveDBAccessStep(unchecked).apply(DISABLED, SLAVE)
     assert file_state(settings.path("pg_hba")) == before

@@ -233,9 +233,13 @@ ANY_VALUE = st.recursive(
     | st.text(max_size=300)
     | st.sampled_from(["master", "slave", "disabled", "10.0.0.2", "10.0.0.2\n", "fe80::1%eth0\n"])
     | st.builds(BadRepr),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.sampled_from(["node_type", "remote_address", "x"]) | st.text(max_size=5), children, max_size=4)
-    | st.tuples(children, children),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["node_type", "remote_address", "x"]) | st.text(max_size=5), children, max_size=4
+        )
+        | st.tuples(children, children)
+    ),
     max_leaves=20,
 )
 

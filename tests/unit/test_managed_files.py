@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wazo_ha_core.errors import EditStepError
 from wazo_ha_core.managed_files import ExactSnapshot, edit_marked_block, line_ending, replace_file
@@ -24,7 +25,7 @@ def document(lines: list[bytes], newline: bytes, final_newline: bool) -> bytes:
 
 
 @settings(max_examples=500, deadline=None)
-@given(LINES, NEWLINES, st.booleans(), st.lists(st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=30)))
+@given(LINES, NEWLINES, st.booleans(), st.lists(st.text(st.characters(min_codepoint=32, max_codepoint=126))))
 def test_insert_then_remove_gives_back_every_byte(lines, newline, final_newline, block):
     original = document(lines, newline, final_newline)
     inserted = edit_marked_block(PATH, original, BEGIN, END, block)

@@ -14,7 +14,9 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from wazo_ha_core import setting_checks
 from wazo_ha_core.errors import SettingsError
@@ -56,7 +58,7 @@ def refused(path: Path) -> SettingsError:
         ('file_sync: {directories: ["/var/lib/asterisk/moh\\n"]}', "file_sync.directories", "moh"),
         ('file_sync: {directories: ["/var/lib/\\u2028x"]}', "file_sync.directories", "lib"),
         ('schedules: {command: "/usr/bin/wazo-ha\\n* * * * * root id"}', "schedules.command", "wazo-ha"),
-        ("schedules: {command: \"/usr/bin/wazo-ha'\"}", "schedules.command", "wazo-ha"),
+        ('schedules: {command: "/usr/bin/wazo-ha\'"}', "schedules.command", "wazo-ha"),
         ('notifications: {mail_to: "root\\nBcc: attacker@example.com"}', "notifications.mail_to", "Bcc"),
         ("paths: {pg_hba: /etc/postgresql/../../../tmp/pg_hba.conf}", "paths.pg_hba", "tmp"),
     ],

@@ -185,9 +185,10 @@ def config_file_problem(path: Path) -> str | None:
     """Why the configuration file ``path`` must not be read, or ``None``.
 
     It must be a regular file (a symbolic link is followed: the file it points
-    to must pass), owned by root or by the running user, and neither group- nor
-    world-writable — anyone else who can write it could make us run commands
-    as root (the cron lines, the reload commands).
+    to, and the directory holding that file, must pass), owned by root or by
+    the running user, and neither group- nor world-writable — anyone else who
+    can write it could make us run commands as root (the cron lines, the
+    reload commands).
     """
     try:
         info = path.stat()
@@ -195,7 +196,13 @@ def config_file_problem(path: Path) -> str | None:
         return f"cannot stat: {exc.strerror}"
     if not stat.S_ISREG(info.st_mode):
         return "not a regular file"
-    return _owner_mode_problem(info, "file")
+    problem = _owner_mode_problem(info, "file")
+    if problem is None and path.is_symlink():
+        target = Path(os.path.realpath(path))
+        problem = config_dir_problem(target.parent)
+        if problem:
+            problem = f"links to {target}, whose {problem}"
+    return problem
 
 
 def config_dir_problem(path: Path) -> str | None:

@@ -157,6 +157,16 @@ def test_conf_d_symlink_is_followed_only_to_a_trusted_file(tmp_path):
     shared.chmod(0o646)
     error = refused(main)
     assert error.source == str(link) and "0646" in error.reason
+    # A trusted file in a directory anyone may write: it could be swapped under the link.
+    shared.chmod(0o644)
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    loose.chmod(0o777)
+    (loose / "shared.yml").write_text("timeouts: {connect: 7}\n")
+    link.unlink()
+    link.symlink_to(loose / "shared.yml")
+    error = refused(main)
+    assert error.source == str(link) and str(loose) in error.reason and "0777" in error.reason
 
 
 def test_private_files_as_the_demo_writes_them_are_accepted(tmp_path):

@@ -17,13 +17,16 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .errors import ValidationError
+from .setting_checks import CONTROL, shown
 
 NODE_TYPES = ("disabled", "master", "slave")
 FIELDS = ("node_type", "remote_address")
 
 # An IPv6 zone is an interface name or index; keep it to characters that are
 # harmless anywhere the address ends up (a config file, a command argument).
-_ZONE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+_ZONE = re.compile(r"[A-Za-z0-9_.-]{1,15}")  # used with fullmatch: no trailing newline slips through
+# At most this many unknown fields are named in one error (a body may hold millions).
+_UNKNOWN_SHOWN = 5
 
 
 @dataclass(frozen=True)
@@ -47,14 +50,29 @@ def validate_ha_body(body: Any, local_addresses: Iterable[str] = ()) -> HASettin
 
     ``local_addresses`` are this node's own addresses: pointing the HA peer at
     ourselves is refused. Raises :class:`ValidationError` with one message per
-    bad field; a body with several problems reports all of them.
+    bad field; a body with several problems reports all of them. Whatever
+    Python value ``body`` is (huge integers, deep nesting, objects whose
+    ``repr`` fails), the outcome is settings or a ``ValidationError`` whose
+    every message shows values cut to a few dozen characters.
     """
+    try:
+        return _validate_ha_body(body, local_addresses)
+    except ValidationError:
+        raise
+    except Exception as exc:  # a value that breaks comparison or hashing: refused, never a crash
+        raise ValidationError({"body": f"cannot be read ({type(exc).__name__}), got {_describe(body)}"}) from None
+
+
+def _validate_ha_body(body: Any, local_addresses: Iterable[str]) -> HASettings:
     if not isinstance(body, dict):
         raise ValidationError({"body": f"must be an object with {', '.join(FIELDS)}, got {_describe(body)}"})
     errors: dict[str, str] = {}
-    for key in body:
-        if key not in FIELDS:
-            errors[str(key)] = f"unknown field {key!r}; expected {', '.join(FIELDS)}"
+    unknown = [key for key in body if not (isinstance(key, str) and key in FIELDS)]
+    for key in unknown[:_UNKNOWN_SHOWN]:
+        name = key if isinstance(key, str) and len(key) <= 40 and not CONTROL.search(key) else shown(key, 40)
+        errors[name] = f"unknown field {shown(key, 40)}; expected {', '.join(FIELDS)}"
+    if len(unknown) > _UNKNOWN_SHOWN:
+        errors["body"] = f"{len(unknown)} unknown fields in all; expected {', '.join(FIELDS)}"
 
     node_type = body.get("node_type")
     if "node_type" not in body:
@@ -62,7 +80,7 @@ def validate_ha_body(body: Any, local_addresses: Iterable[str] = ()) -> HASettin
     elif not isinstance(node_type, str):
         errors["node_type"] = f"must be a string, got {_describe(node_type)}"
     elif node_type not in NODE_TYPES:
-        errors["node_type"] = f"must be one of {', '.join(NODE_TYPES)}, got {node_type!r}"
+        errors["node_type"] = f"must be one of {', '.join(NODE_TYPES)}, got {shown(node_type)}"
 
     raw_address = body.get("remote_address")
     address = ""
@@ -89,26 +107,26 @@ def normalise_address(value: str, local_addresses: Iterable[str] = ()) -> str:
 
     The message names the value, since it is shown to the operator as is.
     """
-    shown = repr(value)
+    shown_value = shown(value)
     if value == "":
         raise ValueError("must be an IP address, got an empty string ''")
     if value != value.strip():
-        raise ValueError(f"must not have leading or trailing whitespace, got {shown}")
+        raise ValueError(f"must not have leading or trailing whitespace, got {shown_value}")
     host, _, zone = value.partition("%")
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
-        raise ValueError(f"must be an IPv4 or IPv6 address (hostnames are not accepted), got {shown}") from None
-    if "%" in value and (ip.version == 4 or not _ZONE.match(zone)):
-        raise ValueError(f"has an invalid zone, got {shown}")
+        raise ValueError(f"must be an IPv4 or IPv6 address (hostnames are not accepted), got {shown_value}") from None
+    if "%" in value and (ip.version == 4 or not _ZONE.fullmatch(zone)):
+        raise ValueError(f"has an invalid zone, got {shown_value}")
     if ip.version == 6 and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     problem = _unusable(ip, has_zone=bool(zone))
     if problem:
-        raise ValueError(f"must be another host's unicast address, got {shown} ({problem})")
+        raise ValueError(f"must be another host's unicast address, got {shown_value} ({problem})")
     canonical = str(ip) + (f"%{zone}" if zone else "")
     if _is_local(ip, local_addresses):
-        raise ValueError(f"is an address of this node, got {shown}; remote_address must be the other node")
+        raise ValueError(f"is an address of this node, got {shown_value}; remote_address must be the other node")
     return canonical
 
 
@@ -157,7 +175,4 @@ def detect_local_addresses() -> list[str]:
 
 
 def _describe(value: Any) -> str:
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{type(value).__name__} {text}"
+    return f"{type(value).__name__} {shown(value, 60)}"

@@ -17,6 +17,7 @@ changed. Undo puts every file back exactly and reverses the activations.
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from .config import HASettings
 from .edit import EditStep
 from .errors import EditStepError
 from .managed_files import ExactSnapshot, remove_file, replace_file
+from .setting_checks import control_problem, executable_problem
 from .settings import DEFAULT_CONFIG_FILE
 from .step_commands import run_step_command
 
@@ -70,24 +72,80 @@ class Schedules:
                 calendar = timer_calendar(int(self.settings.get("schedules.master_interval")))
                 for timer, action in zip(TIMERS, ("replicate", "sync"), strict=True):
                     service = timer.replace(".timer", ".service")
-                    files[self.systemd_dir / service] = header + _oneshot_unit(action, self.command(action))
+                    files[self.systemd_dir / service] = header + _oneshot_unit(action, self.unit_command(action))
                     files[self.systemd_dir / timer] = header + _timer_unit(action, calendar)
                     units.append(timer)
         elif ha.node_type == "slave":
             if self.settings.get("schedules.slave_mode") == "check":
                 files[self.cron_dir / CRON_SLAVE] = header + _cron_env() + f"* * * * * root {self.command('check')}\n"
             else:
-                files[self.systemd_dir / WATCH] = header + _watch_unit(self.command("watch"))
+                files[self.systemd_dir / WATCH] = header + _watch_unit(self.unit_command("watch"))
                 units.append(WATCH)
         return files, units
 
-    def command(self, action: str) -> str:
+    def argv(self, action: str) -> list[str]:
+        """The argument list a schedule runs for ``action``; refuses what no cron line or unit can hold."""
         argv = [self.settings.get("schedules.command")]
         config = self.settings.sources[0] if self.settings.sources else None
         if config and config != DEFAULT_CONFIG_FILE:
             argv += ["--config", config]
-        argv += [action, "--quiet"]
-        return shlex.join(argv)
+        # Both were checked at load time (the --config path by Settings.load); again here, where they are written.
+        for label, problem in (
+            ("schedules.command", executable_problem(argv[0])),
+            ("--config", control_problem(config or "")),
+        ):
+            if problem:
+                raise EditStepError(f"{label}: {problem}")
+        return [*argv, action, "--quiet"]
+
+    def command(self, action: str) -> str:
+        """The command for a cron line (``cron_command``); see :meth:`unit_command` for a unit."""
+        return cron_command(self.argv(action))
+
+    def unit_command(self, action: str) -> str:
+        return systemd_command(self.argv(action))
+
+
+# Characters a word may hold bare in a systemd command line (no quoting, no specifier, no variable).
+_SYSTEMD_BARE = re.compile(r"[A-Za-z0-9_+=:,./@-]+")
+
+
+def cron_command(argv: list[str]) -> str:
+    """``argv`` as the command field of a cron line: ``/bin/sh -c`` reads back exactly ``argv``.
+
+    cron first cuts the command at the first unescaped ``%`` (crontab(5)) and
+    turns ``\\%`` into ``%``: each ``%`` is written ``\\%`` outside any shell
+    quotes, and the pieces around it are shell-quoted (a quoted piece ends with
+    ``'``, a bare one holds no backslash, so no backslash ever precedes our
+    ``\\%``). Control characters must have been refused before.
+    """
+    return " ".join(_cron_word(word) for word in argv)
+
+
+def _cron_word(word: str) -> str:
+    if word == "":
+        return "''"
+    return "\\%".join(shlex.quote(piece) if piece else "" for piece in word.split("%"))
+
+
+def systemd_command(argv: list[str]) -> str:
+    """``argv`` as an ``ExecStart=`` value, per systemd.service "Command lines" and systemd.syntax.
+
+    Specifiers are expanded on the whole line first (``%`` is written ``%%``),
+    then the line is split into words (a word that is not plainly safe is
+    double-quoted, ``\\`` and ``"`` escaped C-style), then each word's ``$``
+    variables are substituted (``$`` is written ``$$``). The executable comes
+    first, bare (it is an absolute path checked by the caller, so no ``-@:+!`` prefix).
+    """
+    return " ".join(_systemd_word(word) for word in argv)
+
+
+def _systemd_word(word: str) -> str:
+    # The executable takes no variables (see Schedules.argv): its '$' never needs doubling; arguments' do.
+    if _SYSTEMD_BARE.fullmatch(word) and not word.startswith("@"):
+        return word
+    escaped = word.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
+    return f'"{escaped}"'
 
 
 def _was_present(snapshots: list[ExactSnapshot], unit: str) -> bool:

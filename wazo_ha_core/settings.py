@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from . import setting_checks
 from .errors import SettingsError
 
 DEFAULT_CONFIG_FILE = "/etc/wazo-ha/config.yml"
@@ -319,13 +320,18 @@ class Settings:
         tree = default_tree()
         sources: list[str] = []
         if path.exists():
+            _check_trusted(path.parent, setting_checks.config_dir_problem)
+            _check_trusted(path, setting_checks.config_file_problem)
             tree = _merge_file(tree, path)
             sources.append(str(path))
         elif explicit:
             raise SettingsError(str(path), None, "file not found")
         conf_d = path.parent / "conf.d"
         if conf_d.is_dir():
+            _check_trusted(path.parent, setting_checks.config_dir_problem)
+            _check_trusted(conf_d, setting_checks.config_dir_problem)
             for override in sorted(conf_d.glob("*.yml")):
+                _check_trusted(override, setting_checks.config_file_problem)
                 tree = _merge_file(tree, override)
                 sources.append(str(override))
         return cls.from_tree(tree, sources)
@@ -350,12 +356,24 @@ class Settings:
 
     def path(self, key: str) -> Path:
         """The path setting ``paths.<key>`` resolved under ``root``."""
-        return self.resolve(self.get(f"paths.{key}"))
+        return self.resolve(self.get(f"paths.{key}"), key=f"paths.{key}")
 
-    def resolve(self, absolute: str | os.PathLike) -> Path:
-        """Any absolute node path (e.g. ``/etc/asterisk``) resolved under ``root``."""
-        relative = str(absolute).lstrip("/")
-        return self.root / relative if relative else self.root
+    def resolve(self, absolute: str | os.PathLike, key: str | None = None) -> Path:
+        """Any absolute node path (e.g. ``/etc/asterisk``) resolved under ``root``.
+
+        ``..`` is resolved lexically first, and a path that would end up
+        outside ``root`` raises :class:`SettingsError` naming ``key`` (the
+        setting it came from). Symbolic links below ``root`` are not looked
+        at: ``root`` confines our own path arithmetic (tests, the demo), it
+        is not a security boundary against whoever can write inside it.
+        """
+        joined = setting_checks.normalised_under(str(self.root), str(absolute))
+        if joined is None:
+            source = self.sources[-1] if self.sources else "<settings>"
+            raise SettingsError(
+                source, key, f"{setting_checks.shown(str(absolute))} resolves outside root {str(self.root)!r}"
+            )
+        return Path(joined)
 
     def plugin_config(self, name: str) -> dict[str, Any]:
         return copy.deepcopy(self.tree["plugin_config"].get(name) or {})
@@ -415,6 +433,16 @@ def _validate(tree: dict[str, Any], source: str) -> None:
     role = tree["slave_db"]["role"]
     if not role.isidentifier() or role != role.lower():
         raise SettingsError(source, "slave_db.role", f"must be a plain lower-case identifier, got {role!r}")
+    problem = setting_checks.tree_problem(tree, OPTIONS)
+    if problem:
+        raise SettingsError(source, *problem)
+
+
+def _check_trusted(path: Path, check) -> None:
+    """Refuse a configuration file or directory anyone but root (or us) could write."""
+    problem = check(path)
+    if problem:
+        raise SettingsError(str(path), None, f"refused: {problem}")
 
 
 def _flatten_keys(tree: dict[str, Any], prefix: str = ""):

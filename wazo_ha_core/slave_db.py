@@ -26,12 +26,12 @@ import socket
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import replication_password
+from . import replication_password, setting_checks
 from .config import HASettings
 from .config_db import config_db_engine, database_error
 from .edit import EditStep
 from .errors import EditStepError
-from .managed_files import ExactSnapshot, remove_file, replace_file
+from .managed_files import ExactSnapshot, edit_marked_block, remove_file, replace_file
 from .step_commands import run_step_command
 
 log = logging.getLogger(__name__)
@@ -146,8 +146,9 @@ class ReplicationRoleStep(EditStep):
 def _create_role(connection, role: str, verifier: str, grant_roles: list[str]) -> None:
     connection.execute(text(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER PASSWORD :verifier'), {"verifier": verifier})
     for granted in grant_roles:
-        if not granted.replace("_", "").replace("-", "").isalnum():
-            raise EditStepError(f"slave_db.grant_roles: not a role name: {granted!r}")
+        problem = setting_checks.sql_name_problem(granted)  # checked at load time too
+        if problem:
+            raise EditStepError(f"slave_db.grant_roles: {problem}")
         connection.execute(text(f'GRANT "{granted}" TO "{role}"'))
     # A data-only copy loads tables of a foreign-key cycle with triggers off:
     # PostgreSQL 15 lets a non-superuser do that once granted this parameter.
@@ -185,7 +186,7 @@ class SlaveDBAccessStep(EditStep):
         snapshots = [ExactSnapshot.take(self.hba), ExactSnapshot.take(self.listen)]
         try:
             if after.node_type == "slave":
-                hba_changed = self._write_hba(self.hba_block(after.remote_address))
+                hba_changed = self._write_hba(self.hba_lines(after.remote_address))
                 listen_changed = self._write_listen(self.listen_addresses(after.remote_address))
             else:
                 hba_changed = self._write_hba(None)
@@ -215,11 +216,20 @@ class SlaveDBAccessStep(EditStep):
     # --- content -------------------------------------------------------------------
 
     def hba_block(self, master: str) -> str:
+        return "".join(line + "\n" for line in (BEGIN_MARK, *self.hba_lines(master), END_MARK))
+
+    def hba_lines(self, master: str) -> list[str]:
+        """The block's rule lines (without markers or line endings)."""
         address = ipaddress.ip_address(master.split("%", 1)[0])  # pg_hba takes no IPv6 zone
         prefix = 32 if address.version == 4 else 128
         database, role = self.settings.get("slave_db.database"), self.settings.get("slave_db.role")
+        # Checked when the settings were loaded; checked again here, where the names reach pg_hba.conf.
+        for key, value in (("slave_db.database", database), ("slave_db.role", role)):
+            problem = setting_checks.sql_name_problem(value)
+            if problem:
+                raise EditStepError(f"{key}: {problem}")
         line = f"host    {_hba_word(database)}    {role}    {address}/{prefix}    scram-sha-256"
-        return f"{BEGIN_MARK}\n{line}\n{END_MARK}\n"
+        return [line]
 
     def listen_addresses(self, master: str) -> list[str]:
         configured = self.settings.get("slave_db.listen_addresses")
@@ -227,14 +237,16 @@ class SlaveDBAccessStep(EditStep):
             return list(configured)
         return ["localhost", address_towards(master)]
 
-    def _write_hba(self, block: str | None) -> bool:
+    def _write_hba(self, lines: list[str] | None) -> bool:
+        """Put our block first (``lines``) or take it out (``None``); the rest of the file stays byte for byte.
+
+        A symlinked ``pg_hba.conf`` stays a link: the file it points to is rewritten.
+        """
         stat = self.hba.stat()
-        current = self.hba.read_text(encoding="utf-8")
-        content = strip_block(current)
-        if block:
-            # First match wins in pg_hba.conf: the block goes first so no earlier line shadows it.
-            content = block + content
-        return replace_file(self.hba, content.encode(), stat.st_mode & 0o7777)
+        current = self.hba.read_bytes()
+        # First match wins in pg_hba.conf: the block goes first so no earlier line shadows it.
+        content = edit_marked_block(self.hba, current, BEGIN_MARK, END_MARK, lines)
+        return replace_file(self.hba, content, stat.st_mode & 0o7777, follow_symlink=True)
 
     def _write_listen(self, addresses: list[str]) -> bool:
         for address in addresses:
@@ -251,20 +263,6 @@ class SlaveDBAccessStep(EditStep):
             run_command(self.settings, "slave_db.restart_command")
         elif reload:
             run_command(self.settings, "slave_db.reload_command")
-
-
-def strip_block(content: str) -> str:
-    """``content`` without our marked block (the rest byte for byte)."""
-    lines = content.splitlines(keepends=True)
-    kept, inside = [], False
-    for line in lines:
-        if line.rstrip("\n") == BEGIN_MARK:
-            inside = True
-        elif inside and line.rstrip("\n") == END_MARK:
-            inside = False
-        elif not inside:
-            kept.append(line)
-    return "".join(kept)
 
 
 def _hba_word(word: str) -> str:

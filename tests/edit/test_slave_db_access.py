@@ -16,6 +16,7 @@ to a file the test checks rather than to the cluster's configuration.
 from __future__ import annotations
 
 import os
+import sys
 
 import psycopg2
 import pytest
@@ -23,9 +24,9 @@ import pytest
 from tests.rig.waiting import wait_for
 from wazo_ha_core import replication_password
 from wazo_ha_core.config import DISABLED, HASettings
-from wazo_ha_core.errors import EditStepError
+from wazo_ha_core.errors import EditStepError, SettingsError
 from wazo_ha_core.settings import Settings
-from wazo_ha_core.slave_db import BEGIN_MARK, ReplicationRoleStep, SlaveDBAccessStep, import_password
+from wazo_ha_core.slave_db import BEGIN_MARK, END_MARK, ReplicationRoleStep, SlaveDBAccessStep, import_password
 
 SLAVE = HASettings("slave", "127.0.0.1")
 ROLE = "wazo_ha_replication"
@@ -212,3 +213,143 @@ def test_scram_verifier_is_what_postgresql_accepts():
     assert replication_password.verifier_matches(verifier, "correct horse")
     assert not replication_password.verifier_matches(verifier, "correct horsE")
     assert not replication_password.verifier_matches("md5abc", "correct horse")
+
+
+# --- pg_hba.conf as the site wrote it: markers, line endings, encoding, symlink, mode and owner -------------
+
+
+@pytest.fixture
+def site_hba(settings):
+    """Lets a test give pg_hba.conf any shape; puts the module's plain file back afterwards."""
+    hba = settings.path("pg_hba")
+    owner = _postgres_ids(settings)
+
+    def write(content: bytes, mode: int = 0o640) -> None:
+        hba.write_bytes(content)
+        os.chown(hba, *owner)
+        hba.chmod(mode)
+
+    yield write
+    for extra in hba.parent.glob("pg_hba.site*"):
+        extra.unlink()
+    hba.unlink()
+    hba.write_text(ORIGINAL_HBA)
+    os.chown(hba, *owner)
+
+
+def recording_reload(settings, tmp_path):
+    """Settings whose reload/restart commands only leave a trace: did the step reload anything?"""
+    trace = tmp_path / "reloaded"
+    command = [sys.executable, "-c", "import pathlib, sys; pathlib.Path(sys.argv[1]).touch()", str(trace)]
+    return with_commands(settings, command), trace
+
+
+def with_commands(settings, command):
+    """``settings`` whose reload and restart commands are both ``command``."""
+    slave_db = settings.tree["slave_db"] | {"reload_command": command, "restart_command": command}
+    return Settings.from_tree(settings.tree | {"slave_db": slave_db})
+
+
+def file_state(path):
+    stat = path.stat()
+    return path.read_bytes(), stat.st_mode, stat.st_uid, stat.st_gid
+
+
+BLOCK_LINE = b"host    asterisk    wazo_ha_replication    127.0.0.1/32    scram-sha-256"
+OPERATOR = b"local all postgres peer\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (BEGIN_MARK.encode() + b"\n" + BLOCK_LINE + b"\n" + OPERATOR, "without an end marker"),
+        (BLOCK_LINE + b"\n" + END_MARK.encode() + b"\n" + OPERATOR, "without a begin marker"),
+        (END_MARK.encode() + b"\n" + OPERATOR + BEGIN_MARK.encode() + b"\n", "before the begin marker"),
+        ((BEGIN_MARK + "\n" + END_MARK + "\n").encode() * 2 + OPERATOR, "repeated"),
+    ],
+)
+@pytest.mark.parametrize("transition", [(SLAVE, DISABLED), (DISABLED, SLAVE)], ids=["disable", "enable"])
+def test_broken_markers_are_refused_and_nothing_changes(settings, site_hba, tmp_path, content, problem, transition):
+    site_hba(content)
+    hba = settings.path("pg_hba")
+    before = file_state(hba)
+    recording, trace = recording_reload(settings, tmp_path)
+    with pytest.raises(EditStepError) as caught:
+        SlaveDBAccessStep(recording).apply(*transition)
+    assert str(hba) in str(caught.value) and problem in str(caught.value)
+    assert file_state(hba) == before
+    assert not trace.exists(), "PostgreSQL was reloaded"
+    assert not settings.path("pg_listen_conf").exists()
+
+
+@pytest.mark.parametrize(
+    "original",
+    [
+        b"# the site's rules\r\nlocal all all trust\r\n",
+        b"# r\xe9seau du site (Latin-1)\nlocal all all trust\n",
+        b"# r\xe9seau du site (Latin-1)\r\nlocal all all trust",
+    ],
+    ids=["crlf", "latin-1", "crlf-latin-1-no-final-newline"],
+)
+def test_crlf_latin1_file_keeps_its_bytes_and_its_line_endings(settings, cluster, password, site_hba, original):
+    site_hba(original)
+    newline = b"\r\n" if b"\r\n" in original else b"\n"
+    hba = settings.path("pg_hba")
+    before = file_state(hba)
+    enable(settings)
+    content = hba.read_bytes()
+    assert content == newline.join([BEGIN_MARK.encode(), BLOCK_LINE, END_MARK.encode(), original])
+    assert file_state(hba)[1:] == before[1:]  # mode and owner
+    # PostgreSQL reads the block in the file's own line endings: the master gets in.
+    wait_for(lambda: connect(cluster, password), 10, "connection through the CRLF block").close()
+    SlaveDBAccessStep(settings).apply(SLAVE, DISABLED)
+    ReplicationRoleStep(settings).apply(SLAVE, DISABLED)
+    assert file_state(hba) == before
+    cluster.psql("postgres", f"REVOKE SET ON PARAMETER session_replication_role FROM {ROLE}; DROP ROLE {ROLE};")
+
+
+def test_symlinked_pg_hba_stays_a_link_through_enable_disable_and_rollback(settings, cluster, password, site_hba):
+    hba = settings.path("pg_hba")
+    site_hba(ORIGINAL_HBA.encode(), mode=0o600)
+    target = hba.with_name("pg_hba.site.conf")
+    hba.rename(target)
+    hba.symlink_to(target.name)  # a relative link, as an operator would make it
+    before = file_state(target)
+
+    def still_linked():
+        assert hba.is_symlink() and os.readlink(hba) == target.name
+        assert file_state(target)[1:] == before[1:]  # mode and owner of the real file
+
+    _role, access = enable(settings)
+    still_linked()
+    assert target.read_bytes().startswith(BEGIN_MARK.encode())
+    wait_for(lambda: connect(cluster, password), 10, "connection through the symlinked pg_hba.conf").close()
+    access.undo(DISABLED, SLAVE)  # rollback of the enable
+    still_linked()
+    assert file_state(target) == before
+    enable(settings)
+    SlaveDBAccessStep(settings).apply(SLAVE, DISABLED)
+    still_linked()
+    assert file_state(target) == before
+    # A reload that fails: the step puts the file back itself, the link stays a link.
+    broken = with_commands(settings, ["false"])
+    with pytest.raises(EditStepError, match="exited with 1"):
+        SlaveDBAccessStep(broken).apply(DISABLED, SLAVE)
+    still_linked()
+    assert file_state(target) == before
+    ReplicationRoleStep(settings).apply(SLAVE, DISABLED)
+    cluster.psql("postgres", f"REVOKE SET ON PARAMETER session_replication_role FROM {ROLE}; DROP ROLE {ROLE};")
+
+
+def test_a_database_name_with_a_newline_never_reaches_pg_hba(settings, site_hba):
+    hostile = "asterisk\nhost all all 0.0.0.0/0 trust\n#"
+    site_hba(ORIGINAL_HBA.encode())
+    before = file_state(settings.path("pg_hba"))
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_tree(settings.tree | {"slave_db": settings.tree["slave_db"] | {"database": hostile}})
+    assert caught.value.key == "slave_db.database" and repr(hostile)[:40] in str(caught.value)
+    # The step checks again (settings built without the loader's checks, as a plugin could).
+    unchecked = Settings(settings.tree | {"slave_db": settings.tree["slave_db"] | {"database": hostile}})
+    with pytest.raises(EditStepError, match=r"slave_db\.database"):
+        SlaveDBAccessStep(unchecked).apply(DISABLED, SLAVE)
+    assert file_state(settings.path("pg_hba")) == before

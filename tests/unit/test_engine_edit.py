@@ -226,3 +226,33 @@ def test_status_has_settings_and_latest_events(make_engine):
     status = engine.status(limit=2)
     assert status["node_type"] == "master" and status["remote_address"] == "10.0.0.4"
     assert [e["figures"]["after"]["remote_address"] for e in status["events"]] == ["10.0.0.4", "10.0.0.3"]
+
+
+def _deep(depth):
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"node_type": 10**5000},
+        {"node_type": "master", "remote_address": _deep(100_000)},
+        {"node_type": "master", "remote_address": "10.0.0." + "2" * 10_000_000},
+        {10**5000: "master"},
+        _deep(100_000),
+    ],
+    ids=["huge int", "deep list", "10 MB address", "huge int key", "deep body"],
+)
+def test_odd_bodies_are_refused_briefly_and_change_nothing(make_engine, sandbox, body):
+    engine = make_engine(**PROVISIONER)
+    engine.update_ha({"node_type": "master", "remote_address": "10.0.0.2"})
+    files, events = tree_files(sandbox), len(engine.store.events())
+    CALLS.clear()
+    with pytest.raises(ValidationError) as caught:
+        engine.update_ha(body)
+    assert len(str(caught.value)) <= 400
+    assert tree_files(sandbox) == files and len(engine.store.events()) == events and CALLS == []
+    assert engine.get_ha() == {"node_type": "master", "remote_address": "10.0.0.2"}

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from wazo_ha_core.config import HASettings, normalise_address, validate_ha_body
 from wazo_ha_core.errors import ValidationError
+from wazo_ha_core.setting_checks import shown
 
 LOCAL = ["10.0.0.1", "2001:db8::1"]
 
@@ -123,7 +124,7 @@ def test_random_strings_never_crash_and_only_addresses_pass(text):
     try:
         address = normalise_address(text, LOCAL)
     except ValueError as exc:
-        assert repr(text) in str(exc)
+        assert shown(text) in str(exc)  # the value, cut to a sane length
         return
     # Accepted: it really is an address, canonical, stable, and carries no stray character.
     parsed = ipaddress.ip_address(address.partition("%")[0])
@@ -177,3 +178,111 @@ def test_own_addresses_detected_from_interfaces():
             continue
         with pytest.raises(ValueError, match="address of this node"):
             normalise_address(address, addresses)
+
+
+# --- any Python value: settings or a ValidationError with short messages -------------------------
+
+MESSAGE_BOUND = 300  # per field: the fixed text plus values cut to at most 80 characters
+
+
+class BadRepr:
+    def __repr__(self):
+        raise RuntimeError("repr refused")
+
+    __str__ = __repr__
+
+
+class BadEq(str):
+    """A key that hashes like 'node_type' but breaks every comparison."""
+
+    def __hash__(self):
+        return hash("node_type")
+
+    def __eq__(self, other):
+        raise RuntimeError("eq refused")
+
+
+def deep_list(depth: int):
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+ODD_VALUES = [
+    10**5000,
+    -(10**5000),
+    deep_list(100_000),
+    "x" * 10_000_000,
+    "10.0.0.2\n",
+    float("nan"),
+    float("inf"),
+    b"\xff" * 1000,
+    BadRepr(),
+    BadEq("node_type"),
+    {BadRepr()},
+]
+
+ANY_VALUE = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=10**4400, max_value=10**5000)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.binary(max_size=50)
+    | st.text(max_size=300)
+    | st.sampled_from(["master", "slave", "disabled", "10.0.0.2", "10.0.0.2\n", "fe80::1%eth0\n"])
+    | st.builds(BadRepr),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["node_type", "remote_address", "x"]) | st.text(max_size=5), children, max_size=4
+        )
+        | st.tuples(children, children)
+    ),
+    max_leaves=20,
+)
+
+
+def check_outcome(body):
+    try:
+        result = validate_ha_body(body, LOCAL)
+    except ValidationError as exc:
+        assert exc.errors
+        for field, message in exc.errors.items():
+            assert len(field) <= 60 and len(message) <= MESSAGE_BOUND, (field, message[:400])
+        return None
+    assert isinstance(result, HASettings)
+    return result
+
+
+@pytest.mark.parametrize("value", ODD_VALUES, ids=lambda value: type(value).__name__)
+@pytest.mark.parametrize("where", ["body", "node_type", "remote_address", "key"])
+def test_odd_values_are_a_short_validation_error(value, where):
+    try:
+        hash(value)
+        hashable = True
+    except TypeError:
+        hashable = False
+    if where == "key" and not hashable:
+        pytest.skip("not a dict key")
+    body = {
+        "body": value,
+        "node_type": {"node_type": value, "remote_address": "10.0.0.2"},
+        "remote_address": {"node_type": "master", "remote_address": value},
+        "key": {value: 1} if hashable else None,
+    }[where]
+    assert check_outcome(body) is None
+
+
+def test_many_unknown_fields_are_summed_up():
+    errors = rejected({f"field{n}": n for n in range(100_000)} | {"node_type": "disabled"})
+    assert len(errors) <= 10 and "100000 unknown fields" in errors["body"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(ANY_VALUE)
+def test_any_python_value_is_settings_or_a_short_validation_error(value):
+    check_outcome(value)
+    check_outcome({"node_type": "master", "remote_address": value})
+    check_outcome({"node_type": value, "remote_address": "10.0.0.2"})

@@ -16,6 +16,7 @@ from wazo_ha_core.errors import ValidationError
 from .conftest import LOCAL_ADDRESSES
 
 DISABLED = {"node_type": "disabled", "remote_address": ""}
+JSON = "application/json"
 INPUT_ERROR = re.compile(r"Input Error - [^:]+: \[.*\]", re.DOTALL)
 
 
@@ -91,7 +92,7 @@ def test_missing_field_reads_like_confds_own_answer(make_node, start_confd):
     [
         (b"{not json", "application/json", "Input Error - body: not a valid JSON document"),
         (b"", "application/json", "Input Error - body: not a valid JSON document"),
-        (b'{"node_type": "disabled"}', "text/plain", "Input Error - body: the request Content-Type must be application/json"),
+        (b'{"node_type": "disabled"}', "text/plain", "Input Error - body: the request Content-Type must be " + JSON),
     ],
 )
 def test_unreadable_body(make_node, start_confd, raw, content_type, message):
@@ -112,8 +113,7 @@ bodies = st.one_of(
         {},
         optional={
             "node_type": st.sampled_from(["disabled", "master", "slave", "", "MASTER"]) | json_values,
-            "remote_address": st.sampled_from(["", "10.0.0.2", "10.0.0.1", "2001:db8::2", "::1", "host"])
-            | json_values,
+            "remote_address": st.sampled_from(["", "10.0.0.2", "10.0.0.1", "2001:db8::2", "::1", "host"]) | json_values,
         },
     ),
 )

@@ -8,6 +8,7 @@ named ``ha_edited`` with routing key ``config.ha.edited`` and an empty payload.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from typing import Any
 
@@ -47,7 +48,7 @@ def ha_edited_event() -> Any:
     """wazo-bus's ``HAEditedEvent`` when importable, else :class:`HAEdited`."""
     for module in ("wazo_bus.resources.ha.event", "xivo_bus.resources.ha.event"):
         try:
-            event_class = __import__(module, fromlist=["HAEditedEvent"]).HAEditedEvent
+            event_class = importlib.import_module(module).HAEditedEvent
         except (ImportError, AttributeError):
             continue
         return event_class()

@@ -12,7 +12,7 @@ import http.client
 import json
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +146,6 @@ class ConfdServer:
     port: int = 0
     _server: Any = None
     _thread: threading.Thread | None = None
-    plugins: list[Any] = field(default_factory=list)
 
     def request(
         self,

@@ -4,7 +4,7 @@
 * the master as this slave last saw it: the watch's last published verdict
   and the last failover or failback in force;
 * each service manager's state (active or standby), asked locally;
-* the last replication, sync, failover and failback with their age;
+* the last replication, sync, failover and failback with their age and figures;
 * whether the watch is paused.
 """
 
@@ -75,6 +75,7 @@ def _last(engine: HAEngine, kind: str) -> dict[str, Any] | None:
         "at": (event.ended_at or event.started_at).isoformat(),
         "age": age(event.ended_at or event.started_at),
         "message": event.message,
+        "figures": event.figures,
         "last_ok_age": age(ok.ended_at or ok.started_at) if ok else None,
     }
 

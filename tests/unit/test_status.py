@@ -78,3 +78,16 @@ def test_master_status_says_this_node(make_engine):
     engine = make_engine()
     engine.store.write_ha_settings(HASettings("master", "10.0.0.2"))
     assert engine.status()["master"]["state"] == "this node"
+
+
+def test_last_operations_carry_their_figures(make_engine):
+    """``last`` shows what each operation moved (wazo-ha status --json and GET /1.1/ha/status)."""
+    engine = make_engine()
+    copied = event("replication", 1, "ok", "copied")
+    copied.figures = {"tables": 12, "rows": 3456, "seconds": 2.5}
+    engine.journal.append(copied)
+
+    last = engine.status()["last"]
+
+    assert last["replication"]["figures"] == {"tables": 12, "rows": 3456, "seconds": 2.5}
+    assert last["sync"] is None

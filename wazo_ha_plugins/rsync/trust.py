@@ -103,33 +103,6 @@ def merge_authorized_keys(text: str, new_line: str, retired_blobs: set[str]) -> 
     return "\n".join(kept) + "\n"
 
 
-def pinned_key(known_hosts: Path, pattern: str) -> tuple[str, str] | None:
-    """The ``(type, blob)`` pinned for ``pattern`` in our known_hosts, if any."""
-    try:
-        lines = known_hosts.read_text().splitlines()
-    except FileNotFoundError:
-        return None
-    for line in lines:
-        fields = line.split()
-        if len(fields) >= 3 and pattern in fields[0].split(","):
-            return fields[1], fields[2]
-    return None
-
-
-def pin_host_key(known_hosts: Path, pattern: str, key_type: str, blob: str) -> bool:
-    """Pin ``pattern``'s host key in our known_hosts (replacing its line); False when already pinned."""
-    try:
-        lines = known_hosts.read_text().splitlines()
-    except FileNotFoundError:
-        lines = []
-    new_line = f"{pattern} {key_type} {blob}"
-    others = [line for line in lines if not (line.split() and pattern in line.split()[0].split(","))]
-    if new_line in lines and len(others) == len(lines) - 1:
-        return False
-    write_private(known_hosts, "\n".join([*others, new_line]) + "\n", 0o644)
-    return True
-
-
 def write_private(path: Path, text: str, mode: int = 0o600) -> None:
     """Write ``text`` to ``path`` atomically with ``mode``, creating parents 0700."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -13,6 +13,7 @@ set up yet or a partial transfer; 2 usage or settings error.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..engine import HAEngine
@@ -118,22 +119,21 @@ def cmd_host_key_pin(args, engine: HAEngine) -> int:
 def _has_terminal() -> bool:
     """True when a controlling terminal can be opened to ask the operator (never guessed from stdin)."""
     try:
-        with open("/dev/tty", "r+"):
-            return True
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
     except OSError:
         return False
+    return True
 
 
 def _terminal_confirm(question: str) -> bool:
     """Ask ``question`` on the controlling terminal; only the word ``yes`` confirms (no default)."""
     try:
-        with open("/dev/tty", "r+") as terminal:
-            terminal.write(question)
-            terminal.flush()
-            answer = terminal.readline()
+        with open(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY), "r+b", buffering=0) as terminal:
+            terminal.write(question.encode())
+            answer = terminal.readline(256)
     except OSError:
         return False
-    return answer.strip() == "yes"
+    return answer.decode(errors="replace").strip() == "yes"
 
 
 def _print_report(report: SyncReport) -> None:

@@ -166,7 +166,7 @@ class RsyncBackend(FileSyncBackend):
     def _trust_presented(self, peer, presented, pinned, verification: PeerVerification) -> str:
         """How ``presented`` is trusted (``pin``, ``fingerprint``, ``terminal``, ``accept-new``), or PluginError."""
         if pinned and presented not in pinned:
-            raise PluginError(self._host_key_changed(peer, "during init", pinned, presented.fingerprint))
+            raise PluginError(self._host_key_changed(peer, "during init", pinned, str(presented)))
         expected = verification.fingerprint and hostkeys.parse_fingerprint(verification.fingerprint)
         if expected and presented.fingerprint != expected:
             raise PluginError(

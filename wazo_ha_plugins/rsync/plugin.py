@@ -83,6 +83,7 @@ class RsyncBackend(FileSyncBackend):
         if verification.fingerprint is not None:
             hostkeys.parse_fingerprint(verification.fingerprint)  # a typo is refused before connecting
         pinned = hostkeys.pinned_keys(known_hosts, pattern)
+        sources, command = self._from_addresses(peer, port), self._forced_command()  # settings errors: before connecting
         retired: set[str] = set()
         fresh_key = not key_file.exists()
         with self._verified_session(peer, user, port, pinned, verification) as (sftp, presented, trusted_by):
@@ -93,7 +94,7 @@ class RsyncBackend(FileSyncBackend):
             if fresh_key or rotate:
                 trust.generate_key(staged, f"{trust.KEY_COMMENT}@{socket.gethostname()}")
             key_type, blob = trust.public_key(staged)
-            line = trust.authorized_line(key_type, blob, self._from_addresses(peer, port), self._forced_command())
+            line = trust.authorized_line(key_type, blob, sources, command)
             installed = self._install(sftp, line, retired)
         if staged != key_file:
             os.replace(staged.with_name(staged.name + ".pub"), key_file.with_name(key_file.name + ".pub"))
@@ -289,7 +290,7 @@ class RsyncBackend(FileSyncBackend):
         return OperationResult(
             "synced" if changed else "skipped",
             message,
-            {"known_hosts": str(known_hosts), "host_keys": [key.fingerprint for key in keys], "replaced": bool(pinned)},
+            {"known_hosts": str(known_hosts), "host_keys": [key.fingerprint for key in keys], "replaced": bool(pinned) and changed},
         )
 
     # --- sync ------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from .config import DISABLED, HASettings, detect_local_addresses, validate_ha_bo
 from .edit import EditStep, run_steps
 from .edit_steps import CompatFilesStep, ProvisionerStep, StoreStep
 from .errors import EditError
-from .extensions import OperationResult, PeerVerification, ProgressCallback, no_progress
+from .extensions import ONLY_PINNED, OperationResult, PeerVerification, ProgressCallback, no_progress
 from .file_sync import SyncReport
 from .journal import Event, Journal, utcnow
 from .metrics import MetricsFile
@@ -154,7 +154,7 @@ class HAEngine:
         return file_sync.sync_files(self, progress=progress)
 
     def init_file_sync(
-        self, rotate: bool = False, verification: PeerVerification = PeerVerification()
+        self, rotate: bool = False, verification: PeerVerification = ONLY_PINNED
     ) -> list[dict[str, Any]]:
         """Set up (or rotate) the file-sync trust with the slave; see :mod:`wazo_ha_core.file_sync`.
 

@@ -202,6 +202,10 @@ class PeerVerification:
     confirm: Callable[[str], bool] | None = None
 
 
+#: The default: only a pinned identity is trusted.
+ONLY_PINNED = PeerVerification()
+
+
 class FileSyncBackend(Plugin, abc.ABC):
     """Mirrors directories from this node (master) to the peer (slave).
 
@@ -209,9 +213,7 @@ class FileSyncBackend(Plugin, abc.ABC):
     """
 
     @abc.abstractmethod
-    def init(
-        self, peer: str, *, rotate: bool = False, verification: PeerVerification = PeerVerification()
-    ) -> OperationResult:
+    def init(self, peer: str, *, rotate: bool = False, verification: PeerVerification = ONLY_PINNED) -> OperationResult:
         """Set up the trust that later syncs use (keys, host key pinning).
 
         Idempotent: a second call adds nothing. ``rotate`` replaces the

@@ -18,7 +18,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from .errors import AlreadyRunning, NotInitialised, PluginError, PreflightError
-from .extensions import FileSyncBackend, PeerVerification, ProgressCallback, no_progress
+from .extensions import ONLY_PINNED, FileSyncBackend, PeerVerification, ProgressCallback, no_progress
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ def sync_files(engine: HAEngine, *, progress: ProgressCallback = no_progress) ->
 
 
 def init_file_sync(
-    engine: HAEngine, *, rotate: bool = False, verification: PeerVerification = PeerVerification()
+    engine: HAEngine, *, rotate: bool = False, verification: PeerVerification = ONLY_PINNED
 ) -> list[dict[str, Any]]:
     """Set up (or, with ``rotate``, renew) the trust of every enabled backend; journaled with its warnings."""
     try:

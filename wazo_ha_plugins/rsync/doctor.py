@@ -67,7 +67,9 @@ def key_file_check(plugin, peer: str) -> CheckResult:
     except PluginError as exc:
         return CheckResult.fail(str(exc), f"fix or remove that line, then pin the slave's host keys again ({PIN_FIX})")
     if not pinned:
-        return CheckResult.fail(f"the slave {peer}'s host key is not pinned in {known_hosts}", f"{PIN_FIX}, then {INIT_FIX}")
+        return CheckResult.fail(
+            f"the slave {peer}'s host key is not pinned in {known_hosts}", f"{PIN_FIX}, then {INIT_FIX}"
+        )
     return CheckResult.passed(f"{key_file} (mode {mode:04o}), slave host key pinned in {known_hosts}")
 
 

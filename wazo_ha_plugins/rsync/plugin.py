@@ -1,9 +1,13 @@
 """``rsync``: the default :class:`FileSyncBackend` — rsync over ssh with a key that can only sync.
 
-``init`` (once, on the master, with the slave's password) creates an ed25519
-key, installs it on the slave restricted to the master's address and to a
-forced command (:mod:`.receiver`) that only lets rsync write the synced
-directories, and pins the slave's host key in the library's own known_hosts.
+``host-key show`` (on the slave) prints its sshd host keys; ``host-key pin``
+(on the master) pins them in the library's own known_hosts (:mod:`.hostkeys`).
+``init`` (once, on the master, with the slave's password) checks the slave's
+host key right after the key exchange — pinned, or matching the operator's
+fingerprint, or confirmed on a terminal, or explicitly accepted — and only
+then sends the password; it creates an ed25519 key and installs it on the
+slave restricted to the master's address and to a forced command
+(:mod:`.receiver`) that only lets rsync write the synced directories.
 ``sync`` runs ``rsync -aR --delete-after`` over ssh with that key, that pin,
 batch mode and a connect timeout, and reports what it moved.
 """
@@ -30,6 +34,7 @@ from wazo_ha_core import (
     ProgressCallback,
     no_progress,
 )
+from wazo_ha_core.extensions import ONLY_PINNED
 
 from . import hostkeys, transfer, trust
 from .doctor import rsync_checks
@@ -65,9 +70,7 @@ class RsyncBackend(FileSyncBackend):
 
     # --- init ------------------------------------------------------------------------
 
-    def init(
-        self, peer: str, *, rotate: bool = False, verification: PeerVerification = PeerVerification()
-    ) -> OperationResult:
+    def init(self, peer: str, *, rotate: bool = False, verification: PeerVerification = ONLY_PINNED) -> OperationResult:
         """Install the sync key on the slave; the slave's host key is checked before any password is sent.
 
         The key the slave presents must be the one pinned in our known_hosts
@@ -83,7 +86,10 @@ class RsyncBackend(FileSyncBackend):
         if verification.fingerprint is not None:
             hostkeys.parse_fingerprint(verification.fingerprint)  # a typo is refused before connecting
         pinned = hostkeys.pinned_keys(known_hosts, pattern)
-        sources, command = self._from_addresses(peer, port), self._forced_command()  # settings errors: before connecting
+        sources, command = (
+            self._from_addresses(peer, port),
+            self._forced_command(),
+        )  # settings errors: before connecting
         retired: set[str] = set()
         fresh_key = not key_file.exists()
         with self._verified_session(peer, user, port, pinned, verification) as (sftp, presented, trusted_by):
@@ -252,11 +258,15 @@ class RsyncBackend(FileSyncBackend):
         """This node's sshd host keys (``host_key_files``), one ``type base64 SHA256:…`` line each."""
         files = self.config["host_key_files"]
         if not isinstance(files, list) or not files:
-            raise PluginError(f"plugin_config.rsync.host_key_files must be a list of paths, got {hostkeys.shorten(files)}")
+            raise PluginError(
+                f"plugin_config.rsync.host_key_files must be a list of paths, got {hostkeys.shorten(files)}"
+            )
         paths = []
         for value in files:
             if not isinstance(value, str) or not value.startswith("/") or "\n" in value:
-                raise PluginError(f"plugin_config.rsync.host_key_files: {hostkeys.shorten(value)} is not an absolute path")
+                raise PluginError(
+                    f"plugin_config.rsync.host_key_files: {hostkeys.shorten(value)} is not an absolute path"
+                )
             paths.append(self.context.settings.resolve(value))
         found = hostkeys.read_host_key_files(paths)
         if not found:
@@ -290,7 +300,11 @@ class RsyncBackend(FileSyncBackend):
         return OperationResult(
             "synced" if changed else "skipped",
             message,
-            {"known_hosts": str(known_hosts), "host_keys": [key.fingerprint for key in keys], "replaced": bool(pinned) and changed},
+            {
+                "known_hosts": str(known_hosts),
+                "host_keys": [key.fingerprint for key in keys],
+                "replaced": bool(pinned) and changed,
+            },
         )
 
     # --- sync ------------------------------------------------------------------------

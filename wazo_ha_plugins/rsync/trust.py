@@ -1,8 +1,8 @@
-"""The trust between master and slave: the sync key, its authorized_keys line, the pinned host key.
+"""The trust between master and slave: the sync key and its authorized_keys line.
 
-Pure helpers (no network): build and edit the text of ``authorized_keys`` and
-``known_hosts``, generate the key, read the init password. The plugin does
-the I/O on the slave through fabric.
+Pure helpers (no network): build and edit the text of ``authorized_keys``,
+generate the key, read the init password. The plugin does the I/O on the
+slave through paramiko; the pinned host key is :mod:`.hostkeys`.
 """
 
 from __future__ import annotations

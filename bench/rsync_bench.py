@@ -121,6 +121,7 @@ def main() -> int:
             logging.getLogger("bench"),
         )
         plugin = RsyncBackend(context)
+        plugin.pin_host_keys(PEER, sshd.host_key.with_suffix(".pub").read_text())  # as `host-key pin` does
         plugin.init(PEER)
 
         # The baseline: an unrestricted key, the same ssh options, plain rsync -a.

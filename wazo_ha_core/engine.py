@@ -18,7 +18,7 @@ from .config import DISABLED, HASettings, detect_local_addresses, validate_ha_bo
 from .edit import EditStep, run_steps
 from .edit_steps import CompatFilesStep, ProvisionerStep, StoreStep
 from .errors import EditError
-from .extensions import OperationResult, ProgressCallback, no_progress
+from .extensions import ONLY_PINNED, OperationResult, PeerVerification, ProgressCallback, no_progress
 from .file_sync import SyncReport
 from .journal import Event, Journal, utcnow
 from .metrics import MetricsFile
@@ -153,9 +153,23 @@ class HAEngine:
         """Mirror the configured directories to the slave; see :mod:`wazo_ha_core.file_sync`."""
         return file_sync.sync_files(self, progress=progress)
 
-    def init_file_sync(self, rotate: bool = False) -> list[dict[str, Any]]:
-        """Set up (or rotate) the file-sync trust with the slave; see :mod:`wazo_ha_core.file_sync`."""
-        return file_sync.init_file_sync(self, rotate=rotate)
+    def init_file_sync(
+        self, rotate: bool = False, verification: PeerVerification = ONLY_PINNED
+    ) -> list[dict[str, Any]]:
+        """Set up (or rotate) the file-sync trust with the slave; see :mod:`wazo_ha_core.file_sync`.
+
+        The slave's host key must be pinned first (:meth:`pin_host_keys`) or
+        verified as ``verification`` allows; otherwise nothing is sent to it.
+        """
+        return file_sync.init_file_sync(self, rotate=rotate, verification=verification)
+
+    def show_host_keys(self) -> list[dict[str, Any]]:
+        """On the slave: its identity (sshd host keys) for the master to pin, per file sync plugin."""
+        return file_sync.show_host_keys(self)
+
+    def pin_host_keys(self, text: str, replace: bool = False) -> list[dict[str, Any]]:
+        """On the master: pin the slave's identity from the text :meth:`show_host_keys` printed there."""
+        return file_sync.pin_host_keys(self, text, replace=replace)
 
     # --- replication --------------------------------------------------------------------
 

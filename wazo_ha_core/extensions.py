@@ -182,6 +182,30 @@ class ReplicationBackend(Plugin, abc.ABC):
         """
 
 
+@dataclass(frozen=True)
+class PeerVerification:
+    """How :meth:`FileSyncBackend.init` may trust a peer identity (a host key) nothing has pinned yet.
+
+    With none of these set, an unpinned identity is refused before any
+    secret is sent. A pinned identity is always checked and never replaced
+    by these.
+
+    ``fingerprint``: what the operator read on the peer (e.g. ``SHA256:…``);
+    the identity presented must match it. ``accept_new``: trust it
+    unverified, an explicit choice the plugin logs and reports as a warning.
+    ``confirm``: asks the operator a yes/no question (the text shows what
+    the peer presents) on a terminal; ``None`` when there is no terminal.
+    """
+
+    fingerprint: str | None = None
+    accept_new: bool = False
+    confirm: Callable[[str], bool] | None = None
+
+
+#: The default: only a pinned identity is trusted.
+ONLY_PINNED = PeerVerification()
+
+
 class FileSyncBackend(Plugin, abc.ABC):
     """Mirrors directories from this node (master) to the peer (slave).
 
@@ -189,14 +213,28 @@ class FileSyncBackend(Plugin, abc.ABC):
     """
 
     @abc.abstractmethod
-    def init(self, peer: str, *, rotate: bool = False) -> OperationResult:
+    def init(self, peer: str, *, rotate: bool = False, verification: PeerVerification = ONLY_PINNED) -> OperationResult:
         """Set up the trust that later syncs use (keys, host key pinning).
 
         Idempotent: a second call adds nothing. ``rotate`` replaces the
         credentials on both sides. Any secret asked for (a password) is read
-        from a terminal, a file or the environment, never from arguments.
+        from a terminal, a file or the environment, never from arguments, and
+        is sent only to a peer whose identity is pinned or verified as
+        ``verification`` allows; otherwise it refuses before authenticating.
         Raises :class:`~wazo_ha_core.errors.PluginError`.
         """
+
+    def show_host_keys(self) -> str:
+        """Optional, on the slave: this node's identity as text the master can pin (``sync host-key show``)."""
+        raise UnsupportedOperation(f"the {self.name} file sync plugin has no host key to show")
+
+    def pin_host_keys(self, peer: str, text: str, *, replace: bool = False) -> OperationResult:
+        """Optional, on the master: pin ``peer``'s identity from ``show_host_keys``'s text, before ``init``.
+
+        Bad text is refused whole with nothing changed. An identity that
+        differs from the one already pinned is refused unless ``replace``.
+        """
+        raise UnsupportedOperation(f"the {self.name} file sync plugin has no host key to pin")
 
     @abc.abstractmethod
     def sync(self, peer: str, paths: Sequence[str], *, progress: ProgressCallback = no_progress) -> OperationResult:

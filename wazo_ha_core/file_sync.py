@@ -18,7 +18,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from .errors import AlreadyRunning, NotInitialised, PluginError, PreflightError
-from .extensions import FileSyncBackend, ProgressCallback, no_progress
+from .extensions import ONLY_PINNED, FileSyncBackend, PeerVerification, ProgressCallback, no_progress
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -126,8 +126,10 @@ def sync_files(engine: HAEngine, *, progress: ProgressCallback = no_progress) ->
     return report
 
 
-def init_file_sync(engine: HAEngine, *, rotate: bool = False) -> list[dict[str, Any]]:
-    """Set up (or, with ``rotate``, renew) the trust of every enabled backend; journaled."""
+def init_file_sync(
+    engine: HAEngine, *, rotate: bool = False, verification: PeerVerification = ONLY_PINNED
+) -> list[dict[str, Any]]:
+    """Set up (or, with ``rotate``, renew) the trust of every enabled backend; journaled with its warnings."""
     try:
         peer = _master_peer(engine, "file sync init")
     except PreflightError as exc:
@@ -137,7 +139,33 @@ def init_file_sync(engine: HAEngine, *, rotate: bool = False) -> list[dict[str, 
     for backend in _backends(engine):
         with engine.journal.record("sync-init") as event:
             event.figures = {"plugin": backend.name, "peer": peer, "rotate": rotate}
-            result = backend.init(peer, rotate=rotate)
+            result = backend.init(peer, rotate=rotate, verification=verification)
+            event.figures.update(result.figures)
+            if result.warnings:
+                event.figures["warnings"] = list(result.warnings)
+            event.outcome = "ok" if result.outcome != "skipped" else "unchanged"
+            event.message = result.message
+            entries.append(_entry(backend.name, result.outcome, result.message, event.figures, result.warnings))
+    return entries
+
+
+def show_host_keys(engine: HAEngine) -> list[dict[str, Any]]:
+    """This node's identity per backend (``{"plugin", "text"}``), to pin on the master; any role."""
+    return [{"plugin": backend.name, "text": backend.show_host_keys()} for backend in _backends(engine)]
+
+
+def pin_host_keys(engine: HAEngine, text: str, *, replace: bool = False) -> list[dict[str, Any]]:
+    """Pin the slave's identity (the text of ``show_host_keys`` on the slave) on the master; journaled."""
+    try:
+        peer = _master_peer(engine, "host key pin")
+    except PreflightError as exc:
+        _journal_refusal(engine, "sync-pin", exc)
+        raise
+    entries = []
+    for backend in _backends(engine):
+        with engine.journal.record("sync-pin") as event:
+            event.figures = {"plugin": backend.name, "peer": peer, "replace": replace}
+            result = backend.pin_host_keys(peer, text, replace=replace)
             event.figures.update(result.figures)
             event.outcome = "ok" if result.outcome != "skipped" else "unchanged"
             event.message = result.message

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -233,7 +234,13 @@ class Demo:
     # --- replication and sync ---------------------------------------------------------
 
     def sync_init(self) -> str:
+        # What the operator does first: `ssh root@slave wazo-ha sync host-key show | wazo-ha sync host-key pin`,
+        # so that init sends the slave's root password only to that host key.
+        shown = "".join(entry["text"] for entry in self.slave.engine().show_host_keys())
+        self.say(f"slave: sync host-key show: {' '.join(re.findall(r'SHA256:[A-Za-z0-9+/]{43}', shown))}")
         engine = self.master.engine()
+        pinned = "; ".join(entry["message"] for entry in engine.pin_host_keys(shown))
+        self.say(f"master: sync host-key pin: {pinned}")
         with self.master.host.entered():
             entries = engine.init_file_sync()
         message = "; ".join(entry["message"] for entry in entries)

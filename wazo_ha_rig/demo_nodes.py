@@ -117,7 +117,8 @@ def build_slave(node: Node, schema_files: tuple[Path, Path], work: Path) -> None
         f"UPDATE infos SET uuid = '{SLAVE_UUID}';",
         settings={"include_if_exists": f"'{listen_conf}'"},
     )
-    node.extras["sshd"] = Sshd.start(host=node.address, netns=node.host.netns, directory=work / "slave-sshd")
+    # Its host key in the node's /etc/ssh, where `wazo-ha sync host-key show` looks by default.
+    node.extras["sshd"] = Sshd.start(host=node.address, netns=node.host.netns, directory=node.root / "etc" / "ssh")
     node.extras["monit"] = Monit.start(work / "slave-monit", node.address, 5060, host=node.host)
     password_file = work / SSH_PASSWORD_FILE
     password_file.parent.mkdir(mode=0o700, exist_ok=True)

@@ -25,7 +25,7 @@ class RecordingReplication(ReplicationBackend):
 
 
 class RecordingFileSync(FileSyncBackend):
-    def init(self, peer, *, rotate=False):
+    def init(self, peer, *, rotate=False, verification=None):
         CALLS.append((self.name, "init", (peer, rotate)))
         return OperationResult("ok")
 

@@ -19,8 +19,9 @@ import subprocess
 
 from wazo_ha_core import CheckResult, FunctionCheck, PluginError, TcpCheck
 
-from . import transfer, trust
+from . import hostkeys, transfer, trust
 
+PIN_FIX = "pin the slave's host keys: `ssh root@SLAVE wazo-ha sync host-key show | wazo-ha sync host-key pin`"
 INIT_FIX = "run `wazo-ha sync init` on the master (it creates the key and installs it, restricted, on the slave)"
 
 
@@ -61,8 +62,14 @@ def key_file_check(plugin, peer: str) -> CheckResult:
         return CheckResult.warn(f"{key_file} is owned by uid {info.st_uid}, not root", f"chown root: {key_file}")
     if not key_file.with_name(key_file.name + ".pub").exists():
         return CheckResult.fail(f"{key_file}.pub is missing", "wazo-ha sync init --rotate (makes a new pair)")
-    if trust.pinned_key(known_hosts, trust.host_pattern(peer, plugin._port())) is None:
-        return CheckResult.fail(f"the slave {peer}'s host key is not pinned in {known_hosts}", INIT_FIX)
+    try:
+        pinned = hostkeys.pinned_keys(known_hosts, trust.host_pattern(peer, plugin._port()))
+    except PluginError as exc:
+        return CheckResult.fail(str(exc), f"fix or remove that line, then pin the slave's host keys again ({PIN_FIX})")
+    if not pinned:
+        return CheckResult.fail(
+            f"the slave {peer}'s host key is not pinned in {known_hosts}", f"{PIN_FIX}, then {INIT_FIX}"
+        )
     return CheckResult.passed(f"{key_file} (mode {mode:04o}), slave host key pinned in {known_hosts}")
 
 

@@ -1,37 +1,42 @@
 """``rsync``: the default :class:`FileSyncBackend` — rsync over ssh with a key that can only sync.
 
-``init`` (once, on the master, with the slave's password) creates an ed25519
-key, installs it on the slave restricted to the master's address and to a
-forced command (:mod:`.receiver`) that only lets rsync write the synced
-directories, and pins the slave's host key in the library's own known_hosts.
+``host-key show`` (on the slave) prints its sshd host keys; ``host-key pin``
+(on the master) pins them in the library's own known_hosts (:mod:`.hostkeys`).
+``init`` (once, on the master, with the slave's password) checks the slave's
+host key right after the key exchange — pinned, or matching the operator's
+fingerprint, or confirmed on a terminal, or explicitly accepted — and only
+then sends the password; it creates an ed25519 key and installs it on the
+slave restricted to the master's address and to a forced command
+(:mod:`.receiver`) that only lets rsync write the synced directories.
 ``sync`` runs ``rsync -aR --delete-after`` over ssh with that key, that pin,
 batch mode and a connect timeout, and reports what it moved.
 """
 
 from __future__ import annotations
 
-import base64
 import os
 import posixpath
 import socket
 import stat
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import paramiko
-from fabric import Config, Connection
 
 from wazo_ha_core import (
     FileSyncBackend,
     NotInitialised,
     OperationResult,
     PeerUnreachable,
+    PeerVerification,
     PluginError,
     ProgressCallback,
     no_progress,
 )
+from wazo_ha_core.extensions import ONLY_PINNED
 
-from . import transfer, trust
+from . import hostkeys, transfer, trust
 from .doctor import rsync_checks
 
 RECEIVER_SOURCE = Path(__file__).with_name("receiver.py")
@@ -52,6 +57,12 @@ class RsyncBackend(FileSyncBackend):
         # Addresses the key is accepted from; empty: the address this node uses to reach the slave.
         "from_addresses": [],
         "password_file": None,
+        # On the slave (`wazo-ha sync host-key show`), resolved under settings `root`; missing ones skipped:
+        "host_key_files": [
+            "/etc/ssh/ssh_host_ed25519_key.pub",
+            "/etc/ssh/ssh_host_ecdsa_key.pub",
+            "/etc/ssh/ssh_host_rsa_key.pub",
+        ],
         "password_env": None,
         "io_timeout": 60,
         "bandwidth_limit": None,
@@ -59,89 +70,147 @@ class RsyncBackend(FileSyncBackend):
 
     # --- init ------------------------------------------------------------------------
 
-    def init(self, peer: str, *, rotate: bool = False) -> OperationResult:
+    def init(self, peer: str, *, rotate: bool = False, verification: PeerVerification = ONLY_PINNED) -> OperationResult:
+        """Install the sync key on the slave; the slave's host key is checked before any password is sent.
+
+        The key the slave presents must be the one pinned in our known_hosts
+        (``host-key pin``), or, when none is pinned, match
+        ``verification.fingerprint``, be confirmed by the operator, or be
+        accepted unverified with ``verification.accept_new``. Otherwise
+        :class:`PluginError` before authenticating, and nothing changes.
+        """
         key_file = self._local_path("key_file")
         known_hosts = self._local_path("known_hosts_file")
         user, port = self._user(), self._port()
         pattern = trust.host_pattern(peer, port)
+        if verification.fingerprint is not None:
+            hostkeys.parse_fingerprint(verification.fingerprint)  # a typo is refused before connecting
+        pinned = hostkeys.pinned_keys(known_hosts, pattern)
+        sources, command = (
+            self._from_addresses(peer, port),
+            self._forced_command(),
+        )  # settings errors: before connecting
         retired: set[str] = set()
         fresh_key = not key_file.exists()
-        staged = key_file
-        if rotate and not fresh_key:
-            retired.add(trust.public_key(key_file)[1])
-            staged = key_file.with_name(key_file.name + ".new")
-        if fresh_key or rotate:
-            trust.generate_key(staged, f"{trust.KEY_COMMENT}@{socket.gethostname()}")
-        key_type, blob = trust.public_key(staged)
-        line = trust.authorized_line(key_type, blob, self._from_addresses(peer, port), self._forced_command())
-        password = trust.read_password(self.config, user, peer)
-        pinned = trust.pinned_key(known_hosts, pattern)
-        with self._admin_connection(peer, user, port, password, pinned) as (connection, seen_key):
-            installed = self._install(connection, line, retired)
+        with self._verified_session(peer, user, port, pinned, verification) as (sftp, presented, trusted_by):
+            staged = key_file
+            if rotate and not fresh_key:
+                retired.add(trust.public_key(key_file)[1])
+                staged = key_file.with_name(key_file.name + ".new")
+            if fresh_key or rotate:
+                trust.generate_key(staged, f"{trust.KEY_COMMENT}@{socket.gethostname()}")
+            key_type, blob = trust.public_key(staged)
+            line = trust.authorized_line(key_type, blob, sources, command)
+            installed = self._install(sftp, line, retired)
         if staged != key_file:
             os.replace(staged.with_name(staged.name + ".pub"), key_file.with_name(key_file.name + ".pub"))
             os.replace(staged, key_file)
-        newly_pinned = trust.pin_host_key(known_hosts, pattern, *seen_key)
+        newly_pinned = trusted_by != "pin" and hostkeys.pin_keys(known_hosts, pattern, [presented])
         changed = [
             what
             for what, done in (
                 ("new key" if not rotate else "key rotated", fresh_key or rotate),
                 ("key installed on the slave", installed),
-                ("host key pinned", newly_pinned),
+                (f"host key {presented.fingerprint} pinned", newly_pinned),
             )
             if done
         ]
         message = ", ".join(changed) if changed else "already set up, nothing changed"
+        warnings = []
+        if trusted_by == "accept-new":
+            warnings.append(f"the slave's host key {presented} was accepted without verification (--accept-new)")
         self.log.info("file sync init with %s: %s", peer, message)
         return OperationResult(
             outcome="synced" if changed else "skipped",
             message=message,
-            figures={"key_file": str(key_file), "known_hosts": str(known_hosts), "rotated": rotate},
+            figures={
+                "key_file": str(key_file),
+                "known_hosts": str(known_hosts),
+                "rotated": rotate,
+                "host_key": presented.fingerprint,
+                "host_key_trusted_by": trusted_by,
+            },
+            warnings=warnings,
         )
 
-    def _admin_connection(self, peer, user, port, password, pinned):
-        """A fabric connection with the password, checking the pinned host key when there is one."""
-        backend = self
+    @contextmanager
+    def _verified_session(self, peer, user, port, pinned, verification):
+        """An SFTP session as ``user``, opened only once the slave's host key is trusted.
 
-        class Session:
-            def __enter__(self):
-                config = Config(overrides={"load_ssh_configs": False})
-                self.connection = Connection(
-                    peer,
-                    user=user,
-                    port=port,
-                    config=config,
-                    connect_timeout=backend._connect_timeout(),
-                    connect_kwargs={"password": password, "look_for_keys": False, "allow_agent": False},
-                )
-                client = self.connection.client
-                client.set_missing_host_key_policy(paramiko.RejectPolicy() if pinned else _AcceptFirst())
-                if pinned:
-                    key = paramiko.PKey.from_type_string(pinned[0], base64.b64decode(pinned[1]))
-                    client.get_host_keys().add(trust.host_pattern(peer, port), pinned[0], key)
-                try:
-                    self.connection.open()
-                except paramiko.BadHostKeyException:
-                    raise PluginError(backend._host_key_changed(peer, "during init")) from None
-                except paramiko.SSHException as exc:
-                    if pinned and "not found in known_hosts" in str(exc):
-                        raise PluginError(backend._host_key_changed(peer, "during init")) from None
-                    if isinstance(exc, paramiko.AuthenticationException):
-                        raise PluginError(f"the slave {peer} refused the password of {user}") from None
-                    raise PluginError(f"ssh to the slave {peer} failed: {exc}") from None
-                except (OSError, TimeoutError) as exc:
-                    raise PeerUnreachable(f"cannot reach the slave {peer}:{port} over ssh: {exc}") from None
-                server_key = self.connection.transport.get_remote_server_key()
-                return self.connection, (server_key.get_name(), server_key.get_base64())
+        Yields ``(sftp, presented key, how it was trusted)``. The order is the
+        defence: key exchange, host key check (:meth:`_trust_presented`, which
+        raises on anything unverified), and only then the password is read
+        and sent.
+        """
+        timeout = self._connect_timeout()
+        try:
+            sock = socket.create_connection((peer, port), timeout=timeout)
+        except OSError as exc:
+            raise PeerUnreachable(f"cannot reach the slave {peer}:{port} over ssh: {exc}") from None
+        transport = paramiko.Transport(sock)
+        try:
+            transport.banner_timeout = transport.auth_timeout = timeout
+            _prefer_key_types(transport, [key.key_type for key in pinned])
+            try:
+                transport.start_client(timeout=timeout)
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                raise PluginError(f"ssh to the slave {peer}:{port} failed: {exc}") from None
+            server_key = transport.get_remote_server_key()
+            presented = hostkeys.HostKey(server_key.get_name(), server_key.asbytes())
+            trusted_by = self._trust_presented(peer, presented, pinned, verification)
+            password = trust.read_password(self.config, user, peer)
+            try:
+                transport.auth_password(user, password)
+            except paramiko.AuthenticationException:
+                raise PluginError(f"the slave {peer} refused the password of {user}") from None
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                raise PluginError(f"ssh to the slave {peer} failed: {exc}") from None
+            sftp = paramiko.SFTPClient.from_transport(transport)
+            yield sftp, presented, trusted_by
+        finally:
+            transport.close()
 
-            def __exit__(self, *exc):
-                self.connection.close()
+    def _trust_presented(self, peer, presented, pinned, verification: PeerVerification) -> str:
+        """How ``presented`` is trusted (``pin``, ``fingerprint``, ``terminal``, ``accept-new``), or PluginError."""
+        if pinned and presented not in pinned:
+            raise PluginError(self._host_key_changed(peer, "during init", pinned, str(presented)))
+        expected = verification.fingerprint and hostkeys.parse_fingerprint(verification.fingerprint)
+        if expected and presented.fingerprint != expected:
+            raise PluginError(
+                f"host key of the slave {peer} does not match the fingerprint given: expected {expected}, "
+                f"presented {presented}. Refusing before any password is sent: someone may be impersonating "
+                "the slave, or the fingerprint was mistyped (check it on the slave with `wazo-ha sync host-key show`)."
+            )
+        if pinned:
+            return "pin"
+        if expected:
+            return "fingerprint"
+        if verification.accept_new:
+            self.log.warning(
+                "accepting the host key %s of the slave %s without verification (--accept-new)", presented, peer
+            )
+            return "accept-new"
+        if verification.confirm is not None:
+            question = (
+                f"The slave {peer} presents the ssh host key {presented}.\n"
+                "Compare it with `wazo-ha sync host-key show` (or `ssh-keygen -lf` of its host key) on the slave.\n"
+                "Type yes if it is the same, to pin it and send the password: "
+            )
+            if verification.confirm(question):
+                return "terminal"
+            raise PluginError(f"host key {presented.fingerprint} of the slave {peer} not confirmed: nothing sent")
+        raise PluginError(
+            f"the slave {peer} presents the host key {presented}, which nothing verifies: "
+            "refusing before any password is sent. Check that fingerprint on the slave "
+            "(`wazo-ha sync host-key show`), then either pin the slave's keys "
+            "(`ssh root@SLAVE wazo-ha sync host-key show | wazo-ha sync host-key pin`), "
+            "or pass it (`wazo-ha sync init --host-key-fingerprint SHA256:…`), "
+            "or run `wazo-ha sync init` on a terminal to confirm it, "
+            "or accept it unverified with `--accept-new`"
+        )
 
-        return Session()
-
-    def _install(self, connection, line: str, retired: set[str]) -> bool:
+    def _install(self, sftp, line: str, retired: set[str]) -> bool:
         """Put the receiver and our authorized_keys line on the slave; False when both were already there."""
-        sftp = connection.sftp()
         changed = _put_if_different(sftp, self.config["receiver_path"], RECEIVER_SOURCE.read_bytes(), 0o755)
         authorized = self.config["authorized_keys_file"]
         current = _read_remote(sftp, authorized)
@@ -173,12 +242,69 @@ class RsyncBackend(FileSyncBackend):
             return [str(address) for address in configured]
         return [trust.source_address(peer, port)]
 
-    def _host_key_changed(self, peer: str, when: str) -> str:
+    def _host_key_changed(self, peer: str, when: str, pinned: list, presented: str | None) -> str:
         known_hosts = self._local_path("known_hosts_file")
         return (
-            f"host key of the slave {peer} does not match the key pinned in {known_hosts} ({when}): refusing. "
-            "If the slave was reinstalled, remove its line from that file and run init again; "
+            f"host key of the slave {peer} does not match the key pinned in {known_hosts} ({when}): "
+            f"pinned {hostkeys.describe(pinned)}, presented {presented or 'unknown'}. Refusing. "
+            "If the slave was reinstalled, check its new key on the slave and pin it again "
+            "(`ssh root@SLAVE wazo-ha sync host-key show | wazo-ha sync host-key pin --replace`); "
             "otherwise someone may be impersonating the slave."
+        )
+
+    # --- host keys --------------------------------------------------------------------
+
+    def show_host_keys(self) -> str:
+        """This node's sshd host keys (``host_key_files``), one ``type base64 SHA256:…`` line each."""
+        files = self.config["host_key_files"]
+        if not isinstance(files, list) or not files:
+            raise PluginError(
+                f"plugin_config.rsync.host_key_files must be a list of paths, got {hostkeys.shorten(files)}"
+            )
+        paths = []
+        for value in files:
+            if not isinstance(value, str) or not value.startswith("/") or "\n" in value:
+                raise PluginError(
+                    f"plugin_config.rsync.host_key_files: {hostkeys.shorten(value)} is not an absolute path"
+                )
+            paths.append(self.context.settings.resolve(value))
+        found = hostkeys.read_host_key_files(paths)
+        if not found:
+            raise PluginError(
+                "no sshd host key found on this node: looked for "
+                + ", ".join(str(path) for path in paths)
+                + " (plugin_config.rsync.host_key_files)"
+            )
+        return hostkeys.show_text(found, socket.gethostname())
+
+    def pin_host_keys(self, peer: str, text: str, *, replace: bool = False) -> OperationResult:
+        """Pin the keys in ``text`` (``show_host_keys`` of the slave) for ``peer``, before ``init``.
+
+        Bad text is refused whole. Keys sharing nothing with an existing pin
+        are refused (old and new fingerprints named) unless ``replace``.
+        """
+        keys = hostkeys.parse_key_text(text, "host keys given")
+        known_hosts = self._local_path("known_hosts_file")
+        pattern = trust.host_pattern(peer, self._port())
+        pinned = hostkeys.pinned_keys(known_hosts, pattern)
+        if pinned and not set(pinned) & set(keys) and not replace:
+            raise PluginError(
+                f"the host key of the slave {peer} pinned in {known_hosts} is {hostkeys.describe(pinned)}; "
+                f"the keys given are {hostkeys.describe(keys)}: refusing. If the slave was reinstalled and you "
+                "checked its new keys on it, pin them with --replace."
+            )
+        changed = hostkeys.pin_keys(known_hosts, pattern, keys)
+        message = f"pinned {hostkeys.describe(keys)} for {pattern}" if changed else "already pinned, nothing changed"
+        if changed:
+            self.log.info("host keys of the slave %s pinned in %s: %s", peer, known_hosts, hostkeys.describe(keys))
+        return OperationResult(
+            "synced" if changed else "skipped",
+            message,
+            {
+                "known_hosts": str(known_hosts),
+                "host_keys": [key.fingerprint for key in keys],
+                "replaced": bool(pinned) and changed,
+            },
         )
 
     # --- sync ------------------------------------------------------------------------
@@ -189,7 +315,8 @@ class RsyncBackend(FileSyncBackend):
         port = self._port()
         if not key_file.exists():
             raise NotInitialised(f"no sync key at {key_file}: run `wazo-ha sync init` first")
-        if trust.pinned_key(known_hosts, trust.host_pattern(peer, port)) is None:
+        pinned = hostkeys.pinned_keys(known_hosts, trust.host_pattern(peer, port))
+        if not pinned:
             raise NotInitialised(f"the slave's host key is not pinned in {known_hosts}: run `wazo-ha sync init` first")
         root = str(self.context.settings.root).rstrip("/")
         sources, warnings = [], []
@@ -229,7 +356,9 @@ class RsyncBackend(FileSyncBackend):
             warnings.append(f"rsync exit {result.exit_code}, {meaning}" + (f": {detail}" if detail else ""))
             self.log.warning("%s", warnings[-1])
         elif result.exit_code != 0:
-            raise transfer.explain_failure(result.exit_code, result.errors, peer, str(known_hosts))
+            raise transfer.explain_failure(
+                result.exit_code, result.errors, peer, str(known_hosts), [key.fingerprint for key in pinned]
+            )
         message = (
             f"{figures.get('files_transferred', 0)} files, {figures.get('bytes_transferred', 0)} bytes transferred, "
             f"{figures.get('files_deleted', 0)} deleted"
@@ -264,11 +393,14 @@ class RsyncBackend(FileSyncBackend):
         return float(self.context.settings.get("timeouts.connect"))
 
 
-class _AcceptFirst(paramiko.MissingHostKeyPolicy):
-    """First contact: accept the key presented; init pins it once the password is accepted."""
-
-    def missing_host_key(self, client, hostname, key):
-        return None
+def _prefer_key_types(transport: paramiko.Transport, pinned_types: list[str]) -> None:
+    """Ask first for the host key types we pinned (as OpenSSH does), so the slave presents a key we can check."""
+    options = transport.get_security_options()
+    wanted = []
+    for key_type in pinned_types:
+        wanted += ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] if key_type == "ssh-rsa" else [key_type]
+    first = [name for name in dict.fromkeys(wanted) if name in options.key_types]
+    options.key_types = first + [name for name in options.key_types if name not in first]
 
 
 def _read_remote(sftp, path: str) -> bytes | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from wazo_ha_core import PeerUnreachable, PluginError
@@ -43,6 +43,7 @@ STATS = {
     "bytes_sent": r"Total bytes sent: ([0-9]+)",
     "bytes_received": r"Total bytes received: ([0-9]+)",
 }
+PRESENTED_FINGERPRINT = re.compile(r"SHA256:[A-Za-z0-9+/]{43}")
 PROGRESS = re.compile(r"^\s*([0-9]+)\s+([0-9]+)%\s+(\S+)\s+(\S+)")
 
 
@@ -161,14 +162,23 @@ def parse_stats(text: str) -> dict[str, int]:
     return figures
 
 
-def explain_failure(code: int, errors: list[str], peer: str, known_hosts: str) -> PluginError:
-    """Turn a failed rsync (non-partial exit code) and its stderr into an error an operator can act on."""
+def explain_failure(
+    code: int, errors: list[str], peer: str, known_hosts: str, pinned: Sequence[str] = ()
+) -> PluginError:
+    """Turn a failed rsync (non-partial exit code) and its stderr into an error an operator can act on.
+
+    ``pinned``: the fingerprints pinned for the slave, named when ssh refuses its host key.
+    """
     text = "\n".join(errors)
     detail = "; ".join(errors[-3:])
     if "REMOTE HOST IDENTIFICATION HAS CHANGED" in text or "Host key verification failed" in text:
+        # ssh's own warning names the key it was shown; the only SHA256 fingerprint on its stderr.
+        presented = sorted(set(PRESENTED_FINGERPRINT.findall(text)) - set(pinned))
         return PluginError(
-            f"host key of the slave {peer} does not match the key pinned in {known_hosts}: refusing to sync. "
-            "If the slave was reinstalled, remove its line from that file and run `wazo-ha sync init`; "
+            f"host key of the slave {peer} does not match the key pinned in {known_hosts}: "
+            f"pinned {', '.join(pinned) or 'none'}, presented {', '.join(presented) or 'unknown'}. Refusing to sync. "
+            "If the slave was reinstalled, check its new key on the slave and pin it again "
+            "(`ssh root@SLAVE wazo-ha sync host-key show | wazo-ha sync host-key pin --replace`); "
             "otherwise someone may be impersonating the slave."
         )
     if "wazo-ha-rsync-receiver: refused" in text:

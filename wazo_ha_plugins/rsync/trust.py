@@ -1,8 +1,8 @@
-"""The trust between master and slave: the sync key, its authorized_keys line, the pinned host key.
+"""The trust between master and slave: the sync key and its authorized_keys line.
 
-Pure helpers (no network): build and edit the text of ``authorized_keys`` and
-``known_hosts``, generate the key, read the init password. The plugin does
-the I/O on the slave through fabric.
+Pure helpers (no network): build and edit the text of ``authorized_keys``,
+generate the key, read the init password. The plugin does the I/O on the
+slave through paramiko; the pinned host key is :mod:`.hostkeys`.
 """
 
 from __future__ import annotations
@@ -101,33 +101,6 @@ def merge_authorized_keys(text: str, new_line: str, retired_blobs: set[str]) -> 
         kept.append(line)
     kept.insert(len(kept) if position is None else position, new_line)
     return "\n".join(kept) + "\n"
-
-
-def pinned_key(known_hosts: Path, pattern: str) -> tuple[str, str] | None:
-    """The ``(type, blob)`` pinned for ``pattern`` in our known_hosts, if any."""
-    try:
-        lines = known_hosts.read_text().splitlines()
-    except FileNotFoundError:
-        return None
-    for line in lines:
-        fields = line.split()
-        if len(fields) >= 3 and pattern in fields[0].split(","):
-            return fields[1], fields[2]
-    return None
-
-
-def pin_host_key(known_hosts: Path, pattern: str, key_type: str, blob: str) -> bool:
-    """Pin ``pattern``'s host key in our known_hosts (replacing its line); False when already pinned."""
-    try:
-        lines = known_hosts.read_text().splitlines()
-    except FileNotFoundError:
-        lines = []
-    new_line = f"{pattern} {key_type} {blob}"
-    others = [line for line in lines if not (line.split() and pattern in line.split()[0].split(","))]
-    if new_line in lines and len(others) == len(lines) - 1:
-        return False
-    write_private(known_hosts, "\n".join([*others, new_line]) + "\n", 0o644)
-    return True
 
 
 def write_private(path: Path, text: str, mode: int = 0o600) -> None:

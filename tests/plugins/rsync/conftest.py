@@ -52,6 +52,26 @@ class Pair:
         engine.store.write_ha_settings(HASettings(node_type, PEER if node_type != "disabled" else ""))
         return engine
 
+    def pin(self) -> None:
+        """Pin the slave's host key as an operator does before ``init``: its sshd's public key, via ``host-key pin``."""
+        self.plugin().pin_host_keys(PEER, self.sshd.host_key.with_suffix(".pub").read_text())
+
+    def slave_node_config(self) -> Path:
+        """Settings of the slave node itself: its own root, whose /etc/ssh holds a copy of the sshd's public key.
+
+        ``host-key show`` there finds it with the default ``host_key_files``.
+        """
+        root = self.tmp / "slave-node"
+        write(root / "etc/ssh/ssh_host_ed25519_key.pub", self.sshd.host_key.with_suffix(".pub").read_text())
+        tree = {
+            "root": str(root),
+            "paths": {"state_db": "/var/lib/wazo-ha/state.db", "run_dir": "/run/wazo-ha"},
+            "plugins": {"file_sync": ["rsync"]},
+        }
+        config_file = self.tmp / "slave-node.yml"
+        config_file.write_text(yaml.safe_dump(tree))
+        return config_file
+
     @property
     def key_file(self) -> Path:
         return self.master / "root/.ssh/wazo-ha-sync_ed25519"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 from wazo_ha_core.cli.main import main
@@ -12,6 +13,15 @@ from .conftest import write
 
 def events(pair, kind):
     return [event for event in pair.engine().store.events(kind=kind, limit=50)]
+
+
+def pin_through_cli(pair, capsys, monkeypatch) -> str:
+    """``host-key show`` on the slave node, its output on ``host-key pin``'s stdin on the master."""
+    assert main(["sync", "host-key", "show", "--config", str(pair.slave_node_config())]) == 0
+    shown = capsys.readouterr().out
+    monkeypatch.setattr("sys.stdin", io.StringIO(shown))
+    assert main(["sync", "host-key", "pin", "--config", str(pair.config_file)]) == 0
+    return capsys.readouterr().out
 
 
 def test_not_a_master_is_an_error(pair, capsys):
@@ -33,11 +43,12 @@ def test_before_init_sync_says_so_and_exits_0_or_1_with_strict(pair, capsys):
     assert latest.outcome == "skipped" and "sync init" in latest.message
 
 
-def test_init_then_sync_then_json_report_and_journal(pair, capsys):
+def test_init_then_sync_then_json_report_and_journal(pair, capsys, monkeypatch):
     write(pair.master / "etc/xivo/asterisk/a.conf", "a")
     pair.engine("master")
+    assert "rsync: pinned SHA256:" in pin_through_cli(pair, capsys, monkeypatch)
     assert main(["sync", "init", "--config", str(pair.config_file)]) == 0
-    assert "rsync: new key, key installed on the slave, host key pinned" in capsys.readouterr().out
+    assert "rsync: new key, key installed on the slave\n" in capsys.readouterr().out
     assert legacy_main(["--init", "--config", str(pair.config_file)]) == 0, "init again is not an error"
     assert "already set up, nothing changed" in capsys.readouterr().out
 
@@ -57,9 +68,10 @@ def test_init_then_sync_then_json_report_and_journal(pair, capsys):
     assert legacy_main(["--config", str(pair.config_file)]) == 0
 
 
-def test_a_failed_sync_exits_1_and_is_journaled(pair, capsys):
+def test_a_failed_sync_exits_1_and_is_journaled(pair, capsys, monkeypatch):
     write(pair.master / "etc/xivo/asterisk/a.conf", "a")
     pair.engine("master")
+    pin_through_cli(pair, capsys, monkeypatch)
     assert main(["sync", "init", "--config", str(pair.config_file)]) == 0
     pair.sshd.kill()
     pair.sshd.new_host_key()

@@ -24,6 +24,7 @@ def test_before_init_the_key_fails_with_the_init_fix(pair):
 
 
 def test_after_init_everything_passes_then_a_loose_mode_fails(pair):
+    pair.pin()
     pair.plugin().init(PEER)
     found = reports(pair)
     assert {name: r.status for name, r in found.items()} == dict.fromkeys(found, PASS), found
@@ -35,6 +36,7 @@ def test_after_init_everything_passes_then_a_loose_mode_fails(pair):
 
 
 def test_an_unrestricted_key_line_on_the_slave_fails(pair):
+    pair.pin()
     pair.plugin().init(PEER)
     # What an admin "fixing" sync by hand might do: the options stripped from our line.
     text = pair.sshd.authorized_keys.read_text()

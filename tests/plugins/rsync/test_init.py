@@ -18,6 +18,7 @@ def our_lines(pair) -> list[str]:
 
 def test_init_installs_a_restricted_key_and_pins_the_host_key(pair):
     pair.sshd.authorized_keys.write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherAdminKeyKeptAsIs admin@site\n")
+    pair.pin()
     result = pair.plugin().init(PEER)
 
     assert result.outcome == "synced"
@@ -36,6 +37,7 @@ def test_init_installs_a_restricted_key_and_pins_the_host_key(pair):
 
 
 def test_init_again_changes_nothing(pair):
+    pair.pin()
     pair.plugin().init(PEER)
     key_before = pair.key_file.read_bytes()
     keys_before = pair.sshd.authorized_keys.read_text()
@@ -51,6 +53,7 @@ def test_init_again_changes_nothing(pair):
 
 
 def test_rotate_replaces_the_key_on_both_sides(pair):
+    pair.pin()
     pair.plugin().init(PEER)
     old_key = pair.tmp / "old_key"
     old_key.write_bytes(pair.key_file.read_bytes())
@@ -70,6 +73,7 @@ def test_rotate_replaces_the_key_on_both_sides(pair):
 
 
 def test_init_refuses_a_changed_host_key(pair):
+    pair.pin()
     pair.plugin().init(PEER)
     pair.sshd.kill()
     pair.sshd.new_host_key()
@@ -82,16 +86,20 @@ def test_init_refuses_a_changed_host_key(pair):
 
 def test_wrong_password_is_a_clear_error_and_installs_nothing(pair, monkeypatch):
     monkeypatch.setenv("WAZO_HA_TEST_SLAVE_PASSWORD", "not-the-password")
+    pair.pin()
+    pins = pair.known_hosts.read_text()
     with pytest.raises(PluginError, match="refused the password of root"):
         pair.plugin().init(PEER)
     assert pair.sshd.authorized_keys.read_text() == ""
-    assert not pair.known_hosts.exists()
+    assert pair.known_hosts.read_text() == pins
+    assert not pair.key_file.exists(), "no sync key is made before the slave accepted the password"
 
 
 def test_a_password_file_readable_by_others_is_refused(pair):
     password_file = pair.tmp / "password"
     password_file.write_text("whatever\n")
     password_file.chmod(0o644)
+    pair.pin()
     with pytest.raises(PluginError, match=r"password_file .* is readable by others \(mode 644\)"):
         pair.plugin(password_env=None, password_file=str(password_file)).init(PEER)
     assert "whatever" not in pair.sshd.authorized_keys.read_text()
@@ -103,4 +111,5 @@ def test_password_from_a_private_file_works(pair):
     password_file = pair.tmp / "password"
     password_file.write_text(ROOT_PASSWORD + "\n")
     password_file.chmod(0o600)
+    pair.pin()
     assert pair.plugin(password_env=None, password_file=str(password_file)).init(PEER).outcome == "synced"

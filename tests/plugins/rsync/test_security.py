@@ -14,6 +14,7 @@ REFUSED = "wazo-ha-rsync-receiver: refused"
 @pytest.fixture
 def installed(pair):
     write(pair.master / "etc/xivo/asterisk/a.conf", "a")
+    pair.pin()
     pair.plugin().init(PEER)
     outside = pair.tmp / "outside"
     outside.mkdir()

@@ -75,6 +75,7 @@ def test_sync_before_init_asks_for_init(pair):
 def test_sync_mirrors_content_modes_owners_symlinks_and_deletions(pair):
     populate_master(pair.master)
     plugin = pair.plugin()
+    pair.pin()
     plugin.init(PEER)
     paths = sync_paths(pair.settings)
     assert "/var/lib/wazo/sounds/tenants/t1/monitor" not in paths
@@ -116,6 +117,7 @@ def test_sync_mirrors_content_modes_owners_symlinks_and_deletions(pair):
 def test_progress_is_reported_when_someone_watches(pair):
     write(pair.master / "var/lib/asterisk/moh/big.wav", os.urandom(2_000_000))
     plugin = pair.plugin()
+    pair.pin()
     plugin.init(PEER)
     seen = []
     plugin.sync(PEER, ["/var/lib/asterisk/moh"], progress=lambda message, figures: seen.append(figures))
@@ -125,6 +127,7 @@ def test_progress_is_reported_when_someone_watches(pair):
 def test_a_changed_slave_host_key_stops_the_sync(pair):
     populate_master(pair.master)
     plugin = pair.plugin()
+    pair.pin()
     plugin.init(PEER)
     pair.sshd.kill()
     pair.sshd.new_host_key()
@@ -142,6 +145,7 @@ def test_a_file_the_slave_cannot_replace_is_a_partial_transfer_warning(pair):
     subprocess.run(["chattr", "+i", str(locked)], check=True)
     try:
         plugin = pair.plugin()
+        pair.pin()
         plugin.init(PEER)
         result = plugin.sync(PEER, ["/var/lib/asterisk/moh"])
     finally:
@@ -158,6 +162,7 @@ def test_a_file_the_slave_cannot_replace_is_a_partial_transfer_warning(pair):
 def test_link_cut_mid_transfer_is_an_error_and_the_next_run_converges(pair):
     write(pair.master / "var/lib/asterisk/moh/big.wav", os.urandom(20_000_000))
     write(pair.master / "var/lib/asterisk/moh/small.wav", b"small")
+    pair.pin()
     pair.plugin().init(PEER)
     slow = pair.plugin(bandwidth_limit=2000)  # KiB/s: about 10 s for the big file
     outcome = {}

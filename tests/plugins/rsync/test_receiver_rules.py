@@ -61,8 +61,8 @@ def test_the_real_clients_request_is_accepted(tmp_path, bandwidth_limit):
         "--timeout=\uff11\uff12",  # full-width digits: str.isdigit() would say yes
         "--bwlimit=10G",
         "--bwlimit=K",
-        "-logDtprRe.iLs;id",
-        "-logDtprRwe.iLs",  # w is not an allowed letter
+        "-logtprRe.iLs;id",
+        "-logtprRwe.iLs",  # w is not an allowed letter
         "-",
         "-e.iLs",  # no letters before the capabilities
         "--log-file=/etc/passwd",
@@ -70,16 +70,16 @@ def test_the_real_clients_request_is_accepted(tmp_path, bandwidth_limit):
 )
 def test_options_outside_the_list_are_refused(option):
     with pytest.raises(receiver.Refused):
-        receiver.check_request(f"rsync --server -logDtprRe.iLsfxCIvu {option} . {ROOT}", ROOT)
+        receiver.check_request(f"rsync --server -logtprRe.iLsfxCIvu {option} . {ROOT}", ROOT)
 
 
 def test_requests_that_are_not_a_receiving_rsync_are_refused():
     for request, reason in [
         ("", "no shell"),
         ("id", "only accepts the master's rsync"),
-        (f"rsync --server --sender -logDtprRe.iLsfxCIvu . {ROOT}", "reading from this node"),
-        (f"rsync --server -logDtpre.iLsfxCIvu . {ROOT}", "--relative"),
-        ("rsync --server -logDtprRe.iLsfxCIvu . /etc", "not the sync root"),
+        (f"rsync --server --sender -logtprRe.iLsfxCIvu . {ROOT}", "reading from this node"),
+        (f"rsync --server -logtpre.iLsfxCIvu . {ROOT}", "--relative"),
+        ("rsync --server -logtprRe.iLsfxCIvu . /etc", "not the sync root"),
     ]:
         with pytest.raises(receiver.Refused, match=reason):
             receiver.check_request(request, ROOT)

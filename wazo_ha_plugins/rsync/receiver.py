@@ -163,9 +163,9 @@ def under_root(root, path):
 
 def check_request(command, root):
     """Return the rsync server options asked for, or raise :class:`Refused`."""
-    if not command:
-        raise Refused("this key only accepts the master's rsync; no shell")
     words = command.split()
+    if not words:
+        raise Refused("this key only accepts the master's rsync; no shell")
     if words[:2] != ["rsync", "--server"]:
         raise Refused(f"this key only accepts the master's rsync, not {words[0][:40]!r}")
     if "--sender" in words:

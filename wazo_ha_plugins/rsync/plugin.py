@@ -30,6 +30,7 @@ from wazo_ha_core import (
     ProgressCallback,
     no_progress,
 )
+from wazo_ha_core.managed_files import remove_file, replace_file
 
 from . import transfer, trust
 from .doctor import rsync_checks
@@ -236,6 +237,42 @@ class RsyncBackend(FileSyncBackend):
         )
         return OperationResult("synced", message, figures, warnings)
 
+    # --- forgetting the trust (leaving the role; edit step "file sync trust rsync") -------------
+
+    def trust_files(self, role: str) -> list[Path]:
+        if role == "slave":
+            return [self._local_path("authorized_keys_file"), self._local_path("receiver_path")]
+        if role == "master":
+            key_file = self._local_path("key_file")
+            return [key_file, key_file.with_name(key_file.name + ".pub"), self._local_path("known_hosts_file")]
+        return []
+
+    def forget_trust(self, role: str, peer: str | None) -> list[str]:
+        """Former slave: our lines in authorized_keys and the receiver. Former master: key pair and pin.
+
+        On the slave, ``authorized_keys_file`` and ``receiver_path`` are this node's own
+        files (resolved under settings ``root``; on a real slave ``remote_root`` is ``/``).
+        Other authorized_keys lines are kept byte for byte, mode and owner too.
+        """
+        removed: list[str] = []
+        try:
+            if role == "slave":
+                authorized, receiver = self.trust_files("slave")
+                if _rewrite_without(authorized, trust.without_our_lines):
+                    removed.append(f"{authorized}: the master's sync key")
+                if remove_file(receiver):
+                    removed.append(str(receiver))
+            elif role == "master":
+                key_file, public, known_hosts = self.trust_files("master")
+                removed += [str(path) for path in (key_file, public) if remove_file(path)]
+                if peer:
+                    pattern = trust.host_pattern(peer, self._port())
+                    if _rewrite_without(known_hosts, lambda content: trust.without_pins(content, pattern)):
+                        removed.append(f"{known_hosts}: the host key pinned for {pattern}")
+        except OSError as exc:
+            raise PluginError(f"cannot forget the file-sync trust ({role}): {exc}") from None
+        return removed
+
     def doctor_checks(self, node_type: str, peer: str | None) -> list:
         """``wazo-ha doctor``: TCP to sshd, the key and its restrictions (see :mod:`.doctor`)."""
         return rsync_checks(self, node_type, peer)
@@ -269,6 +306,24 @@ class _AcceptFirst(paramiko.MissingHostKeyPolicy):
 
     def missing_host_key(self, client, hostname, key):
         return None
+
+
+def _rewrite_without(path: Path, strip) -> bool:
+    """Rewrite ``path`` with ``strip(content)`` (→ ``(bytes, removed count)``), keeping mode and owner.
+
+    Returns whether something was removed. A file left with nothing but blank
+    space is kept (empty), not removed: its existence is the operator's choice.
+    """
+    try:
+        content = path.read_bytes()
+    except FileNotFoundError:
+        return False
+    kept, removed = strip(content)
+    if not removed:
+        return False
+    info = path.stat()
+    replace_file(path, kept, stat.S_IMODE(info.st_mode), owner=(info.st_uid, info.st_gid))
+    return True
 
 
 def _read_remote(sftp, path: str) -> bytes | None:

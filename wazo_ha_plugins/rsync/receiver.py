@@ -289,8 +289,10 @@ EPERM, ENOSYS = 1, 38
 SYSCALLS = {
     "x86_64": {
         "arch": 0xC000003E,
-        "mode": {90: 1, 91: 1, 268: 2, 452: 2, 2: 2, 85: 1, 257: 3},  # chmod fchmod fchmodat fchmodat2 open creat openat
-        "denied": (133, 259, 188, 189, 190, 463),  # mknod mknodat setxattr lsetxattr fsetxattr setxattrat
+        # chmod fchmod fchmodat fchmodat2 open creat openat → the argument holding the mode
+        "mode": {90: 1, 91: 1, 268: 2, 452: 2, 2: 2, 85: 1, 257: 3},
+        # mknod mknodat setxattr lsetxattr fsetxattr setxattrat
+        "denied": (133, 259, 188, 189, 190, 463),
         "absent": (437, 425),  # openat2 io_uring_setup
     },
     "aarch64": {
@@ -319,7 +321,7 @@ def seccomp_program(table):
     deny, absent, allow = ret(SECCOMP_RET_ERRNO | EPERM), ret(SECCOMP_RET_ERRNO | ENOSYS), ret(SECCOMP_RET_ALLOW)
     blocks = []  # (syscall numbers, block of instructions)
     for number, argument in table["mode"].items():
-        check = [(BPF_LD_W_ABS, 0, 0, 16 + 8 * argument), (BPF_JSET_K, 0, 1, SPECIAL_BITS)] + deny + allow
+        check = [(BPF_LD_W_ABS, 0, 0, 16 + 8 * argument), (BPF_JSET_K, 0, 1, SPECIAL_BITS), *deny, *allow]
         blocks.append(([number], check))
     blocks.append((list(table["denied"]), deny))
     blocks.append((list(table["absent"]), absent))

@@ -79,28 +79,65 @@ def authorized_line(key_type: str, blob: str, from_addresses: list[str], command
     return f'from="{sources}",restrict,command="{command}" {key_type} {blob} {KEY_COMMENT}'
 
 
+def lines_of(text):
+    """``text`` (str or bytes) cut after each ``\\n`` only, as sshd reads it; joined back it is ``text``."""
+    pattern = r"[^\n]*\n|[^\n]+"
+    return re.findall(pattern.encode() if isinstance(text, bytes) else pattern, text)
+
+
 def merge_authorized_keys(text: str, new_line: str, retired_blobs: set[str]) -> str:
     """``text`` with our previous lines (our comment, or a retired key) replaced by ``new_line``.
 
-    Every other line is kept as it was, in order. Our line goes where the
-    first of our previous lines was, or at the end.
+    Every other line is kept as it was, byte for byte, in order. Our line goes
+    where the first of our previous lines was, or at the end.
     """
     kept: list[str] = []
     position = None
-    for line in text.splitlines():
-        words = line.split()
-        ours = (
-            bool(words)
-            and not line.lstrip().startswith("#")
-            and (words[-1] == KEY_COMMENT or any(blob in words for blob in retired_blobs))
-        )
-        if ours:
+    for line in lines_of(text):
+        if is_our_line(line, retired_blobs):
             if position is None:
                 position = len(kept)
             continue
         kept.append(line)
-    kept.insert(len(kept) if position is None else position, new_line)
-    return "\n".join(kept) + "\n"
+    if position is None:
+        position = len(kept)
+        if kept and not kept[-1].endswith("\n"):
+            kept[-1] += "\n"
+    kept.insert(position, new_line + "\n")
+    return "".join(kept)
+
+
+def is_our_line(line: str, retired_blobs: set[str] = frozenset()) -> bool:
+    """A key line of ours: our comment last, or one of ``retired_blobs``; never a comment line."""
+    words = line.split()
+    return (
+        bool(words)
+        and not line.lstrip().startswith("#")
+        and (words[-1] == KEY_COMMENT or any(blob in words for blob in retired_blobs))
+    )
+
+
+def without_our_lines(content: bytes) -> tuple[bytes, int]:
+    """``content`` (an authorized_keys file) without our key lines, every other byte kept; and how many went."""
+    kept, removed = [], 0
+    for line in lines_of(content):
+        if is_our_line(line.decode("utf-8", errors="replace")):
+            removed += 1
+        else:
+            kept.append(line)
+    return b"".join(kept), removed
+
+
+def without_pins(content: bytes, pattern: str) -> tuple[bytes, int]:
+    """``content`` (a known_hosts file) without the lines pinning ``pattern``, every other byte kept."""
+    kept, removed = [], 0
+    for line in lines_of(content):
+        fields = line.decode("utf-8", errors="replace").split()
+        if len(fields) >= 3 and pattern in fields[0].split(","):
+            removed += 1
+        else:
+            kept.append(line)
+    return b"".join(kept), removed
 
 
 def pinned_key(known_hosts: Path, pattern: str) -> tuple[str, str] | None:

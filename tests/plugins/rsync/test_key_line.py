@@ -46,8 +46,19 @@ def assert_nothing_reached_the_slave(pair: Pair) -> None:
         ({"from_addresses": ["fe80::1%eth0\n"]}, "from_addresses:"),
         ({"from_addresses": [12]}, "from_addresses: 12 is not an IP address"),
     ],
-    ids=["excluded-newline", "excluded-second-key", "directory-newline", "from-newline", "from-comma", "from-quote",
-         "from-wildcard", "from-hostname", "from-host-bits", "from-zone", "from-int"],
+    ids=[
+        "excluded-newline",
+        "excluded-second-key",
+        "directory-newline",
+        "from-newline",
+        "from-comma",
+        "from-quote",
+        "from-wildcard",
+        "from-hostname",
+        "from-host-bits",
+        "from-zone",
+        "from-int",
+    ],
 )
 def test_values_that_would_split_or_widen_the_key_line_are_refused_and_nothing_is_written(pair, overrides, named):
     pair.sshd.authorized_keys.write_bytes(OTHER_ADMIN)

@@ -16,6 +16,7 @@ import stat
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -43,13 +44,13 @@ def plant(pair, source_root, name, *options):
 
 def setuid_copy_of_id(path):
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(open("/usr/bin/id", "rb").read())  # noqa: SIM115 (one read)
-    os.chmod(path, 0o4755)
+    path.write_bytes(Path("/usr/bin/id").read_bytes())
+    os.chmod(path, 0o4755)  # noqa: S103 (the attack under test)
 
 
 def setgid_file(path):
     write(path, "#!/bin/sh\nid\n")
-    os.chmod(path, 0o2755)
+    os.chmod(path, 0o2755)  # noqa: S103 (the attack under test)
 
 
 def plain_binary(path):
@@ -89,7 +90,13 @@ def file_capability(path):
 def posix_acl(path):
     write(path, "acl")
     # version 2, then (tag, permissions, id): user::rw- user:65534:rwx group::r-- mask::rwx other::r--
-    entries = [(0x01, 6, 0xFFFFFFFF), (0x02, 7, 65534), (0x04, 4, 0xFFFFFFFF), (0x10, 7, 0xFFFFFFFF), (0x20, 4, 0xFFFFFFFF)]
+    entries = [
+        (0x01, 6, 0xFFFFFFFF),
+        (0x02, 7, 65534),
+        (0x04, 4, 0xFFFFFFFF),
+        (0x10, 7, 0xFFFFFFFF),
+        (0x20, 4, 0xFFFFFFFF),
+    ]
     acl = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *entry) for entry in entries)
     os.setxattr(path, "system.posix_acl_access", acl)
 
@@ -122,8 +129,17 @@ def fifo(path):
         (fifo, ["-rlptgoR", "--specials"], "--specials (FIFOs and sockets)"),
         (fifo, ["-rlptgoRD"], "-D (device and special files)"),
     ],
-    ids=["capability-X", "capability-aX", "acl-A", "user-xattr-X", "device-D", "device-long", "device-a", "fifo-long",
-         "fifo-D"],
+    ids=[
+        "capability-X",
+        "capability-aX",
+        "acl-A",
+        "user-xattr-X",
+        "device-D",
+        "device-long",
+        "device-a",
+        "fifo-long",
+        "fifo-D",
+    ],
 )
 def test_options_that_create_more_than_plain_files_are_refused_by_name(installed, make_source, options, named):
     pair = installed
@@ -148,7 +164,10 @@ def test_the_plugins_own_sync_keeps_owners_and_modes(installed):
     result = pair.plugin().sync(PEER, ["/var/lib/asterisk/agi-bin", f"/{MOH}"])
 
     assert result.figures["rsync_exit"] == 0, result
-    synced_agi, synced_song = (pair.slave / "var/lib/asterisk/agi-bin/dialer.py").stat(), (pair.slave / MOH / "owned.wav").stat()
+    synced_agi, synced_song = (
+        (pair.slave / "var/lib/asterisk/agi-bin/dialer.py").stat(),
+        (pair.slave / MOH / "owned.wav").stat(),
+    )
     assert stat.S_IMODE(synced_agi.st_mode) == 0o755
     assert (synced_song.st_uid, synced_song.st_gid, stat.S_IMODE(synced_song.st_mode)) == (
         DAEMON.pw_uid,
@@ -217,8 +236,17 @@ def test_the_kernel_refuses_what_rsync_is_told_not_to_do(tmp_path):
     allowed.mkdir(parents=True)
     outside.mkdir()
     child = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", CHILD, os.path.dirname(receiver.__file__), str(root), str(allowed),
-         str(outside)],
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            CHILD,
+            os.path.dirname(receiver.__file__),
+            str(root),
+            str(allowed),
+            str(outside),
+        ],
         capture_output=True,
         text=True,
         timeout=60,

@@ -113,7 +113,10 @@ def test_tenant_monitor_and_recording_on_the_slave_are_read_only_to_the_key(inst
     evil_root = pair.tmp / "evil"
     write(evil_root / "var/lib/wazo/sounds/tenants/t1/monitor/call.wav", "overwritten")
     result = pair.rsync(
-        "-rlptgoR", "--no-implied-dirs", f"{evil_root}/./var/lib/wazo/sounds/tenants/t1/monitor", f"root@{PEER}:{pair.slave}"
+        "-rlptgoR",
+        "--no-implied-dirs",
+        f"{evil_root}/./var/lib/wazo/sounds/tenants/t1/monitor",
+        f"root@{PEER}:{pair.slave}",
     )
     assert result.returncode != 0
     assert recording.read_text() == "slave recording"

@@ -4,7 +4,7 @@
 key, installs it on the slave restricted to the master's address and to a
 forced command (:mod:`.receiver`) that only lets rsync write the synced
 directories, and pins the slave's host key in the library's own known_hosts.
-``sync`` runs ``rsync -aR --delete-after`` over ssh with that key, that pin,
+``sync`` runs ``rsync -rlptgoR --delete-delay`` over ssh with that key, that pin,
 batch mode and a connect timeout, and reports what it moved.
 """
 
@@ -30,7 +30,6 @@ from wazo_ha_core import (
     ProgressCallback,
     no_progress,
 )
-from wazo_ha_core.managed_files import remove_file, replace_file
 
 from . import transfer, trust
 from .doctor import rsync_checks
@@ -260,11 +259,11 @@ class RsyncBackend(FileSyncBackend):
                 authorized, receiver = self.trust_files("slave")
                 if _rewrite_without(authorized, trust.without_our_lines):
                     removed.append(f"{authorized}: the master's sync key")
-                if remove_file(receiver):
+                if _remove(receiver):
                     removed.append(str(receiver))
             elif role == "master":
                 key_file, public, known_hosts = self.trust_files("master")
-                removed += [str(path) for path in (key_file, public) if remove_file(path)]
+                removed += [str(path) for path in (key_file, public) if _remove(path)]
                 if peer:
                     pattern = trust.host_pattern(peer, self._port())
                     if _rewrite_without(known_hosts, lambda content: trust.without_pins(content, pattern)):
@@ -322,7 +321,15 @@ def _rewrite_without(path: Path, strip) -> bool:
     if not removed:
         return False
     info = path.stat()
-    replace_file(path, kept, stat.S_IMODE(info.st_mode), owner=(info.st_uid, info.st_gid))
+    trust.write_private(path, kept, stat.S_IMODE(info.st_mode), owner=(info.st_uid, info.st_gid))
+    return True
+
+
+def _remove(path: Path) -> bool:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
     return True
 
 

@@ -167,14 +167,16 @@ def pin_host_key(known_hosts: Path, pattern: str, key_type: str, blob: str) -> b
     return True
 
 
-def write_private(path: Path, text: str, mode: int = 0o600) -> None:
-    """Write ``text`` to ``path`` atomically with ``mode``, creating parents 0700."""
+def write_private(path: Path, text: str | bytes, mode: int = 0o600, owner: tuple[int, int] | None = None) -> None:
+    """Write ``text`` to ``path`` atomically with ``mode`` (and ``owner``), creating parents 0700."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     descriptor, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         os.fchmod(descriptor, mode)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(text)
+        if owner is not None:
+            os.fchown(descriptor, *owner)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(text.encode() if isinstance(text, str) else text)
         os.replace(scratch, path)
     except BaseException:
         Path(scratch).unlink(missing_ok=True)

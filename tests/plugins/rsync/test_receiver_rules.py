@@ -47,6 +47,8 @@ def test_the_real_clients_request_is_accepted(tmp_path, bandwidth_limit):
     options = receiver.check_request(request, ROOT)
 
     assert "--delete-delay" in options and any(option.startswith("-") and "R" in option for option in options)
+    cluster = next(option for option in options if not option.startswith("--"))
+    assert not set(cluster.partition("e")[0]) & {"D", "A", "X"}, "the plugin's own client asks for plain files only"
     assert ("--bwlimit=2048" in options) == (bandwidth_limit is not None)
 
 

@@ -167,11 +167,10 @@ class RsyncBackend(FileSyncBackend):
     def _from_addresses(self, peer: str, port: int) -> list[str]:
         configured = self.config["from_addresses"]
         if configured:
-            for address in configured:
-                if not trust.SAFE_ARGUMENT.match(str(address)):
-                    raise PluginError(f"plugin_config.rsync.from_addresses: {address!r} is not an address")
-            return [str(address) for address in configured]
-        return [trust.source_address(peer, port)]
+            if not isinstance(configured, list):
+                raise PluginError(f"plugin_config.rsync.from_addresses must be a list, got {trust.shown(configured)}")
+            return [trust.from_address(address) for address in configured]
+        return [trust.from_address(trust.source_address(peer, port).partition("%")[0])]
 
     def _host_key_changed(self, peer: str, when: str) -> str:
         known_hosts = self._local_path("known_hosts_file")
@@ -286,8 +285,8 @@ class RsyncBackend(FileSyncBackend):
 
     def _user(self) -> str:
         user = self.config["user"]
-        if not isinstance(user, str) or not trust.SAFE_ARGUMENT.match(user) or user.startswith("-"):
-            raise PluginError(f"plugin_config.rsync.user must be a user name, got {user!r}")
+        if not isinstance(user, str) or not trust.SAFE_ARGUMENT.fullmatch(user) or user.startswith("-"):
+            raise PluginError(f"plugin_config.rsync.user must be a user name, got {trust.shown(user)}")
         return user
 
     def _port(self) -> int:

@@ -239,7 +239,9 @@ class RsyncBackend(FileSyncBackend):
 
     def trust_files(self, role: str) -> list[Path]:
         if role == "slave":
-            return [self._local_path("authorized_keys_file"), self._local_path("receiver_path")]
+            # A symlinked authorized_keys is edited where it points (what sshd reads); the link stays.
+            authorized = Path(os.path.realpath(self._local_path("authorized_keys_file")))
+            return [authorized, self._local_path("receiver_path")]
         if role == "master":
             key_file = self._local_path("key_file")
             return [key_file, key_file.with_name(key_file.name + ".pub"), self._local_path("known_hosts_file")]

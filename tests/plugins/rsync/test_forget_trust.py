@@ -138,3 +138,20 @@ def test_leaving_the_master_role_removes_the_key_pair_and_the_pin(linked, after)
     assert pair.known_hosts.read_bytes() == other_pin
     with pytest.raises(NotInitialised, match="run `wazo-ha sync init` first"):
         pair.plugin().sync(PEER, ["/var/lib/asterisk/moh"])
+
+
+def test_a_symlinked_authorized_keys_stays_a_link_and_loses_our_line(linked):
+    pair = linked
+    slave_keys = pair.slave / AUTHORIZED_KEYS.lstrip("/")
+    target = pair.slave / "etc/ssh/authorized/root"
+    target.parent.mkdir(parents=True)
+    os.replace(slave_keys, target)
+    slave_keys.symlink_to("../../etc/ssh/authorized/root")
+    before = target.read_bytes()
+    engine = node_engine(pair, pair.slave, "slave")
+
+    engine.update_ha({"node_type": "disabled"})
+
+    assert os.readlink(slave_keys) == "../../etc/ssh/authorized/root"
+    assert target.read_bytes() == our_line_removed(before) == OTHER_LINES
+    assert "Permission denied (publickey" in pair.ssh("id").stderr

@@ -2,7 +2,7 @@
 
 A 20,000-file / 500 MB tree is mirrored over one throwaway sshd on loopback by
 three runners: the plugin (restricted key, forced-command receiver in its mount
-namespace, ``-aR --delete-delay --stats``), plain ``rsync -a`` (the issue's
+namespace, ``-rlptgoR --delete-delay --stats``), plain ``rsync -a`` (the issue's
 baseline: no deletions) and today's ``xivo-sync`` command (``rsync -aR
 --delete-after``, a mirror like ours), both with an unrestricted key and the
 same ssh options. A first sync (empty slave) and a no-change sync are timed,

@@ -1,17 +1,24 @@
 """The side effects of an HA settings edit, one :class:`EditStep` each.
 
-The engine runs them in this order: device provisioners, compatibility
-files, then the store (the commit point: if writing the store fails, the
-files and the provisioners are put back).
+The engine runs them in this order: device provisioners, the core steps of
+other modules (SIP expiry, replication, pg_hba, schedules), the file-sync
+trust, compatibility files, then the store (the commit point: if writing the
+store fails, the files and the provisioners are put back). See
+:meth:`wazo_ha_core.engine.HAEngine.edit_steps`.
 """
 
 from __future__ import annotations
 
+import logging
+
 from .compat import CompatFiles, FileSnapshot
 from .config import HASettings
 from .edit import EditStep
-from .extensions import DeviceProvisioner
+from .extensions import DeviceProvisioner, FileSyncBackend
 from .journal import Event, utcnow
+from .managed_files import ExactSnapshot
+
+log = logging.getLogger(__name__)
 
 
 class ProvisionerStep(EditStep):
@@ -37,6 +44,44 @@ class ProvisionerStep(EditStep):
             self.provisioner.enable_backup(before.remote_address)
         else:
             self.provisioner.disable_backup()
+
+
+def left_role(before: HASettings, after: HASettings) -> str | None:
+    """The role (``"master"`` or ``"slave"``) this edit takes the node out of, if any.
+
+    Disabling, and switching master ↔ slave, both leave a role: a node that
+    becomes master must no longer accept files pushed by its former master, and
+    a node that becomes slave must no longer hold a key that writes to its
+    former slave. A new ``remote_address`` in the same role leaves nothing: the
+    key stays bound to its ``from=`` address and the host key to its pinned
+    address, and the new peer needs ``wazo-ha sync init`` anyway.
+    """
+    if before.node_type in ("master", "slave") and after.node_type != before.node_type:
+        return before.node_type
+    return None
+
+
+class FileSyncTrustStep(EditStep):
+    """Leaving master or slave: the file-sync plugin forgets its side of the trust, undone exactly."""
+
+    def __init__(self, backend: FileSyncBackend):
+        self.backend = backend
+        self.name = f"file sync trust {backend.name}"
+        self.snapshots: list[ExactSnapshot] = []
+
+    def apply(self, before: HASettings, after: HASettings) -> None:
+        self.snapshots = []
+        role = left_role(before, after)
+        if role is None:
+            return
+        self.snapshots = [ExactSnapshot.take(path) for path in self.backend.trust_files(role)]
+        removed = self.backend.forget_trust(role, before.remote_address or None)
+        if removed:
+            log.info("file sync %s: left the %s role, removed %s", self.backend.name, role, "; ".join(removed))
+
+    def undo(self, before: HASettings, after: HASettings) -> None:
+        for snapshot in reversed(self.snapshots):
+            snapshot.restore()
 
 
 class CompatFilesStep(EditStep):

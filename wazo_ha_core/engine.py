@@ -16,7 +16,7 @@ from . import devices, file_sync, replication
 from .compat import CompatFiles
 from .config import DISABLED, HASettings, detect_local_addresses, validate_ha_body
 from .edit import EditStep, run_steps
-from .edit_steps import CompatFilesStep, ProvisionerStep, StoreStep
+from .edit_steps import CompatFilesStep, FileSyncTrustStep, ProvisionerStep, StoreStep
 from .errors import EditError
 from .extensions import ONLY_PINNED, OperationResult, PeerVerification, ProgressCallback, no_progress
 from .file_sync import SyncReport
@@ -130,6 +130,7 @@ class HAEngine:
             SlaveDBAccessStep(self.settings),
             ScheduleStep(self.settings),
         ]
+        steps += [FileSyncTrustStep(backend) for backend in self.loader.load("file_sync")]
         steps.append(CompatFilesStep(self.compat))
         return steps
 

@@ -28,6 +28,7 @@ import abc
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import UnsupportedOperation
@@ -245,6 +246,40 @@ class FileSyncBackend(Plugin, abc.ABC):
         by the plugin's settings. Raises :class:`~wazo_ha_core.errors.PluginError`
         when the mirror could not be made; the next run must converge.
         """
+
+    def trust_files(self, role: str) -> list[Path]:
+        """Optional: the local files :meth:`forget_trust` may change or remove for ``role``.
+
+        ``role`` is ``"master"`` or ``"slave"``. The engine snapshots each of them
+        (bytes, mode, owner, or absence) before calling :meth:`forget_trust`, and
+        puts them back exactly when a later step of the same edit fails. So
+        :meth:`forget_trust` must touch no other file. No I/O. Default: none.
+        """
+        return []
+
+    def forget_trust(self, role: str, peer: str | None) -> list[str]:
+        """Optional: this node leaves ``role``; remove its side of the trust with ``peer``.
+
+        Called by the edit step ``file sync trust <name>`` when the node type goes
+        from ``"master"`` or ``"slave"`` to anything else (disabled, or the other
+        role). On a former slave: whatever lets the master write here (the
+        master's key in ``authorized_keys``, a forced command). On a former
+        master: the credentials that let it write to the slave (key pair,
+        pinned host key of ``peer``, the previous ``remote_address``, ``None``
+        when unknown). Trust comes back only with a new :meth:`init`.
+
+        * **Local files only** (those :meth:`trust_files` lists), no network,
+          no command: the peer may be gone for good.
+        * **Idempotent**: with nothing left to remove it changes nothing and
+          returns ``[]``.
+        * Returns what was removed, in words for the journal and the log
+          (e.g. ``"/root/.ssh/authorized_keys: 1 sync key line"``).
+        * Raises :class:`~wazo_ha_core.errors.PluginError` when a file cannot
+          be read or written; the edit is then rolled back.
+
+        Default: nothing to forget.
+        """
+        return []
 
 
 class HealthProbe(Plugin, abc.ABC):

@@ -23,6 +23,7 @@ TEST_PLUGINS = {
     "recording_provisioner": sample_plugins.RecordingProvisioner,
     "recording_services": sample_plugins.RecordingServices,
     "recording_replication": sample_plugins.RecordingReplication,
+    "recording_file_sync": sample_plugins.RecordingFileSync,
 }
 
 

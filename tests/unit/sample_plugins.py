@@ -33,6 +33,18 @@ class RecordingFileSync(FileSyncBackend):
         CALLS.append((self.name, "sync", (peer, tuple(paths))))
         return OperationResult("synced")
 
+    def trust_files(self, role):
+        """One file per role under ``trust/`` in the sandbox: ``<role>.key``."""
+        return [self.context.settings.resolve(f"/trust/{role}.key")]
+
+    def forget_trust(self, role, peer):
+        CALLS.append((self.name, "forget_trust", (role, peer)))
+        [path] = self.trust_files(role)
+        if not path.exists():
+            return []
+        path.unlink()
+        return [str(path)]
+
 
 class AlwaysUpProbe(HealthProbe):
     def probe(self, target):

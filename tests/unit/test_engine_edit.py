@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from wazo_ha_core.config import HASettings
 from wazo_ha_core.errors import EditError, StoreNotMigrated, ValidationError
 
 from .sample_plugins import CALLS
@@ -256,3 +257,83 @@ def test_odd_bodies_are_refused_briefly_and_change_nothing(make_engine, sandbox,
     assert len(str(caught.value)) <= 400
     assert tree_files(sandbox) == files and len(engine.store.events()) == events and CALLS == []
     assert engine.get_ha() == {"node_type": "master", "remote_address": "10.0.0.2"}
+
+
+# --- file sync trust: forgotten when the node leaves master or slave ------------------------
+
+FILE_SYNC = {"plugins": {"file_sync": ["recording_file_sync"]}}
+
+
+def test_the_file_sync_trust_step_comes_after_the_schedules_and_before_the_compatibility_files(make_engine):
+    engine = make_engine(**FILE_SYNC)
+    engine.update_ha({"node_type": "master", "remote_address": "10.0.0.2"})
+    [event] = engine.store.events()
+    steps = event.figures["steps"]
+    assert steps[steps.index("schedules") + 1 : steps.index("compatibility files")] == [
+        "file sync trust recording_file_sync"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "forgotten"),
+    [
+        (("disabled", ""), ("master", "10.0.0.2"), None),
+        (("disabled", ""), ("slave", "10.0.0.2"), None),
+        (("master", "10.0.0.2"), ("disabled", ""), ("master", "10.0.0.2")),
+        (("slave", "10.0.0.3"), ("disabled", ""), ("slave", "10.0.0.3")),
+        (("master", "10.0.0.2"), ("slave", "10.0.0.2"), ("master", "10.0.0.2")),
+        (("slave", "10.0.0.2"), ("master", "10.0.0.2"), ("slave", "10.0.0.2")),
+        (("master", "10.0.0.2"), ("master", "10.0.0.4"), None),
+        (("slave", "10.0.0.2"), ("slave", "10.0.0.4"), None),
+    ],
+    ids=lambda value: "-".join(value) if isinstance(value, tuple) else str(value),
+)
+def test_the_trust_is_forgotten_exactly_when_the_node_leaves_a_role(make_engine, sandbox, before, after, forgotten):
+    engine = make_engine(**FILE_SYNC)
+    engine.store.write_ha_settings(HASettings(*before))
+    for role in ("master", "slave"):
+        write_private(sandbox / f"trust/{role}.key", f"{role} secret\n")
+
+    engine.update_ha({"node_type": after[0], "remote_address": after[1]})
+
+    calls = [call[2] for call in CALLS if call[1] == "forget_trust"]
+    assert calls == ([forgotten] if forgotten else [])
+    for role in ("master", "slave"):
+        assert (sandbox / f"trust/{role}.key").exists() == (forgotten is None or forgotten[0] != role)
+
+
+def test_a_failing_later_step_puts_the_forgotten_trust_back_exactly(make_engine, sandbox, monkeypatch):
+    engine = make_engine(**FILE_SYNC)
+    engine.store.write_ha_settings(HASettings("slave", "10.0.0.2"))
+    key = write_private(sandbox / "trust/slave.key", "slave secret\r\nsecond line")
+    os.chown(key, 1, 2)
+    monkeypatch.setattr(engine.compat, "write", lambda ha: (_ for _ in ()).throw(PermissionError("read-only /etc")))
+
+    with pytest.raises(EditError) as caught:
+        engine.update_ha({"node_type": "disabled"})
+
+    assert caught.value.step == "compatibility files" and caught.value.undo_failures == []
+    assert ("recording_file_sync", "forget_trust", ("slave", "10.0.0.2")) in CALLS
+    info = key.stat()
+    assert key.read_bytes() == b"slave secret\r\nsecond line"
+    assert (info.st_mode & 0o7777, info.st_uid, info.st_gid) == (0o600, 1, 2)
+    assert engine.get_ha() == {"node_type": "slave", "remote_address": "10.0.0.2"}
+
+
+def test_left_role():
+    from wazo_ha_core.edit_steps import left_role
+
+    def ha(node_type, address="10.0.0.2"):
+        return HASettings(node_type, address if node_type != "disabled" else "")
+
+    assert left_role(ha("slave"), ha("disabled")) == "slave"
+    assert left_role(ha("master"), ha("slave")) == "master"
+    assert left_role(ha("disabled"), ha("master")) is None
+    assert left_role(ha("master"), ha("master", "10.0.0.9")) is None
+
+
+def write_private(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode())
+    os.chmod(path, 0o600)
+    return path

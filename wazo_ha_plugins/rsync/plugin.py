@@ -8,7 +8,7 @@ fingerprint, or confirmed on a terminal, or explicitly accepted — and only
 then sends the password; it creates an ed25519 key and installs it on the
 slave restricted to the master's address and to a forced command
 (:mod:`.receiver`) that only lets rsync write the synced directories.
-``sync`` runs ``rsync -aR --delete-after`` over ssh with that key, that pin,
+``sync`` runs ``rsync -rlptgoR --delete-delay`` over ssh with that key, that pin,
 batch mode and a connect timeout, and reports what it moved.
 """
 
@@ -236,11 +236,10 @@ class RsyncBackend(FileSyncBackend):
     def _from_addresses(self, peer: str, port: int) -> list[str]:
         configured = self.config["from_addresses"]
         if configured:
-            for address in configured:
-                if not trust.SAFE_ARGUMENT.match(str(address)):
-                    raise PluginError(f"plugin_config.rsync.from_addresses: {address!r} is not an address")
-            return [str(address) for address in configured]
-        return [trust.source_address(peer, port)]
+            if not isinstance(configured, list):
+                raise PluginError(f"plugin_config.rsync.from_addresses must be a list, got {trust.shown(configured)}")
+            return [trust.from_address(address) for address in configured]
+        return [trust.from_address(trust.source_address(peer, port).partition("%")[0])]
 
     def _host_key_changed(self, peer: str, when: str, pinned: list, presented: str | None) -> str:
         known_hosts = self._local_path("known_hosts_file")
@@ -365,6 +364,44 @@ class RsyncBackend(FileSyncBackend):
         )
         return OperationResult("synced", message, figures, warnings)
 
+    # --- forgetting the trust (leaving the role; edit step "file sync trust rsync") -------------
+
+    def trust_files(self, role: str) -> list[Path]:
+        if role == "slave":
+            # A symlinked authorized_keys is edited where it points (what sshd reads); the link stays.
+            authorized = Path(os.path.realpath(self._local_path("authorized_keys_file")))
+            return [authorized, self._local_path("receiver_path")]
+        if role == "master":
+            key_file = self._local_path("key_file")
+            return [key_file, key_file.with_name(key_file.name + ".pub"), self._local_path("known_hosts_file")]
+        return []
+
+    def forget_trust(self, role: str, peer: str | None) -> list[str]:
+        """Former slave: our lines in authorized_keys and the receiver. Former master: key pair and pin.
+
+        On the slave, ``authorized_keys_file`` and ``receiver_path`` are this node's own
+        files (resolved under settings ``root``; on a real slave ``remote_root`` is ``/``).
+        Other authorized_keys lines are kept byte for byte, mode and owner too.
+        """
+        removed: list[str] = []
+        try:
+            if role == "slave":
+                authorized, receiver = self.trust_files("slave")
+                if _rewrite_without(authorized, trust.without_our_lines):
+                    removed.append(f"{authorized}: the master's sync key")
+                if _remove(receiver):
+                    removed.append(str(receiver))
+            elif role == "master":
+                key_file, public, known_hosts = self.trust_files("master")
+                removed += [str(path) for path in (key_file, public) if _remove(path)]
+                if peer:
+                    pattern = trust.host_pattern(peer, self._port())
+                    if _rewrite_without(known_hosts, lambda content: trust.without_pins(content, pattern)):
+                        removed.append(f"{known_hosts}: the host key pinned for {pattern}")
+        except OSError as exc:
+            raise PluginError(f"cannot forget the file-sync trust ({role}): {exc}") from None
+        return removed
+
     def doctor_checks(self, node_type: str, peer: str | None) -> list:
         """``wazo-ha doctor``: TCP to sshd, the key and its restrictions (see :mod:`.doctor`)."""
         return rsync_checks(self, node_type, peer)
@@ -379,8 +416,8 @@ class RsyncBackend(FileSyncBackend):
 
     def _user(self) -> str:
         user = self.config["user"]
-        if not isinstance(user, str) or not trust.SAFE_ARGUMENT.match(user) or user.startswith("-"):
-            raise PluginError(f"plugin_config.rsync.user must be a user name, got {user!r}")
+        if not isinstance(user, str) or not trust.SAFE_ARGUMENT.fullmatch(user) or user.startswith("-"):
+            raise PluginError(f"plugin_config.rsync.user must be a user name, got {trust.shown(user)}")
         return user
 
     def _port(self) -> int:
@@ -401,6 +438,32 @@ def _prefer_key_types(transport: paramiko.Transport, pinned_types: list[str]) ->
         wanted += ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] if key_type == "ssh-rsa" else [key_type]
     first = [name for name in dict.fromkeys(wanted) if name in options.key_types]
     options.key_types = first + [name for name in options.key_types if name not in first]
+
+
+def _rewrite_without(path: Path, strip) -> bool:
+    """Rewrite ``path`` with ``strip(content)`` (→ ``(bytes, removed count)``), keeping mode and owner.
+
+    Returns whether something was removed. A file left with nothing but blank
+    space is kept (empty), not removed: its existence is the operator's choice.
+    """
+    try:
+        content = path.read_bytes()
+    except FileNotFoundError:
+        return False
+    kept, removed = strip(content)
+    if not removed:
+        return False
+    info = path.stat()
+    trust.write_private(path, kept, stat.S_IMODE(info.st_mode), owner=(info.st_uid, info.st_gid))
+    return True
+
+
+def _remove(path: Path) -> bool:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _read_remote(sftp, path: str) -> bytes | None:

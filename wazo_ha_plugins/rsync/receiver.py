@@ -17,12 +17,23 @@ tenant sound directories, inside which the existing ``--protect`` directories
 such as ``monitor`` and ``recording`` are read-only too). The kernel, not
 rsync, enforces the boundary.
 
+Nor can the key create anything that gives more rights than the file's owner
+has: the options that would (``-D``, ``-A``, ``-X``, ``--super``…) are
+refused, the receiving rsync is always run with :data:`FORCED_OPTIONS`
+(s-bits stripped from every mode it receives, no device, special file, ACL
+or extended attribute), and the kernel enforces the same before rsync starts
+(:func:`harden`): the writable mounts are ``nosuid,nodev``, every capability
+but :data:`KEPT_CAPABILITIES` leaves the bounding set, and a seccomp filter
+fails any chmod or file creation with a setuid/setgid bit, any mknod and any
+setxattr (file capabilities and ACLs are extended attributes).
+
 This file must stay standalone: Python 3 standard library only, because it
 runs on the slave with the system ``python3`` and nothing else.
 """
 
 import ctypes
 import os
+import struct
 import sys
 
 PROGRAM = "wazo-ha-rsync-receiver"
@@ -34,12 +45,33 @@ DIGITS = frozenset("0123456789")
 LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 PATH_CHARACTERS = LETTERS | DIGITS | frozenset("._/@+:-")
 NAME_CHARACTERS = LETTERS | DIGITS | frozenset("._-")
-# What the master's rsync client sends: "-logDtprRe.iLsfxCIvu" and a few long options.
-SHORT_LETTERS = frozenset("logDtprRvzcHAXSWxn")
+# What the master's rsync client (rsync -rlptgoR) sends: "-logtprRe.iLsfxCIvu" and a few long options.
+SHORT_LETTERS = frozenset("logtprRvzcHSWxn")
 SERVER_FLAGS = LETTERS | frozenset(".")  # after the "e": the client's capability letters
 LONG_FLAGS = frozenset(
     ("--delete-after", "--delete-delay", "--no-implied-dirs", "--stats", "--numeric-ids", "--partial")
 )
+WHY_FORBIDDEN = "this key may only create plain files, directories and symlinks (sync with rsync -rlptgo, not -a)"
+#: Short letters and long options refused by name: each would let the key create more than plain files.
+FORBIDDEN_LETTERS = {
+    "D": "-D (device and special files)",
+    "A": "-A (ACLs)",
+    "X": "-X (extended attributes, file capabilities included)",
+}
+FORBIDDEN_LONG = {
+    "--devices": "--devices (device files)",
+    "--specials": "--specials (FIFOs and sockets)",
+    "--write-devices": "--write-devices (writing into device files)",
+    "--acls": "--acls (ACLs)",
+    "--xattrs": "--xattrs (extended attributes)",
+    "--super": "--super (root-only attributes)",
+    "--fake-super": "--fake-super (attributes kept in extended attributes)",
+    "--chmod": "--chmod (modes are the slave's to force)",
+}
+#: Appended to the client's options, so they win: whatever the sender's file list says, no setuid or
+#: setgid bit (rsync applies a server-side --chmod to every mode it receives), no device or special
+#: file, no ACL, no extended attribute.
+FORCED_OPTIONS = ("--chmod=ugo-s", "--no-devices", "--no-specials", "--no-acls", "--no-xattrs")
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
@@ -86,6 +118,16 @@ def is_long_option(option):
     return False
 
 
+def forbidden_option(option):
+    """The name of the dangerous option ``option`` is or holds (see FORBIDDEN_*), else ``None``."""
+    if option.startswith("--"):
+        return FORBIDDEN_LONG.get(option.partition("=")[0])
+    if option.startswith("-"):
+        letters = option[1:].partition("e")[0]
+        return next((FORBIDDEN_LETTERS[letter] for letter in letters if letter in FORBIDDEN_LETTERS), None)
+    return None
+
+
 def is_safe_path(value):
     """An absolute path of plain characters (no space, quote, newline or shell character)."""
     return value.startswith("/") and set(value) <= PATH_CHARACTERS
@@ -121,9 +163,9 @@ def under_root(root, path):
 
 def check_request(command, root):
     """Return the rsync server options asked for, or raise :class:`Refused`."""
-    if not command:
-        raise Refused("this key only accepts the master's rsync; no shell")
     words = command.split()
+    if not words:
+        raise Refused("this key only accepts the master's rsync; no shell")
     if words[:2] != ["rsync", "--server"]:
         raise Refused(f"this key only accepts the master's rsync, not {words[0][:40]!r}")
     if "--sender" in words:
@@ -132,6 +174,9 @@ def check_request(command, root):
         raise Refused("unexpected rsync command shape")
     options = words[2:-2]
     for option in options:
+        forbidden = forbidden_option(option)
+        if forbidden:
+            raise Refused(f"rsync option {forbidden} is not allowed: {WHY_FORBIDDEN}")
         if not (is_short_cluster(option) or is_long_option(option)):
             raise Refused(f"rsync option {option[:40]!r} is not allowed")
     if not any(
@@ -147,6 +192,8 @@ def check_request(command, root):
 def _libc():
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+    libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    libc.capset.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
     return libc
 
 
@@ -202,17 +249,153 @@ def confine(policy):
     _mount(libc, None, "/", MS_REC | MS_PRIVATE)
     for directory in writable + protected:
         _mount(libc, directory, directory, MS_BIND)
+    # Nothing the transfer writes is honoured as setuid or as a device through its own mounts.
+    for directory in writable:
+        _mount(libc, None, directory, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | _kept_flags(directory))
     # rsync may open /dev/null for writing: that one device node stays writable.
     _mount(libc, "/dev/null", "/dev/null", MS_BIND)
     keep_writable = {*writable, "/dev/null"}
     for point in dict.fromkeys(_mount_points()):
         if point in keep_writable or not os.path.exists(point):
             continue
-        flags = os.statvfs(point).f_flag
-        if flags & os.ST_RDONLY:
+        if os.statvfs(point).f_flag & os.ST_RDONLY:
             continue
-        kept = sum(mount_flag for st_flag, mount_flag in KEPT_FLAGS if flags & st_flag)
-        _mount(libc, None, point, MS_REMOUNT | MS_BIND | MS_RDONLY | kept)
+        _mount(libc, None, point, MS_REMOUNT | MS_BIND | MS_RDONLY | _kept_flags(point))
+
+
+def _kept_flags(point):
+    flags = os.statvfs(point).f_flag
+    return sum(mount_flag for st_flag, mount_flag in KEPT_FLAGS if flags & st_flag)
+
+
+# --- the kernel's share: capabilities and a seccomp filter -------------------------------------
+
+#: What rsync -o -g -p needs to write files owned by anyone (asterisk, root) with their modes:
+#: CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER. Every other capability is dropped, among them
+#: CAP_MKNOD (device files), CAP_SETFCAP (file capabilities), CAP_FSETID (keeping s-bits),
+#: CAP_LINUX_IMMUTABLE, CAP_SYS_ADMIN (remounting what confine() made read-only), CAP_SETUID.
+KEPT_CAPABILITIES = (0, 1, 3)
+CAP_SETPCAP = 8
+PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 24, 38, 22, 2
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+LINUX_CAPABILITY_VERSION_3 = 0x20080522
+SPECIAL_BITS = 0o6000  # S_ISUID | S_ISGID
+EPERM, ENOSYS = 1, 38
+
+# System call numbers per machine: (mode checked at argument N, denied, not implemented).
+# "mode" calls fail with EPERM when their mode has a setuid/setgid bit; "denied" ones always fail
+# with EPERM; "absent" ones with ENOSYS (openat2 hides its mode in a struct; io_uring would run
+# any of the others without a system call the filter sees). rsync uses none of them but chmod.
+SYSCALLS = {
+    "x86_64": {
+        "arch": 0xC000003E,
+        # chmod fchmod fchmodat fchmodat2 open creat openat → the argument holding the mode
+        "mode": {90: 1, 91: 1, 268: 2, 452: 2, 2: 2, 85: 1, 257: 3},
+        # mknod mknodat setxattr lsetxattr fsetxattr setxattrat
+        "denied": (133, 259, 188, 189, 190, 463),
+        "absent": (437, 425),  # openat2 io_uring_setup
+    },
+    "aarch64": {
+        "arch": 0xC00000B7,
+        "mode": {52: 1, 53: 2, 452: 2, 56: 3},  # fchmod fchmodat fchmodat2 openat
+        "denied": (33, 5, 6, 7, 463),  # mknodat setxattr lsetxattr fsetxattr setxattrat
+        "absent": (437, 425),
+    },
+}
+X32_SYSCALL_BIT = 0x40000000
+BPF_LD_W_ABS, BPF_JEQ_K, BPF_JGE_K, BPF_JSET_K, BPF_RET_K = 0x20, 0x15, 0x35, 0x45, 0x06
+SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
+
+
+def seccomp_program(table):
+    """The filter as classic BPF instructions ``(code, jump if true, jump if false, k)``.
+
+    Layout: arch check; then for each watched call a "nr == call?" test jumping to its own
+    block; falling off the tests allows the call. Arguments are read as their low 32 bits
+    (both machines are little-endian).
+    """
+
+    def ret(value):
+        return [(BPF_RET_K, 0, 0, value)]
+
+    deny, absent, allow = ret(SECCOMP_RET_ERRNO | EPERM), ret(SECCOMP_RET_ERRNO | ENOSYS), ret(SECCOMP_RET_ALLOW)
+    blocks = []  # (syscall numbers, block of instructions)
+    for number, argument in table["mode"].items():
+        check = [(BPF_LD_W_ABS, 0, 0, 16 + 8 * argument), (BPF_JSET_K, 0, 1, SPECIAL_BITS), *deny, *allow]
+        blocks.append(([number], check))
+    blocks.append((list(table["denied"]), deny))
+    blocks.append((list(table["absent"]), absent))
+    tests_count = sum(len(numbers) for numbers, _ in blocks)
+    program = [
+        (BPF_LD_W_ABS, 0, 0, 4),  # seccomp_data.arch
+        (BPF_JEQ_K, 1, 0, table["arch"]),
+        *deny,  # another ABI (i386 on x86_64): nothing at all
+        (BPF_LD_W_ABS, 0, 0, 0),  # seccomp_data.nr
+        (BPF_JGE_K, 0, 1, X32_SYSCALL_BIT),
+        *deny,  # the x32 ABI
+    ]
+    # Blocks start after the tests and the "allow" that ends them.
+    offset, index = 1, 0
+    for numbers, block in blocks:
+        for number in numbers:
+            index += 1
+            program.append((BPF_JEQ_K, tests_count - index + offset, 0, number))
+        offset += len(block)
+    program += allow
+    for _, block in blocks:
+        program += block
+    return program
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def _prctl(libc, what, *args):
+    arguments = [ctypes.c_ulong(value) for value in (*args, 0, 0, 0, 0)[:4]]
+    if libc.prctl(what, *arguments) != 0:
+        raise Refused(f"cannot confine the transfer: prctl {what}: {os.strerror(ctypes.get_errno())}")
+
+
+def drop_capabilities(libc):
+    """Leave only KEPT_CAPABILITIES: in the bounding set (what rsync gets at exec), and in this process."""
+    with open("/proc/sys/kernel/cap_last_cap", encoding="ascii") as last:
+        last_cap = int(last.read())
+    for capability in sorted(set(range(last_cap + 1)) - set(KEPT_CAPABILITIES), key=lambda c: c == CAP_SETPCAP):
+        _prctl(libc, PR_CAPBSET_DROP, capability)
+    _prctl(libc, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+    kept = sum(1 << capability for capability in KEPT_CAPABILITIES)
+    header = _CapHeader(LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)(_CapData(kept, kept, 0), _CapData(0, 0, 0))
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise Refused(f"cannot confine the transfer: capset: {os.strerror(ctypes.get_errno())}")
+
+
+def install_seccomp(libc):
+    table = SYSCALLS.get(os.uname().machine)
+    if table is None:
+        raise Refused(f"cannot confine the transfer: no seccomp filter for the machine {os.uname().machine!r}")
+    program = seccomp_program(table)
+    packed = b"".join(struct.pack("=HBBI", *instruction) for instruction in program)
+    buffer = ctypes.create_string_buffer(packed, len(packed))
+    fprog = _SockFprog(len(program), ctypes.cast(buffer, ctypes.c_void_p))
+    _prctl(libc, PR_SET_NO_NEW_PRIVS, 1)
+    _prctl(libc, PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog))
+
+
+def harden():
+    """After confine(): drop capabilities, then the seccomp filter; both hold for rsync after exec."""
+    libc = _libc()
+    drop_capabilities(libc)
+    install_seccomp(libc)
 
 
 def main(argv):
@@ -220,6 +403,7 @@ def main(argv):
         policy = parse_policy(argv)
         options = check_request(os.environ.get("SSH_ORIGINAL_COMMAND", ""), policy["root"])
         confine(policy)
+        harden()
     except Refused as exc:
         sys.stderr.write(f"{PROGRAM}: refused: {exc}\n")
         return 1
@@ -227,7 +411,7 @@ def main(argv):
         sys.stderr.write(f"{PROGRAM}: refused: {exc}\n")
         return 1
     env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}
-    os.execve(RSYNC, [RSYNC, "--server", *options, ".", policy["root"]], env)  # noqa: S606 (no shell, on purpose)
+    os.execve(RSYNC, [RSYNC, "--server", *options, *FORCED_OPTIONS, ".", policy["root"]], env)  # noqa: S606 (no shell, on purpose)
 
 
 if __name__ == "__main__":

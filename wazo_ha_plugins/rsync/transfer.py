@@ -101,7 +101,7 @@ def rsync_command(
 ) -> list[str]:
     command = [
         "rsync",
-        "-aR",
+        "-rlptgoR",
         # Deletions found during the transfer and done after it, as --delete-after
         # promises, without --delete-after's second pass over the receiver's tree.
         "--delete-delay",

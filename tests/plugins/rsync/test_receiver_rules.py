@@ -47,6 +47,8 @@ def test_the_real_clients_request_is_accepted(tmp_path, bandwidth_limit):
     options = receiver.check_request(request, ROOT)
 
     assert "--delete-delay" in options and any(option.startswith("-") and "R" in option for option in options)
+    cluster = next(option for option in options if not option.startswith("--"))
+    assert not set(cluster.partition("e")[0]) & {"D", "A", "X"}, "the plugin's own client asks for plain files only"
     assert ("--bwlimit=2048" in options) == (bandwidth_limit is not None)
 
 
@@ -61,8 +63,8 @@ def test_the_real_clients_request_is_accepted(tmp_path, bandwidth_limit):
         "--timeout=\uff11\uff12",  # full-width digits: str.isdigit() would say yes
         "--bwlimit=10G",
         "--bwlimit=K",
-        "-logDtprRe.iLs;id",
-        "-logDtprRwe.iLs",  # w is not an allowed letter
+        "-logtprRe.iLs;id",
+        "-logtprRwe.iLs",  # w is not an allowed letter
         "-",
         "-e.iLs",  # no letters before the capabilities
         "--log-file=/etc/passwd",
@@ -70,16 +72,16 @@ def test_the_real_clients_request_is_accepted(tmp_path, bandwidth_limit):
 )
 def test_options_outside_the_list_are_refused(option):
     with pytest.raises(receiver.Refused):
-        receiver.check_request(f"rsync --server -logDtprRe.iLsfxCIvu {option} . {ROOT}", ROOT)
+        receiver.check_request(f"rsync --server -logtprRe.iLsfxCIvu {option} . {ROOT}", ROOT)
 
 
 def test_requests_that_are_not_a_receiving_rsync_are_refused():
     for request, reason in [
         ("", "no shell"),
         ("id", "only accepts the master's rsync"),
-        (f"rsync --server --sender -logDtprRe.iLsfxCIvu . {ROOT}", "reading from this node"),
-        (f"rsync --server -logDtpre.iLsfxCIvu . {ROOT}", "--relative"),
-        ("rsync --server -logDtprRe.iLsfxCIvu . /etc", "not the sync root"),
+        (f"rsync --server --sender -logtprRe.iLsfxCIvu . {ROOT}", "reading from this node"),
+        (f"rsync --server -logtpre.iLsfxCIvu . {ROOT}", "--relative"),
+        ("rsync --server -logtprRe.iLsfxCIvu . /etc", "not the sync root"),
     ]:
         with pytest.raises(receiver.Refused, match=reason):
             receiver.check_request(request, ROOT)

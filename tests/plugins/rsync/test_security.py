@@ -26,9 +26,9 @@ def installed(pair):
     [
         ["id"],
         ["sh", "-c", "touch /tmp/pwned"],
-        ["rsync", "--server", "--sender", "-logDtprRe.iLsfxCIvu", ".", "/etc/"],
+        ["rsync", "--server", "--sender", "-logtprRe.iLsfxCIvu", ".", "/etc/"],
         ["scp", "-t", "/tmp"],
-        ["rsync", "--server", "-logDtprRe.iLsfxCIvu", "--rsync-path=sh", ".", "/"],
+        ["rsync", "--server", "-logtprRe.iLsfxCIvu", "--rsync-path=sh", ".", "/"],
     ],
     ids=["id", "shell", "rsync-sender", "scp", "unknown-option"],
 )
@@ -64,7 +64,7 @@ def test_the_key_is_refused_from_another_source_address(installed):
 def test_rsync_to_another_destination_is_refused(installed):
     pair, outside = installed
     source = write(pair.tmp / "evil.conf", "evil")
-    result = pair.rsync("-aR", str(source), f"root@{PEER}:{outside}/")
+    result = pair.rsync("-rlptgoR", str(source), f"root@{PEER}:{outside}/")
     assert result.returncode != 0
     assert f"{REFUSED}: destination" in result.stderr
     assert not (outside / "evil.conf").exists()
@@ -75,12 +75,12 @@ def test_rsync_cannot_write_outside_the_allowed_directories(installed):
     evil_root = pair.tmp / "evil"
     write(evil_root / "etc/evil.conf", "evil")
     write(evil_root / "etc/xivo/asterisk/ok.conf", "allowed")
-    result = pair.rsync("-aR", "--no-implied-dirs", f"{evil_root}/./etc/evil.conf", f"root@{PEER}:{pair.slave}")
+    result = pair.rsync("-rlptgoR", "--no-implied-dirs", f"{evil_root}/./etc/evil.conf", f"root@{PEER}:{pair.slave}")
     assert result.returncode != 0
     assert "Read-only file system" in result.stderr
     assert not (pair.slave / "etc/evil.conf").exists()
     result = pair.rsync(
-        "-aR", "--no-implied-dirs", f"{evil_root}/./etc/xivo/asterisk/ok.conf", f"root@{PEER}:{pair.slave}"
+        "-rlptgoR", "--no-implied-dirs", f"{evil_root}/./etc/xivo/asterisk/ok.conf", f"root@{PEER}:{pair.slave}"
     )
     assert result.returncode == 0, result.stderr
     assert (pair.slave / "etc/xivo/asterisk/ok.conf").read_text() == "allowed"
@@ -91,14 +91,14 @@ def test_a_symlink_planted_in_an_allowed_directory_does_not_lead_outside(install
     evil_root = pair.tmp / "evil"
     os.makedirs(evil_root / "etc/xivo/asterisk")
     os.symlink(str(outside), evil_root / "etc/xivo/asterisk/escape")
-    first = pair.rsync("-aR", "--no-implied-dirs", f"{evil_root}/./etc/xivo/asterisk", f"root@{PEER}:{pair.slave}")
+    first = pair.rsync("-rlptgoR", "--no-implied-dirs", f"{evil_root}/./etc/xivo/asterisk", f"root@{PEER}:{pair.slave}")
     assert first.returncode == 0, first.stderr
     assert os.readlink(pair.slave / "etc/xivo/asterisk/escape") == str(outside), "symlinks themselves do mirror"
 
     crafted = pair.tmp / "crafted"
     write(crafted / "etc/xivo/asterisk/escape/planted", "through the symlink")
     second = pair.rsync(
-        "-aR",
+        "-rlptgoR",
         "--no-implied-dirs",
         "--keep-dirlinks",
         f"{crafted}/./etc/xivo/asterisk/escape/planted",
@@ -114,7 +114,10 @@ def test_tenant_monitor_and_recording_on_the_slave_are_read_only_to_the_key(inst
     evil_root = pair.tmp / "evil"
     write(evil_root / "var/lib/wazo/sounds/tenants/t1/monitor/call.wav", "overwritten")
     result = pair.rsync(
-        "-aR", "--no-implied-dirs", f"{evil_root}/./var/lib/wazo/sounds/tenants/t1/monitor", f"root@{PEER}:{pair.slave}"
+        "-rlptgoR",
+        "--no-implied-dirs",
+        f"{evil_root}/./var/lib/wazo/sounds/tenants/t1/monitor",
+        f"root@{PEER}:{pair.slave}",
     )
     assert result.returncode != 0
     assert recording.read_text() == "slave recording"

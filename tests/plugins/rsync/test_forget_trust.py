@@ -53,6 +53,7 @@ def linked(pair: Pair) -> Pair:
     rsync["authorized_keys_file"] = str(slave_keys)
     rsync["receiver_path"] = f"{pair.slave}{RECEIVER}"
     write(pair.master / "var/lib/asterisk/moh/a.wav", "a")
+    pair.pin()
     pair.plugin().init(PEER)
     assert REFUSED in pair.ssh("id").stderr, "the key opens the slave (then the forced command refuses id)"
     return pair

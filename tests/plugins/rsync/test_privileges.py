@@ -32,6 +32,7 @@ DAEMON = pwd.getpwnam("daemon")
 @pytest.fixture
 def installed(pair):
     write(pair.master / MOH / "keep.wav", "a")
+    pair.pin()
     pair.plugin().init(PEER)
     return pair
 

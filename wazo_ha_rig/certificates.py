@@ -133,3 +133,28 @@ def certificate_from_another_authority(subject_alt_name: str) -> tuple[ServerCer
     """
     impostor = CertificateAuthority.create("impostor")
     return impostor.issue(subject_alt_name), impostor
+
+
+def debian_snakeoil_certificate() -> ServerCertificate:
+    """A certificate made as Debian's ``ssl-cert`` makes ``ssl-cert-snakeoil.pem`` (``make-ssl-cert``).
+
+    Self-signed, ``CA:FALSE``, naming this host's name (not an address): it is its own
+    authority certificate. Its directory is ``certificate.certificate.parent`` (remove it when done).
+    """
+    directory = Path(tempfile.mkdtemp(prefix="wazo-ha-snakeoil-"))
+    template = "/usr/share/ssl-cert/ssleay.cnf"
+    subprocess.run(
+        ["make-ssl-cert", template, "snakeoil.pem"], cwd=directory, check=True, capture_output=True, timeout=60
+    )
+    _openssl("x509", "-in", "snakeoil.pem", "-out", "snakeoil.crt", cwd=directory)
+    _openssl("pkey", "-in", "snakeoil.pem", "-out", "snakeoil.key", cwd=directory)
+    shown = subprocess.run(
+        ["openssl", "x509", "-in", "snakeoil.crt", "-noout", "-ext", "subjectAltName"],
+        cwd=directory, check=True, capture_output=True, text=True, timeout=60,
+    ).stdout  # fmt: skip
+    san = shown.splitlines()[-1].strip().split(",")[0]  # "DNS:<host name>"
+    _give_to_postgres(directory / "snakeoil.key", 0o600)
+    _give_to_postgres(directory / "snakeoil.crt", 0o644)
+    (directory / "snakeoil.pem").unlink()  # it holds the key too
+    certificate = directory / "snakeoil.crt"
+    return ServerCertificate("snakeoil", certificate, directory / "snakeoil.key", certificate, san)

@@ -19,7 +19,11 @@ from tests.rig.waiting import wait_for
 from wazo_ha_core import PluginError, PreflightError
 from wazo_ha_core.doctor import FAIL, PASS, WARN, run_checks
 from wazo_ha_plugins.pg_dump.connection import APPLICATION_NAME
-from wazo_ha_rig.certificates import CertificateAuthority, certificate_from_another_authority
+from wazo_ha_rig.certificates import (
+    CertificateAuthority,
+    certificate_from_another_authority,
+    debian_snakeoil_certificate,
+)
 from wazo_ha_rig.postgres import SUPERUSER_PASSWORD, as_postgres
 
 from .conftest import Pair, content
@@ -65,13 +69,18 @@ def loaded(master_cluster, slave_cluster, tmp_path) -> Pair:
     return Pair(master_cluster, slave_cluster, tmp_path)
 
 
+def install_root_certificate(pair, source) -> str:
+    """Copy ``source`` to the master's ROOT_CERT (under the pair's root); returns that node path."""
+    target = pair.root / ROOT_CERT.lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    return ROOT_CERT
+
+
 @pytest.fixture
 def trusted(pair, authority):
     """The CA certificate installed on the master at ROOT_CERT; returns the settings that use it."""
-    target = pair.root / ROOT_CERT.lstrip("/")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(authority.certificate, target)
-    return {"sslmode": "verify-full", "sslrootcert": ROOT_CERT}
+    return {"sslmode": "verify-full", "sslrootcert": install_root_certificate(pair, authority.certificate)}
 
 
 def replication_backends(pair) -> list[tuple[str, str]]:
@@ -136,6 +145,20 @@ def test_a_certificate_naming_another_address_is_refused_under_verify_full_only(
     # verify-ca checks the signature only: the same certificate passes, and the link counts as verified.
     result = pair.plugin(**{**trusted, "sslmode": "verify-ca"}).replicate(pair.peer)
     assert result.outcome == "copied" and result.figures["tls"] == "verified"
+
+
+def test_a_debian_snakeoil_certificate_is_verified_by_verify_ca_with_itself_as_root(pair, slave_tls):
+    # What docs/plugins/pg_dump.rst says for a slave that keeps Debian's snakeoil certificate.
+    snakeoil = debian_snakeoil_certificate()
+    try:
+        slave_tls.serve(snakeoil)
+        pinned = {"sslrootcert": install_root_certificate(pair, snakeoil.certificate)}
+        # It names the host, not the address the master connects to: verify-full cannot pass.
+        refused(pair, "does not match host name", sslmode="verify-full", **pinned)
+        result = pair.plugin(sslmode="verify-ca", **pinned).replicate(pair.peer)
+        assert result.outcome == "copied" and result.figures["tls"] == "verified"
+    finally:
+        shutil.rmtree(snakeoil.certificate.parent)
 
 
 # --- (c) the default, prefer ---------------------------------------------------------------------

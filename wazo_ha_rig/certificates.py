@@ -135,6 +135,23 @@ def certificate_from_another_authority(subject_alt_name: str) -> tuple[ServerCer
     return impostor.issue(subject_alt_name), impostor
 
 
+def self_signed_certificate(subject_alt_name: str) -> ServerCertificate:
+    """A self-signed certificate naming ``subject_alt_name``, made by the one command the docs give.
+
+    It is its own authority certificate. Its directory is ``certificate.certificate.parent``.
+    """
+    directory = Path(tempfile.mkdtemp(prefix="wazo-ha-self-signed-"))
+    _openssl(
+        *f"req -x509 {NEW_EC_KEY} -days {DAYS} -subj /CN=wazo-ha-slave".split(),
+        *("-addext", f"subjectAltName={subject_alt_name}", "-keyout", "server.key", "-out", "server.crt"),
+        cwd=directory,
+    )
+    _give_to_postgres(directory / "server.key", 0o600)
+    _give_to_postgres(directory / "server.crt", 0o644)
+    certificate = directory / "server.crt"
+    return ServerCertificate("self-signed", certificate, directory / "server.key", certificate, subject_alt_name)
+
+
 def debian_snakeoil_certificate() -> ServerCertificate:
     """A certificate made as Debian's ``ssl-cert`` makes ``ssl-cert-snakeoil.pem`` (``make-ssl-cert``).
 

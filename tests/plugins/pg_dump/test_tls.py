@@ -23,6 +23,7 @@ from wazo_ha_rig.certificates import (
     CertificateAuthority,
     certificate_from_another_authority,
     debian_snakeoil_certificate,
+    self_signed_certificate,
 )
 from wazo_ha_rig.postgres import SUPERUSER_PASSWORD, as_postgres
 
@@ -145,6 +146,18 @@ def test_a_certificate_naming_another_address_is_refused_under_verify_full_only(
     # verify-ca checks the signature only: the same certificate passes, and the link counts as verified.
     result = pair.plugin(**{**trusted, "sslmode": "verify-ca"}).replicate(pair.peer)
     assert result.outcome == "copied" and result.figures["tls"] == "verified"
+
+
+def test_a_self_signed_certificate_naming_the_address_is_verified_by_verify_full_with_itself_as_root(pair, slave_tls):
+    # The docs' recipe for a site without a CA: one openssl command on the slave, the .crt copied to the master.
+    own = self_signed_certificate(f"IP:{Pair.peer}")
+    try:
+        slave_tls.serve(own)
+        pinned = {"sslmode": "verify-full", "sslrootcert": install_root_certificate(pair, own.certificate)}
+        result = pair.plugin(**pinned).replicate(pair.peer)
+        assert result.outcome == "copied" and result.figures["tls"] == "verified"
+    finally:
+        shutil.rmtree(own.certificate.parent)
 
 
 def test_a_debian_snakeoil_certificate_is_verified_by_verify_ca_with_itself_as_root(pair, slave_tls):

@@ -197,8 +197,8 @@ OPTIONS: tuple[Option, ...] = (
         False,
         "bool",
         "Accept the master's replication over TLS only: the `pg_hba.conf` line is `hostssl` instead of `host` "
-        "(still `scram-sha-256`). PostgreSQL must have `ssl = on` (enabling refuses otherwise); on the master "
-        "set `plugin_config.pg_dump.sslmode: verify-full`.",
+        "(still `scram-sha-256`), written when HA is enabled on this slave. PostgreSQL must have `ssl = on` "
+        "(enabling refuses otherwise); on the master set `plugin_config.pg_dump.sslmode: verify-full`.",
     ),
     Option(
         "slave_db.grant_roles",

@@ -32,6 +32,9 @@ VERIFYING_MODES = ("verify-ca", "verify-full")
 TLS_KEYS = ("sslmode", "sslrootcert", "sslcrl")
 DEFAULTS = {"sslmode": "prefer", "sslrootcert": None, "sslcrl": None}
 
+#: No control character: libpq's connection string cannot carry a NUL, a message should not carry a newline.
+_ABSOLUTE_PATH = re.compile(r"/[^\x00-\x1f\x7f]*")
+
 CLEAR, ENCRYPTED, VERIFIED = "clear", "encrypted", "verified"
 LINK_KINDS = (CLEAR, ENCRYPTED, VERIFIED)
 
@@ -58,11 +61,11 @@ def _shown(value: object) -> str:
 def validate(config: dict, section: str) -> None:
     """Refuse a bad TLS setting with the key and the value (``section`` is ``plugin_config.<name>``)."""
     mode = config["sslmode"]
-    if mode not in SSLMODES:
+    if not isinstance(mode, str) or mode not in SSLMODES:
         raise PluginError(f"{section}.sslmode must be one of {', '.join(SSLMODES)}, got {_shown(mode)}")
     for key in ("sslrootcert", "sslcrl"):
         value = config[key]
-        if value is not None and not (isinstance(value, str) and value.startswith("/") and "\n" not in value):
+        if value is not None and not (isinstance(value, str) and _ABSOLUTE_PATH.fullmatch(value)):
             raise PluginError(f"{section}.{key} must be an absolute path or null, got {_shown(value)}")
     if mode in VERIFYING_MODES and config["sslrootcert"] is None:
         # libpq would fall back on ~/.postgresql/root.crt of whoever runs us: name the file instead.

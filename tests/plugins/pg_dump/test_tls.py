@@ -14,10 +14,13 @@ import shutil
 
 import psycopg2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.rig.waiting import wait_for
 from wazo_ha_core import PluginError, PreflightError
 from wazo_ha_core.doctor import FAIL, PASS, WARN, run_checks
+from wazo_ha_plugins.pg_dump import tls
 from wazo_ha_plugins.pg_dump.connection import APPLICATION_NAME
 from wazo_ha_rig.certificates import (
     CertificateAuthority,
@@ -289,3 +292,45 @@ def test_a_slave_that_requires_tls_refuses_a_clear_master_and_accepts_the_defaul
     message = refused(pair, "TLS to the slave PostgreSQL", sslmode="disable")
     assert "no encryption" in message
     assert pair.plugin().replicate(pair.peer).figures["tls"] == "encrypted"
+
+
+# --- the validator, for any value ----------------------------------------------------------------------
+
+ANY_VALUE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.text(max_size=300),
+    st.lists(st.text(max_size=5), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+    st.sampled_from([*tls.SSLMODES, "/etc/ca.crt", "/etc/ca.crt\n", "/etc/\x00ca.crt", "VERIFY-FULL", " prefer"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(sslmode=ANY_VALUE, sslrootcert=ANY_VALUE, sslcrl=ANY_VALUE)
+def test_the_tls_validator_accepts_only_libpq_modes_and_clean_absolute_paths(sslmode, sslrootcert, sslcrl):
+    config = {"sslmode": sslmode, "sslrootcert": sslrootcert, "sslcrl": sslcrl}
+
+    def clean_path(value) -> bool:
+        return value is None or (
+            isinstance(value, str) and value.startswith("/") and not any(ord(c) < 32 or c == "\x7f" for c in value)
+        )
+
+    valid = (
+        isinstance(sslmode, str)
+        and sslmode in tls.SSLMODES
+        and clean_path(sslrootcert)
+        and clean_path(sslcrl)
+        and not (sslmode in tls.VERIFYING_MODES and sslrootcert is None)
+    )
+    try:
+        tls.validate(config, "plugin_config.pg_dump")
+    except PluginError as exc:
+        assert not valid, exc
+        message = str(exc)
+        assert message.startswith("plugin_config.pg_dump.ssl") and len(message) < 500
+        assert "\n" not in message  # the value is shown as its repr, on one line
+    else:
+        assert valid, config

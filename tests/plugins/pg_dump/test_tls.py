@@ -31,6 +31,7 @@ from wazo_ha_rig.certificates import (
 from wazo_ha_rig.postgres import SUPERUSER_PASSWORD, as_postgres
 
 from .conftest import Pair, content
+from .test_engine import engine_for
 
 ROOT_CERT = "/etc/wazo-ha/slave-root.crt"  # node path of sslrootcert, resolved under the pair's root
 TLS_CHECK = "master → slave TLS"
@@ -175,6 +176,17 @@ def test_a_debian_snakeoil_certificate_is_verified_by_verify_ca_with_itself_as_r
         assert result.outcome == "copied" and result.figures["tls"] == "verified"
     finally:
         shutil.rmtree(snakeoil.certificate.parent)
+
+
+def test_the_journal_records_a_verified_copy_and_a_refused_one(pair, slave_tls, authority, right_certificate, trusted):
+    slave_tls.serve(right_certificate)
+    engine_for(pair, **trusted).replicate()
+    slave_tls.serve(authority.issue("IP:192.0.2.1"))
+    with pytest.raises(PreflightError):
+        engine_for(pair, **trusted).replicate(force=True)
+    refused_event, copied = engine_for(pair).store.events(kind="replication")  # newest first
+    assert copied.outcome == "ok" and copied.figures["tls"] == "verified"
+    assert refused_event.outcome == "refused" and refused_event.message.startswith("TLS to the slave PostgreSQL")
 
 
 # --- (c) the default, prefer ---------------------------------------------------------------------

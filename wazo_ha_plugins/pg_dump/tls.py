@@ -105,6 +105,12 @@ class TlsSettings:
             raise TlsRefused(f"{self.section}.{key} {_shown(str(path))}: {exc.strerror}") from None
         if not stat.S_ISREG(info.st_mode):
             raise TlsRefused(f"{self.section}.{key} {_shown(str(path))} is not a regular file")
+        if info.st_mode & 0o022:
+            # Whoever can rewrite the trusted certificate can pose as the slave.
+            raise TlsRefused(
+                f"{self.section}.{key} {_shown(str(path))} has mode {stat.S_IMODE(info.st_mode):04o}; it must not be "
+                f"writable by group or others: chmod go-w {path}"
+            )
 
     def describe(self) -> str:
         shown = f"sslmode={self.sslmode}"

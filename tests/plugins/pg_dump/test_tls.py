@@ -346,3 +346,11 @@ def test_the_tls_validator_accepts_only_libpq_modes_and_clean_absolute_paths(ssl
         assert "\n" not in message  # the value is shown as its repr, on one line
     else:
         assert valid, config
+
+
+def test_a_root_certificate_others_may_rewrite_is_refused(pair, slave_tls, right_certificate, trusted):
+    slave_tls.serve(right_certificate)
+    path = pair.root / ROOT_CERT.lstrip("/")
+    path.chmod(0o666)
+    message = refused(pair, "sslrootcert", **trusted)
+    assert message.startswith(f"plugin_config.pg_dump.sslrootcert '{path}' has mode 0666;") and "chmod go-w" in message

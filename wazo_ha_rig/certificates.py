@@ -18,6 +18,7 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import pwd
@@ -40,6 +41,17 @@ def _give_to_postgres(path: Path, mode: int) -> None:
     os.chmod(path, mode)
     owner = pwd.getpwnam(PG_USER)
     os.chown(path, owner.pw_uid, owner.pw_gid)
+
+
+@contextlib.contextmanager
+def _fresh_directory(prefix: str, parent: Path | None = None):
+    """A new 0700 directory (no window on the keys made in it), removed again if making its contents fails."""
+    directory = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    try:
+        yield directory
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
 
 
 def san_host(subject_alt_name: str) -> str:
@@ -84,16 +96,16 @@ class CertificateAuthority:
     @classmethod
     def create(cls, name: str, parent: Path | None = None) -> CertificateAuthority:
         """A new self-signed authority (EC P-256) in a fresh 0700 directory."""
-        directory = Path(tempfile.mkdtemp(prefix=f"wazo-ha-ca-{name}-", dir=parent))  # 0700: no window on keys
-        _openssl(
-            *f"req -x509 -new {NEW_EC_KEY} -keyout ca.key -out ca.crt -days {DAYS}".split(),
-            *("-subj", f"/CN=wazo-ha rig CA {name}"),
-            *("-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"),
-            cwd=directory,
-        )
-        authority = cls(name, directory)
-        _give_to_postgres(authority.key, 0o600)
-        _give_to_postgres(authority.certificate, 0o644)
+        with _fresh_directory(f"wazo-ha-ca-{name}-", parent) as directory:
+            _openssl(
+                *f"req -x509 -new {NEW_EC_KEY} -keyout ca.key -out ca.crt -days {DAYS}".split(),
+                *("-subj", f"/CN=wazo-ha rig CA {name}"),
+                *("-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"),
+                cwd=directory,
+            )
+            authority = cls(name, directory)
+            _give_to_postgres(authority.key, 0o600)
+            _give_to_postgres(authority.certificate, 0o644)
         return authority
 
     def issue(self, subject_alt_name: str, name: str | None = None) -> ServerCertificate:
@@ -140,38 +152,37 @@ def self_signed_certificate(subject_alt_name: str) -> ServerCertificate:
 
     It is its own authority certificate. Its directory is ``certificate.certificate.parent``.
     """
-    directory = Path(tempfile.mkdtemp(prefix="wazo-ha-self-signed-"))
-    _openssl(
-        *f"req -x509 {NEW_EC_KEY} -days {DAYS} -subj /CN=wazo-ha-slave".split(),
-        *("-addext", f"subjectAltName={subject_alt_name}", "-keyout", "server.key", "-out", "server.crt"),
-        cwd=directory,
-    )
-    _give_to_postgres(directory / "server.key", 0o600)
-    _give_to_postgres(directory / "server.crt", 0o644)
+    with _fresh_directory("wazo-ha-self-signed-") as directory:
+        _openssl(
+            *f"req -x509 {NEW_EC_KEY} -days {DAYS} -subj /CN=wazo-ha-slave".split(),
+            *("-addext", f"subjectAltName={subject_alt_name}", "-keyout", "server.key", "-out", "server.crt"),
+            cwd=directory,
+        )
+        _give_to_postgres(directory / "server.key", 0o600)
+        _give_to_postgres(directory / "server.crt", 0o644)
     certificate = directory / "server.crt"
     return ServerCertificate("self-signed", certificate, directory / "server.key", certificate, subject_alt_name)
 
 
-def debian_snakeoil_certificate() -> ServerCertificate:
-    """A certificate made as Debian's ``ssl-cert`` makes ``ssl-cert-snakeoil.pem`` (``make-ssl-cert``).
+def debian_snakeoil_certificate(host_name: str = "wazo-slave.example") -> ServerCertificate:
+    """A certificate made as Debian's ``ssl-cert`` makes ``ssl-cert-snakeoil.pem``.
 
-    Self-signed, ``CA:FALSE``, naming this host's name (not an address): it is its own
-    authority certificate. Its directory is ``certificate.certificate.parent`` (remove it when done).
+    ``make-ssl-cert``'s own template and openssl command (without the script, which
+    takes debconf's lock and fails while apt runs): self-signed, RSA 2048, ``CA:FALSE``,
+    naming a host name (not an address); it is its own authority certificate. Its
+    directory is ``certificate.certificate.parent`` (remove it when done).
     """
-    directory = Path(tempfile.mkdtemp(prefix="wazo-ha-snakeoil-"))
-    template = "/usr/share/ssl-cert/ssleay.cnf"
-    subprocess.run(
-        ["make-ssl-cert", template, "snakeoil.pem"], cwd=directory, check=True, capture_output=True, timeout=60
-    )
-    _openssl("x509", "-in", "snakeoil.pem", "-out", "snakeoil.crt", cwd=directory)
-    _openssl("pkey", "-in", "snakeoil.pem", "-out", "snakeoil.key", cwd=directory)
-    shown = subprocess.run(
-        ["openssl", "x509", "-in", "snakeoil.crt", "-noout", "-ext", "subjectAltName"],
-        cwd=directory, check=True, capture_output=True, text=True, timeout=60,
-    ).stdout  # fmt: skip
-    san = shown.splitlines()[-1].strip().split(",")[0]  # "DNS:<host name>"
-    _give_to_postgres(directory / "snakeoil.key", 0o600)
-    _give_to_postgres(directory / "snakeoil.crt", 0o644)
-    (directory / "snakeoil.pem").unlink()  # it holds the key too
+    template = Path("/usr/share/ssl-cert/ssleay.cnf").read_text()
+    san = f"DNS:{host_name}"
+    with _fresh_directory("wazo-ha-snakeoil-") as directory:
+        config = directory / "snakeoil.cnf"
+        config.write_text(template.replace("@HostName@", host_name).replace("@SubjectAltName@", san))
+        _openssl(
+            *f"req -config snakeoil.cnf -new -x509 -days {DAYS} -nodes -sha256".split(),
+            *("-out", "snakeoil.crt", "-keyout", "snakeoil.key"),
+            cwd=directory,
+        )
+        _give_to_postgres(directory / "snakeoil.key", 0o600)
+        _give_to_postgres(directory / "snakeoil.crt", 0o644)
     certificate = directory / "snakeoil.crt"
     return ServerCertificate("snakeoil", certificate, directory / "snakeoil.key", certificate, san)

@@ -194,6 +194,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("slave_db.database", "asterisk", "str", "The database the master replicates into."),
     Option("slave_db.role", "wazo_ha_replication", "str", "The PostgreSQL role the master's replication logs in as."),
     Option(
+        "slave_db.require_tls",
+        False,
+        "bool",
+        "Accept the master's replication over TLS only: the `pg_hba.conf` line is `hostssl` instead of `host` "
+        "(still `scram-sha-256`), written when HA is enabled on this slave. PostgreSQL must have `ssl = on` "
+        "(enabling refuses otherwise); on the master set `plugin_config.pg_dump.sslmode: verify-full`.",
+    ),
+    Option(
         "slave_db.grant_roles",
         ["asterisk"],
         "names",

@@ -11,7 +11,8 @@ Three steps, in this order (each undoes itself exactly):
   is removed (the role cannot log in any more).
 * :class:`SlaveDBAccessStep` — on the slave, a marked block in ``pg_hba.conf``
   lets the master's address (``/32`` or ``/128``) reach the configuration
-  database as that role with ``scram-sha-256`` (never ``trust``), and an
+  database as that role with ``scram-sha-256`` (never ``trust``) — over TLS
+  only (``hostssl``) with ``slave_db.require_tls`` —, and an
   include file sets ``listen_addresses``; PostgreSQL is reloaded (``pg_hba``)
   or restarted (``listen_addresses``) with the commands from settings.
   Leaving slave: both removed, PostgreSQL reloaded/restarted.
@@ -32,6 +33,7 @@ from .config_db import config_db_engine, database_error
 from .edit import EditStep
 from .errors import EditStepError
 from .managed_files import ExactSnapshot, edit_marked_block, remove_file, replace_file
+from .slave_db_tls import check_server_tls, hba_connection_type
 from .step_commands import run_step_command
 
 log = logging.getLogger(__name__)
@@ -183,6 +185,8 @@ class SlaveDBAccessStep(EditStep):
             return
         if not self.hba.exists():
             raise EditStepError(f"PostgreSQL's pg_hba.conf not found at {self.hba}: set paths.pg_hba")
+        if after.node_type == "slave":
+            check_server_tls(self.settings)  # slave_db.require_tls on a server without TLS: refused
         snapshots = [ExactSnapshot.take(self.hba), ExactSnapshot.take(self.listen)]
         try:
             if after.node_type == "slave":
@@ -228,7 +232,8 @@ class SlaveDBAccessStep(EditStep):
             problem = setting_checks.sql_name_problem(value)
             if problem:
                 raise EditStepError(f"{key}: {problem}")
-        line = f"host    {_hba_word(database)}    {role}    {address}/{prefix}    scram-sha-256"
+        kind = hba_connection_type(self.settings)  # hostssl with slave_db.require_tls
+        line = f"{kind}    {_hba_word(database)}    {role}    {address}/{prefix}    scram-sha-256"
         return [line]
 
     def listen_addresses(self, master: str) -> list[str]:

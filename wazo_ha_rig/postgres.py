@@ -6,6 +6,11 @@ host's address) and on a Unix socket inside its directory. Local socket
 connections are trusted (the test harness runs as root); TCP connections
 require a scram-sha-256 password, as a real Wazo node should.
 
+TLS is off unless asked for: ``PgCluster.start(tls=certificate)`` or, on a
+running cluster, ``cluster.use_tls(certificate)`` / ``cluster.use_tls(None)``
+(a restart: the server then serves exactly that certificate). Certificates
+come from :mod:`wazo_ha_rig.certificates`.
+
 Usage in tests: the ``pg_cluster_factory`` fixture (see ``fixtures.py``) or::
 
     with PgCluster.start() as cluster:
@@ -17,12 +22,14 @@ from __future__ import annotations
 
 import os
 import pwd
+import shlex
 import shutil
 import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
+from .certificates import ServerCertificate
 from .waiting import wait_for
 
 PG_USER = "postgres"
@@ -75,8 +82,12 @@ class PgCluster:
         netns: str | None = None,
         settings: dict[str, str] | None = None,
         directory: Path | None = None,
+        tls: ServerCertificate | None = None,
     ) -> PgCluster:
-        """A running cluster in ``directory`` (created; default a fresh one under /tmp), owned by postgres."""
+        """A running cluster in ``directory`` (created; default a fresh one under /tmp), owned by postgres.
+
+        With ``tls``, the server has ``ssl = on`` and serves that certificate.
+        """
         if directory is None:
             directory = Path(tempfile.mkdtemp(prefix="wazo-ha-pg-"))
         else:
@@ -86,6 +97,8 @@ class PgCluster:
         cluster = cls(directory, host, port or (free_port(host) if netns is None else 5432), netns)
         try:
             cluster._initdb(settings or {})
+            if tls is not None:
+                cluster._write_settings(cluster._install_certificate(tls))
             cluster._run()
         except BaseException:
             cluster.stop()
@@ -124,10 +137,41 @@ class PgCluster:
             "max_connections": "50",
             **settings,
         }
-        lines = "".join(f"{key} = {value}\n" for key, value in conf.items())
-        as_postgres(["sh", "-c", f"cat >> {self.data}/postgresql.auto.conf"], input=lines)
+        self._write_settings(conf)
         hba = "local all all trust\nhost all all 0.0.0.0/0 scram-sha-256\nhost all all ::/0 scram-sha-256\n"
         as_postgres(["sh", "-c", f"cat > {self.data}/pg_hba.conf"], input=hba)
+
+    def _write_settings(self, conf: dict[str, str]) -> None:
+        lines = "".join(f"{key} = {value}\n" for key, value in conf.items())
+        as_postgres(["sh", "-c", f"cat >> {self.data}/postgresql.auto.conf"], input=lines)
+
+    def _install_certificate(self, tls: ServerCertificate) -> dict[str, str]:
+        """Copy the certificate and its key (0600, postgres's) into the data directory; the settings to serve it."""
+        files = {}
+        for setting, source, mode in (("ssl_cert_file", tls.certificate, 0o644), ("ssl_key_file", tls.key, 0o600)):
+            target = self.data / f"tls-{tls.name}{source.suffix}"
+            quoted = shlex.quote(str(target))
+            as_postgres(["sh", "-c", f"umask 077; cat > {quoted}; chmod {mode:o} {quoted}"], input=source.read_text())
+            files[setting] = f"'{target}'"
+        return {"ssl": "on", **files}
+
+    def use_tls(self, tls: ServerCertificate | None) -> None:
+        """Serve ``tls`` (or turn TLS off with None), then restart: no old TLS context survives."""
+        if tls is None:
+            self.psql("postgres", "ALTER SYSTEM SET ssl = off")
+        else:
+            for key, value in self._install_certificate(tls).items():
+                self.psql("postgres", f"ALTER SYSTEM SET {key} = {value}")
+        self.restart()
+
+    def restart(self) -> None:
+        """Stop the postmaster this rig started and start it again, same data, same port."""
+        if self.process is None:
+            raise RuntimeError("restart: this cluster's postmaster was not started by the rig")
+        # Fast shutdown: a client a test left open must not hold it up (smart shutdown would wait for it).
+        self.pg_ctl("stop", "-m", "fast")
+        self.process.wait(timeout=30)
+        self._run()
 
     def _run(self) -> None:
         prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
@@ -191,17 +235,20 @@ class PgCluster:
         self.psql("postgres", f"CREATE DATABASE \"{name}\" ENCODING '{encoding}' TEMPLATE template0")
 
     def stop(self) -> None:
+        self._terminate()
+        if (self.data / "postmaster.pid").exists():
+            # Restarted with pg_ctl (e.g. by a restart_command): the postmaster of this data directory.
+            self.pg_ctl("stop", "-m", "immediate", check=False)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _terminate(self) -> None:
         if self.process and self.process.poll() is None:
-            self.process.terminate()  # SIGTERM: smart shutdown
+            self.process.terminate()  # SIGTERM (runuser passes it on): smart shutdown
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
-        if (self.data / "postmaster.pid").exists():
-            # Restarted with pg_ctl (e.g. by a restart_command): the postmaster of this data directory.
-            self.pg_ctl("stop", "-m", "immediate", check=False)
-        shutil.rmtree(self.directory, ignore_errors=True)
 
     def pg_ctl_command(self, action: str, *options: str) -> list[str]:
         """``pg_ctl <action>`` on this cluster as postgres (what a reload/restart command runs)."""

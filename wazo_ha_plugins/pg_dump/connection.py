@@ -2,7 +2,8 @@
 
 Passwords come from a 0600 file (``*_password_file``) or a libpq passfile
 (``passfile``); they are handed to libpq in-process, never on a command line,
-in the environment of a child, or in a message.
+in the environment of a child, or in a message. The slave's endpoint carries
+the TLS settings (:mod:`.tls`), given to libpq the same way.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import psycopg2
 import psycopg2.extensions
 
 from wazo_ha_core import PeerUnreachable, PreflightError
+
+from .tls import TlsSettings
 
 APPLICATION_NAME = "wazo-ha pg_dump replication"
 
@@ -42,6 +45,7 @@ class Endpoint:
     database: str
     password_file: Path | None
     passfile: Path | None
+    tls: TlsSettings | None = None  # None: libpq's defaults (the master, over its local socket)
 
     def describe(self) -> str:
         host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("/") else self.host
@@ -81,7 +85,9 @@ def connect(
     """Open a connection with bounded connect time, keepalives and our session settings.
 
     Raises :class:`PeerUnreachable` when the server cannot be reached or refuses us,
-    :class:`PreflightError` when it let us in without a password and one is required.
+    :class:`PreflightError` when it let us in without a password and one is required, or when
+    TLS failed (a certificate that does not verify, a slave without TLS under ``require``…)
+    or a TLS file is missing.
     """
     kwargs: dict[str, object] = {
         "host": endpoint.host,
@@ -101,6 +107,8 @@ def connect(
         + f" -c statement_timeout={int(statement_timeout * 1000)}"
         + f" -c idle_in_transaction_session_timeout={int(statement_timeout * 1000)}",
     }
+    if endpoint.tls is not None:
+        kwargs.update(endpoint.tls.libpq_parameters())  # checks the TLS files first
     if endpoint.password_file is not None:
         kwargs["password"] = read_password_file(endpoint.password_file)
     if endpoint.passfile is not None:
@@ -108,6 +116,9 @@ def connect(
     try:
         connection = psycopg2.connect(**kwargs)
     except psycopg2.OperationalError as exc:
+        tls_failure = endpoint.tls.failure(endpoint.describe(), str(exc)) if endpoint.tls else None
+        if tls_failure is not None:
+            raise tls_failure from None
         raise PeerUnreachable(f"cannot connect to the {endpoint.describe()}: {first_line(exc)}") from None
     finally:
         kwargs.pop("password", None)

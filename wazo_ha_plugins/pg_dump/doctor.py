@@ -1,6 +1,10 @@
 """The pg_dump plugin's ``wazo-ha doctor`` checks, run on the master through the replication connection.
 
 * TCP from the master to the slave's PostgreSQL port;
+* the TLS of that link, with the configured ``sslmode``/``sslrootcert``:
+  ``clear`` (WARN), ``encrypted`` without a certificate check (WARN) or
+  ``encrypted and verified`` (PASS); libpq's view, cross-checked with the
+  slave's ``pg_stat_ssl`` for our own backend;
 * the same Wazo version on both nodes: ``alembic_version`` of the
   configuration database and ``infos.wazo_version`` compared;
 * the slave's database is UTF-8;
@@ -19,6 +23,7 @@ from wazo_ha_core import CheckResult, FunctionCheck, PluginError, TcpCheck
 
 from . import catalog as cat
 from .connection import close_quietly, connect, first_line
+from .tls import CLEAR, ENCRYPTED, TlsRefused, TlsSettings
 
 #: Above this round trip the clock offset cannot be told precisely enough to judge.
 MAX_CLOCK_ROUND_TRIP = 1.0
@@ -40,6 +45,7 @@ def pg_dump_checks(plugin, node_type: str, peer: str | None) -> list:
             f"open TCP {port} from the master to the slave {peer} (firewall) and make the slave's PostgreSQL "
             "listen there (enable HA on the slave first: it sets listen_addresses and pg_hba.conf)",
         ),
+        FunctionCheck("master → slave TLS", doctor.link_tls),
         FunctionCheck("same Wazo version", doctor.same_version),
         FunctionCheck("slave database UTF-8", doctor.slave_utf8),
         FunctionCheck("clock offset", lambda: doctor.clock_offset(float(settings.get("doctor.clock_offset_warn")))),
@@ -60,6 +66,8 @@ class _Doctor:
                 connections.append(source)
                 return what(slave.cursor(), source.cursor())
             return what(slave.cursor())
+        except TlsRefused as exc:
+            return CheckResult.fail(str(exc), TLS_FIX)
         except PluginError as exc:
             return CheckResult.fail(str(exc), REACH_FIX)
         except psycopg2.Error as exc:
@@ -67,6 +75,9 @@ class _Doctor:
         finally:
             for connection in connections:
                 close_quietly(connection)
+
+    def link_tls(self) -> CheckResult:
+        return self._run(lambda cursor: _link_tls(cursor, self.plugin.slave_tls()), master=False)
 
     def same_version(self) -> CheckResult:
         return self._run(_compare_versions, master=True)
@@ -82,6 +93,43 @@ REACH_FIX = (
     "check plugin_config.pg_dump (slave_user, slave_password_file), that HA is enabled on the slave, and "
     "'wazo-ha replication-password' on both nodes"
 )
+
+TLS_FIX = (
+    "turn TLS on in the slave's PostgreSQL (ssl = on with a certificate; on Debian the snakeoil one of ssl-cert), "
+    "then on the master plugin_config.pg_dump.sslmode: verify-full with sslrootcert: the certificate that signs "
+    "the slave's, and on the slave slave_db.require_tls: true (docs/plugins/pg_dump.rst, 'TLS')"
+)
+
+
+def _link_tls(slave, settings: TlsSettings) -> CheckResult:
+    """Which the link is: clear, encrypted (certificate not checked), or encrypted and verified."""
+    kind = settings.link_kind(slave.connection)
+    slave.execute("SELECT ssl, version, cipher FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+    server_ssl, version, cipher = slave.fetchone() or (False, None, None)
+    if kind != CLEAR and not server_ssl:
+        # Our TLS ends before the slave's PostgreSQL: something in between holds the session in clear.
+        return CheckResult.warn(
+            f"this side's connection is encrypted ({settings.describe()}) but the slave's PostgreSQL sees it in "
+            "clear (pg_stat_ssl): something between the nodes terminates TLS",
+            "find what terminates TLS on the way (a proxy?); with sslmode: verify-full it cannot pose as the slave",
+        )
+    if kind == CLEAR:
+        return CheckResult.warn(
+            f"the link is clear ({settings.describe()}): the configuration database, SIP passwords included, "
+            "crosses the network unencrypted"
+            + ("" if settings.sslmode in ("disable", "allow") else "; the slave's PostgreSQL offers no TLS"),
+            TLS_FIX,
+        )
+    shown = f"{version}, {cipher}; {settings.describe()}"
+    if kind == ENCRYPTED:
+        return CheckResult.warn(
+            f"the link is encrypted ({shown}) but the slave's certificate is not checked: "
+            "a man in the middle can pose as the slave and read the copy",
+            "set plugin_config.pg_dump.sslmode: verify-full and sslrootcert: the CA certificate that signed the "
+            "slave's (or the slave's own certificate); docs/plugins/pg_dump.rst, 'TLS'",
+        )
+    note = "" if settings.sslmode == "verify-full" else "; verify-ca accepts any certificate of that CA, whatever name"
+    return CheckResult.passed(f"the link is encrypted and verified ({shown}){note}")
 
 
 def _versions(cursor, role: str) -> tuple[str, str]:

@@ -3,8 +3,10 @@
 One run (see :meth:`PgDumpReplication.replicate`):
 
 1. connect to the master (local) and the slave (the peer), each bounded by
-   ``timeouts.connect``; take the slave's advisory lock (a second run, from
-   any node, gets :class:`AlreadyRunning`);
+   ``timeouts.connect``, the slave with the TLS settings (:mod:`.tls`; the
+   figure ``tls`` says whether the link was clear, encrypted or verified);
+   take the slave's advisory lock (a second run, from any node, gets
+   :class:`AlreadyRunning`);
 2. preflight: same ``alembic_version``, slave database UTF-8, every
    replicated table/column/sequence present on the slave, permission to
    write them and to disable foreign-key triggers;
@@ -44,7 +46,7 @@ from wazo_ha_core import (
     ReplicationBackend,
 )
 
-from . import apply
+from . import apply, tls
 from . import catalog as cat
 from .checks import checksums_of, content_of, differences, fingerprint, fingerprint_of, scan, sequence_values
 from .connection import Endpoint, close_quietly, connect, first_line
@@ -78,6 +80,7 @@ class PgDumpReplication(ReplicationBackend):
         "slave_password_file": None,  # null (and no passfile): setting paths.replication_password
         "passfile": None,
         "require_password": True,
+        **tls.DEFAULTS,  # sslmode prefer; sslrootcert, sslcrl null
         "write_mode": "changed_rows",
         "exclude_tables_add": [],
         "exclude_tables_remove": [],
@@ -123,6 +126,7 @@ class PgDumpReplication(ReplicationBackend):
             raise bad("write_mode", " or ".join(f"{mode!r} ({meaning})" for mode, meaning in WRITE_MODES.items()))
         if not isinstance(config["require_password"], bool):
             raise bad("require_password", "true or false")
+        tls.validate(config, f"plugin_config.{self.name}")
 
     def _path(self, key: str) -> Path | None:
         value = self.config[key]
@@ -152,7 +156,13 @@ class PgDumpReplication(ReplicationBackend):
             return None
         return self.context.settings.path("replication_password")
 
+    def slave_tls(self) -> tls.TlsSettings:
+        return tls.TlsSettings(
+            f"plugin_config.{self.name}", self.config["sslmode"], self._path("sslrootcert"), self._path("sslcrl")
+        )
+
     def slave_endpoint(self, peer: str) -> Endpoint:
+        """The slave's PostgreSQL as every connection to it (run, preflight, doctor) opens it, TLS included."""
         return Endpoint(
             "slave",
             peer,
@@ -161,10 +171,11 @@ class PgDumpReplication(ReplicationBackend):
             self.config["database"],
             self.slave_password_path(),
             self._path("passfile"),
+            self.slave_tls(),
         )
 
     def doctor_checks(self, node_type: str, peer: str | None) -> list:
-        """``wazo-ha doctor``: TCP, same version, slave UTF-8, clock offset (see :mod:`.doctor`)."""
+        """``wazo-ha doctor``: TCP, TLS of the link, same version, slave UTF-8, clock offset (see :mod:`.doctor`)."""
         return pg_dump_checks(self, node_type, peer)
 
     # --- the run ----------------------------------------------------------------------
@@ -290,7 +301,8 @@ class _Run:
         self.catalog: cat.Catalog | None = None
         self.fingerprints: dict[str, str] = {}
         # tables: replicated (all verified); written_tables: those that differed and were written;
-        # rows: rows written; deleted: rows removed (not counted by TRUNCATE).
+        # rows: rows written; deleted: rows removed (not counted by TRUNCATE); tls: the link to the
+        # slave, clear, encrypted (certificate not checked) or verified.
         self.figures: dict[str, Any] = {
             "tables": 0,
             "written_tables": 0,
@@ -298,6 +310,7 @@ class _Run:
             "deleted": 0,
             "bytes": 0,
             "sequences": 0,
+            "tls": plugin.slave_tls().link_kind(slave),
         }
 
     def lock(self) -> None:

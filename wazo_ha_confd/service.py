@@ -7,7 +7,9 @@ retried on the next one) instead of a ``/ha`` that silently does not exist.
 An edit runs in the request's own thread and holds the worker exactly as long
 as the edit takes. A second edit while one runs is refused at once with
 :class:`~wazo_ha_confd.answers.EditInProgress` (409) instead of piling workers
-up behind a PostgreSQL restart; reads are never blocked by an edit.
+up behind a PostgreSQL restart, whether it comes through confd or from another
+process (``wazo-ha config set`` holds the engine's edit lock too); reads are
+never blocked by an edit.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from wazo_ha_core.engine import EditListener, HAEngine
+from wazo_ha_core.errors import AlreadyRunning
 
 from .answers import EditInProgress
 
@@ -48,6 +51,8 @@ class HAService:
             raise EditInProgress()
         try:
             engine.update_ha(body)
+        except AlreadyRunning:  # an edit from another process (the CLI) holds the node's edit lock
+            raise EditInProgress() from None
         finally:
             self._edit_lock.release()
 

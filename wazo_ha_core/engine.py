@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from . import devices, file_sync, replication
+from . import devices, file_sync, replication, run_locks
 from .compat import CompatFiles
 from .config import DISABLED, HASettings, detect_local_addresses, validate_ha_body
 from .edit import EditStep, run_steps
@@ -31,6 +31,8 @@ from .sip_expiry import SipExpiryStep
 from .slave_db import ReplicationPasswordStep, ReplicationRoleStep, SlaveDBAccessStep, import_password
 from .store import Store
 from .watcher import STATE_OWNER, PauseSwitch, Watcher
+
+EDIT_LOCK_FILE = "edit.lock"
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +92,17 @@ class HAEngine:
         """Validate ``body`` and apply it as one transaction.
 
         Raises :class:`~wazo_ha_core.errors.ValidationError` (nothing changed,
-        no plugin called) or :class:`~wazo_ha_core.errors.EditError` (a step
-        failed; the steps already done were undone).
+        no plugin called), :class:`~wazo_ha_core.errors.AlreadyRunning` (another
+        edit runs on this node, from any process: nothing changed) or
+        :class:`~wazo_ha_core.errors.EditError` (a step failed; the steps
+        already done were undone).
         """
         after = validate_ha_body(body, self.local_addresses())
+        # One edit at a time across processes (confd, the CLI): each compares with the settings in force.
+        with run_locks.exclusive(self.settings.path("run_dir"), EDIT_LOCK_FILE, "an HA settings edit"):
+            self._apply(after)
+
+    def _apply(self, after: HASettings) -> None:
         before = self.current_settings()
         event = Event(kind="edit", started_at=utcnow(), figures={"before": before.as_dict(), "after": after.as_dict()})
         if after == before and self.compat.is_current(after):

@@ -18,14 +18,11 @@ how it ended:
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import run_locks
 from .errors import AlreadyRunning, PluginError, PreflightError
 from .extensions import OperationResult, ProgressCallback, ReplicationBackend, no_progress
 from .journal import Event, utcnow
@@ -39,22 +36,9 @@ KIND = "replication"
 LOCK_FILE = "replication.lock"
 
 
-@contextlib.contextmanager
-def run_lock(run_dir: Path) -> Iterator[None]:
+def run_lock(run_dir: Path):
     """Hold ``run_dir/replication.lock`` exclusively, or raise AlreadyRunning at once."""
-    run_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
-    path = run_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise AlreadyRunning(f"replication already running (lock {path} is held by another run)") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock; a killed process releases it too
+    return run_locks.exclusive(run_dir, LOCK_FILE, "replication")
 
 
 def replicate(

@@ -178,6 +178,9 @@ def slave_settings(slave: Node, phone: Host, stability: float) -> dict:
     monit: Monit = slave.extras["monit"]
     cluster = slave.cluster
     cluster_dir = CLUSTER_DIR.rstrip("/")
+    standby = standby_settings(monit, stability, [phone.address])
+    # As on a real slave, rsync is enabled: `wazo-ha sync host-key show` needs it.
+    standby["plugins"] = {**standby["plugins"], "file_sync": ["rsync"]}
     return common_settings(
         slave,
         {
@@ -189,7 +192,7 @@ def slave_settings(slave: Node, phone: Host, stability: float) -> dict:
                 "reload_command": cluster.pg_ctl_command("reload"),
                 "restart_command": cluster.pg_ctl_command("restart"),
             },
-            **standby_settings(monit, stability, [phone.address]),
+            **standby,
         },
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -15,6 +16,15 @@ from .conftest import ADMIN
 GATE = Path(__file__).with_name("gate.py")
 MASTER = {"node_type": "master", "remote_address": "10.0.0.2"}
 SLAVE = {"node_type": "slave", "remote_address": "10.0.0.2"}
+
+
+def release(gate: Path) -> None:
+    """Let every gate.py go; never blocks, also when no gate waits any more (it was killed on a timeout)."""
+    (gate / "released").touch()
+    try:
+        os.close(os.open(gate / "release", os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:  # ENXIO: nobody reads the FIFO
+        pass
 
 
 def test_second_put_while_an_edit_runs_is_refused_at_once(make_node, start_confd, tmp_path):
@@ -39,9 +49,7 @@ def test_second_put_while_an_edit_runs_is_refused_at_once(make_node, start_confd
         assert confd.request("GET", "/1.1/ha") == (200, {"node_type": "disabled", "remote_address": ""})
         assert confd.request("GET", "/1.1/ha/status", token=ADMIN)[0] == 200
     finally:
-        (gate / "released").touch()
-        with open(gate / "release", "w"):
-            pass
+        release(gate)
         editing.join(timeout=60)
 
     assert first["answer"] == (204, None)
@@ -50,6 +58,33 @@ def test_second_put_while_an_edit_runs_is_refused_at_once(make_node, start_confd
     # Once the first edit is done, the next one goes through.
     assert confd.request("PUT", "/1.1/ha", SLAVE) == (204, None)
     assert confd.bus.names() == ["ha_edited", "ha_edited"]
+
+
+def test_put_while_the_cli_edits_is_refused_with_409(make_node, start_confd, tmp_path):
+    """The one-edit rule holds across processes: ``wazo-ha config set`` and confd share the node's edit lock."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    os.mkfifo(gate / "release")
+    node = make_node(schedules={"kind": "systemd", "systemctl": [sys.executable, str(GATE), str(gate)]})
+    confd = start_confd(node)
+    wazo_ha = str(Path(sys.executable).with_name("wazo-ha"))
+    cli = subprocess.Popen(
+        [wazo_ha, "--config", str(node.config_file), "config", "set", "node_type=master", "remote_address=10.0.0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: (gate / "entered").exists(), timeout=30, what="the CLI's edit reaches systemctl")
+        status, answer = confd.request("PUT", "/1.1/ha", SLAVE)
+        assert status == 409
+        assert answer[0].startswith("Conflict: an HA settings edit is already in progress")
+    finally:
+        release(gate)
+        _, err = cli.communicate(timeout=60)
+    assert cli.returncode == 0, err
+    assert confd.request("GET", "/1.1/ha") == (200, MASTER)
+    assert confd.bus.names() == []  # the refused PUT published nothing; the CLI's edit is not confd's
 
 
 def test_failing_step_is_undone_and_reported(make_node, start_confd):

@@ -99,7 +99,9 @@ class HAEngine:
         """
         after = validate_ha_body(body, self.local_addresses())
         # One edit at a time across processes (confd, the CLI): each compares with the settings in force.
-        with run_locks.exclusive(self.settings.path("run_dir"), EDIT_LOCK_FILE, "an HA settings edit"):
+        with run_locks.exclusive(
+            self.settings.path("run_dir"), EDIT_LOCK_FILE, "an HA settings edit", record_pid=False
+        ):
             self._apply(after)
 
     def _apply(self, after: HASettings) -> None:

@@ -3,7 +3,9 @@
 The lock is taken without waiting: a second run fails at once with
 :class:`~wazo_ha_core.errors.AlreadyRunning` naming what runs and the lock
 file. Closing the file releases it, so a killed process never leaves a stale
-lock behind. The file holds the holder's PID, for an operator who looks.
+lock behind. The replication lock file holds the holder's PID, for an operator
+who looks; the edit lock is left unwritten, so that re-applying the settings in
+force rewrites no file at all.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from .errors import AlreadyRunning
 
 
 @contextlib.contextmanager
-def exclusive(run_dir: Path, name: str, what: str) -> Iterator[None]:
+def exclusive(run_dir: Path, name: str, what: str, *, record_pid: bool = True) -> Iterator[None]:
     """Hold ``run_dir/name`` exclusively, or raise AlreadyRunning("<what> already running …") at once."""
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
     path = run_dir / name
@@ -28,8 +30,9 @@ def exclusive(run_dir: Path, name: str, what: str) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise AlreadyRunning(f"{what} already running (lock {path} is held by another run)") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        if record_pid:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
         yield
     finally:
         os.close(fd)

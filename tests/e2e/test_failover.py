@@ -60,7 +60,8 @@ def test_c_failback_only_after_the_stability_window_no_flip_flop(ha):
     back = time.monotonic()
     ha.start_master_sip()
     # The slave keeps serving through the whole window: no early failback.
-    stays(ha.slave_answers, ha.stability - 0.2, "the slave serving inside the stability window")
+    # Each sample may take up to 0.5 s (a loaded machine): what is asserted is that the slave serves, not how fast.
+    stays(lambda: ha.slave_answers(timeout=0.5), ha.stability - 0.2, "the slave serving inside the stability window")
     wait_for(lambda: not ha.slave_answers(), 10, "failback after the window")
     elapsed = time.monotonic() - back
     print(f"\n[c] master back -> failback after {elapsed:.2f} s (window {ha.stability:g} s + 3 good rounds)")

@@ -182,8 +182,9 @@ class HARig:
 
     # --- what the phone and the journal see ---------------------------------------------------
 
-    def slave_answers(self) -> bool:
-        return self.phone.options(self.slave.address, timeout=0.05)
+    def slave_answers(self, timeout: float = 0.05) -> bool:
+        """The slave answers a phone's OPTIONS within ``timeout`` (short: failover times are measured with it)."""
+        return self.phone.options(self.slave.address, timeout=timeout)
 
     def first_slave_answer(self, since: float, deadline: float) -> float | None:
         """Seconds from ``since`` to the phone's first SIP answer from the slave; ``None`` past ``deadline`` s."""

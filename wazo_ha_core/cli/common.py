@@ -12,21 +12,21 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from ..engine import HAEngine
 from ..errors import SettingsError, ValidationError, WazoHAError
 from ..logs import setup_logging
 from ..settings import Settings
+
+if TYPE_CHECKING:  # imported by run(): parsing the command line (and --help) needs neither
+    from ..engine import HAEngine
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130
 
 log = logging.getLogger("wazo_ha")
 
-Handler = Callable[[argparse.Namespace, HAEngine], int]
+Handler = Callable[[argparse.Namespace, "HAEngine"], int]
 
 
 class UsageError(Exception):
@@ -48,8 +48,15 @@ def common_options() -> argparse.ArgumentParser:
     return common
 
 
-def run(handler: Handler, args: argparse.Namespace, engine_factory: Callable[[Settings], HAEngine] = HAEngine) -> int:
-    """Load the settings, build the engine, run ``handler`` and turn errors into exit codes."""
+def run(
+    handler: Handler, args: argparse.Namespace, engine_factory: Callable[[Settings], HAEngine] | None = None
+) -> int:
+    """Load the settings, build the engine (default :class:`HAEngine`), run ``handler``; errors become exit codes."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ..engine import HAEngine
+
+    engine_factory = engine_factory or HAEngine
     verbose, quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
     setup_logging(verbose, quiet)
     try:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from ..engine import HAEngine
+from typing import TYPE_CHECKING
+
 from .common import EXIT_FAILED, EXIT_OK
+
+if TYPE_CHECKING:  # the engine imports SQLAlchemy: only the command that runs needs it
+    from ..engine import HAEngine
 
 
 def register(commands, common) -> None:

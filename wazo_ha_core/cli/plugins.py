@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from ..engine import HAEngine
+from typing import TYPE_CHECKING
+
 from ..settings import PLUGIN_NAMESPACES
 from .common import EXIT_FAILED, EXIT_OK, print_json
+
+if TYPE_CHECKING:  # the engine imports SQLAlchemy: only the command that runs needs it
+    from ..engine import HAEngine
 
 
 def register(commands, common) -> None:

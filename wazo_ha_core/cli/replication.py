@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import sys
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
-from ..engine import HAEngine
 from .common import EXIT_FAILED, EXIT_OK, common_options, print_json, run
+
+if TYPE_CHECKING:  # the engine imports SQLAlchemy: only the command that runs needs it
+    from ..engine import HAEngine
 
 
 def register(commands, common) -> None:

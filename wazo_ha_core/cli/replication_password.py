@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import getpass
 import sys
+from typing import TYPE_CHECKING
 
 from .. import replication_password
-from ..engine import HAEngine
 from .common import EXIT_FAILED, EXIT_OK, UsageError
+
+if TYPE_CHECKING:  # the engine imports SQLAlchemy: only the command that runs needs it
+    from ..engine import HAEngine
 
 
 def register(commands, common) -> None:

@@ -15,11 +15,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
-from ..engine import HAEngine
 from ..extensions import PeerVerification
-from ..file_sync import SyncReport
 from .common import EXIT_FAILED, EXIT_OK, UsageError, common_options, print_json, run
+
+if TYPE_CHECKING:  # the engine imports SQLAlchemy: only the command that runs needs it
+    from ..engine import HAEngine
+    from ..file_sync import SyncReport
 
 #: ``host-key pin`` reads at most this much from stdin (``host-key show`` prints a few hundred bytes).
 MAX_PIN_INPUT = 64 * 1024

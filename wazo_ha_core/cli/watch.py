@@ -6,11 +6,14 @@ import argparse
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
-from ..engine import HAEngine
 from ..logs import show_info_on_console
 from ..watch import Action
 from .common import EXIT_FAILED, EXIT_OK, common_options, print_json, run
+
+if TYPE_CHECKING:  # the engine imports SQLAlchemy: only the command that runs needs it
+    from ..engine import HAEngine
 
 
 def register(commands, common) -> None:

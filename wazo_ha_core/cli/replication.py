@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import sys
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .common import EXIT_FAILED, EXIT_OK, common_options, print_json, run
 

@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from ..errors import SettingsError, ValidationError, WazoHAError
-from ..logs import setup_logging
-from ..settings import Settings
 
-if TYPE_CHECKING:  # imported by run(): parsing the command line (and --help) needs neither
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (a third of a bare start)
+if TYPE_CHECKING:  # imported by run(): parsing the command line (and --help) needs none of them
+    from typing import Any
+
     from ..engine import HAEngine
+    from ..settings import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130
-
-log = logging.getLogger("wazo_ha")
 
 Handler = Callable[[argparse.Namespace, "HAEngine"], int]
 
@@ -55,6 +53,8 @@ def run(
     from sqlalchemy.exc import SQLAlchemyError
 
     from ..engine import HAEngine
+    from ..logs import setup_logging
+    from ..settings import Settings
 
     engine_factory = engine_factory or HAEngine
     verbose, quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
@@ -84,7 +84,9 @@ def run(
 
 def fail(message: str, verbose: bool) -> None:
     if verbose:
-        log.exception("failed")
+        import logging  # logging is set up by run(); --help and usage errors never need it
+
+        logging.getLogger("wazo_ha").exception("failed")
     print(f"wazo-ha: {message}", file=sys.stderr)
 
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import getpass
 import sys
-from typing import TYPE_CHECKING
 
-from .. import replication_password
 from .common import EXIT_FAILED, EXIT_OK, UsageError
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (a third of a bare start)
 if TYPE_CHECKING:  # the engine imports SQLAlchemy: only the command that runs needs it
     from ..engine import HAEngine
 
@@ -36,6 +35,8 @@ def register(commands, common) -> None:
 
 def cmd_show(args, engine: HAEngine) -> int:
     path = engine.settings.path("replication_password")
+    from .. import replication_password
+
     password = replication_password.read(path)
     if password is None:
         print(

@@ -69,10 +69,15 @@ class Store:
     def current_revision(self) -> str | None:
         """The revision the database is at; ``None`` when it was never migrated."""
         with self._connect() as connection:
-            if not inspect(connection).has_table(VERSION_TABLE, schema=self.schema):
+            try:
+                # The translate map sends schema None to self.schema, as for every table of the store.
+                versions = connection.scalars(select(_VERSIONS.c.version_num)).all()
+            except SQLAlchemyError:
+                # Every read and write runs this: one SELECT, and the catalogue only when it failed.
+                connection.rollback()
+                if inspect(connection).has_table(VERSION_TABLE, schema=self.schema):
+                    raise
                 return None
-            # The translate map sends schema None to self.schema, as for every table of the store.
-            versions = connection.scalars(select(_VERSIONS.c.version_num)).all()
         if len(versions) > 1:  # branched migrations: this library ships one line of them
             raise StoreError(f"state store {self.describe()} has several heads: {', '.join(sorted(versions))}")
         return versions[0] if versions else None

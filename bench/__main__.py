@@ -11,6 +11,7 @@ BENCHMARKS = {
     "replication": "bench.replication",
     "rsync": "bench.rsync_bench",
     "failover": "bench.failover",
+    "startup": "bench.startup",
 }
 
 

@@ -16,18 +16,20 @@ import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from stevedore import NamedExtensionManager
+from typing import TYPE_CHECKING
 
 from .errors import PluginLoadError
 from .extensions import EXTENSION_POINTS, Plugin, PluginContext, PluginState
 from .settings import PLUGIN_NAMESPACES, Settings
 
+if TYPE_CHECKING:
+    from stevedore import NamedExtensionManager
+
 log = logging.getLogger(__name__)
 
 #: Builds the stevedore manager for (namespace, names, on_load_failure,
 #: on_missing); tests pass one made with ``NamedExtensionManager.make_test_instance``.
-ManagerFactory = Callable[..., NamedExtensionManager]
+ManagerFactory = Callable[..., "NamedExtensionManager"]
 StateFactory = Callable[[str], PluginState]
 
 
@@ -142,6 +144,10 @@ def _installed_names(namespace: str) -> list[str]:
 
 
 def _stevedore_manager(namespace, names, on_load_failure, on_missing) -> NamedExtensionManager:
+    # stevedore (and its entry point scan) only when a command loads a plugin: not for --help, nor a
+    # status on a node without service managers.
+    from stevedore import NamedExtensionManager
+
     return NamedExtensionManager(
         namespace,
         names,

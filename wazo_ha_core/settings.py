@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from . import setting_checks
 from .errors import SettingsError
 
@@ -397,6 +395,8 @@ def _merge_file(tree: dict[str, Any], path: Path) -> dict[str, Any]:
         raise SettingsError(str(path), None, f"cannot read: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise SettingsError(str(path), None, "not UTF-8 text") from None
+    import yaml  # only where a file is read: `wazo-ha --help` and plain imports skip it
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -9,24 +9,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Callable
-from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from ..engine import HAEngine
 from ..errors import SettingsError, ValidationError, WazoHAError
-from ..logs import setup_logging
-from ..settings import Settings
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (a third of a bare start)
+if TYPE_CHECKING:  # imported by run(): parsing the command line (and --help) needs none of them
+    from typing import Any
+
+    from ..engine import HAEngine
+    from ..settings import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130
 
-log = logging.getLogger("wazo_ha")
-
-Handler = Callable[[argparse.Namespace, HAEngine], int]
+Handler = Callable[[argparse.Namespace, "HAEngine"], int]
 
 
 class UsageError(Exception):
@@ -48,8 +46,17 @@ def common_options() -> argparse.ArgumentParser:
     return common
 
 
-def run(handler: Handler, args: argparse.Namespace, engine_factory: Callable[[Settings], HAEngine] = HAEngine) -> int:
-    """Load the settings, build the engine, run ``handler`` and turn errors into exit codes."""
+def run(
+    handler: Handler, args: argparse.Namespace, engine_factory: Callable[[Settings], HAEngine] | None = None
+) -> int:
+    """Load the settings, build the engine (default :class:`HAEngine`), run ``handler``; errors become exit codes."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ..engine import HAEngine
+    from ..logs import setup_logging
+    from ..settings import Settings
+
+    engine_factory = engine_factory or HAEngine
     verbose, quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
     setup_logging(verbose, quiet)
     try:
@@ -77,7 +84,9 @@ def run(handler: Handler, args: argparse.Namespace, engine_factory: Callable[[Se
 
 def fail(message: str, verbose: bool) -> None:
     if verbose:
-        log.exception("failed")
+        import logging  # logging is set up by run(); --help and usage errors never need it
+
+        logging.getLogger("wazo_ha").exception("failed")
     print(f"wazo-ha: {message}", file=sys.stderr)
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from ..doctor import FAIL, worst
-from ..engine import HAEngine
 from .common import EXIT_FAILED, EXIT_OK, print_json
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (a third of a bare start)
+if TYPE_CHECKING:  # the engine imports SQLAlchemy: only the command that runs needs it
+    from ..engine import HAEngine
 
 
 def register(commands, common) -> None:
@@ -17,6 +19,8 @@ def register(commands, common) -> None:
 
 def cmd_doctor(args, engine: HAEngine) -> int:
     reports = engine.doctor()
+    from ..doctor import FAIL, worst
+
     verdict = worst(reports)
     if args.json:
         print_json({"verdict": verdict, "checks": [report.as_dict() for report in reports]})

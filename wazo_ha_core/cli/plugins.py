@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from ..engine import HAEngine
-from ..settings import PLUGIN_NAMESPACES
 from .common import EXIT_FAILED, EXIT_OK, print_json
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (a third of a bare start)
+if TYPE_CHECKING:  # the engine imports SQLAlchemy: only the command that runs needs it
+    from ..engine import HAEngine
 
 
 def register(commands, common) -> None:
@@ -14,6 +16,8 @@ def register(commands, common) -> None:
 
 
 def cmd_plugins(args, engine: HAEngine) -> int:
+    from ..settings import PLUGIN_NAMESPACES
+
     reports = engine.loader.inventory()
     if args.json:
         print_json([report.__dict__ | {"ok": report.ok} for report in reports])

@@ -8,12 +8,15 @@ configuration, 1 otherwise (any failure, including a bad argument).
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import sys
-from typing import Any
 
-from ..engine import HAEngine
 from .common import EXIT_FAILED, EXIT_OK, common_options, print_json, run
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (a third of a bare start)
+if TYPE_CHECKING:  # the engine imports SQLAlchemy: only the command that runs needs it
+    from typing import Any
+
+    from ..engine import HAEngine
 
 
 def register(commands, common) -> None:
@@ -83,6 +86,8 @@ def legacy_db_replication(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return EXIT_OK if exc.code == 0 else EXIT_FAILED
+    import ipaddress  # not to build `wazo-ha`'s parser
+
     try:
         peer = str(ipaddress.ip_address(args.slave_ip))
     except ValueError:

@@ -13,9 +13,11 @@ from __future__ import annotations
 import getpass
 import sys
 
-from .. import replication_password
-from ..engine import HAEngine
 from .common import EXIT_FAILED, EXIT_OK, UsageError
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (a third of a bare start)
+if TYPE_CHECKING:  # the engine imports SQLAlchemy: only the command that runs needs it
+    from ..engine import HAEngine
 
 
 def register(commands, common) -> None:
@@ -33,6 +35,8 @@ def register(commands, common) -> None:
 
 def cmd_show(args, engine: HAEngine) -> int:
     path = engine.settings.path("replication_password")
+    from .. import replication_password
+
     password = replication_password.read(path)
     if password is None:
         print(

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from ..engine import HAEngine
 from .common import EXIT_OK, common_options, print_json, run
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (a third of a bare start)
+if TYPE_CHECKING:  # the engine imports SQLAlchemy: only the command that runs needs it
+    from ..engine import HAEngine
 
 
 def register(commands, common) -> None:

@@ -16,10 +16,12 @@ import argparse
 import os
 import sys
 
-from ..engine import HAEngine
-from ..extensions import PeerVerification
-from ..file_sync import SyncReport
 from .common import EXIT_FAILED, EXIT_OK, UsageError, common_options, print_json, run
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (a third of a bare start)
+if TYPE_CHECKING:  # the engine imports SQLAlchemy: only the command that runs needs it
+    from ..engine import HAEngine
+    from ..file_sync import SyncReport
 
 #: ``host-key pin`` reads at most this much from stdin (``host-key show`` prints a few hundred bytes).
 MAX_PIN_INPUT = 64 * 1024
@@ -76,6 +78,8 @@ def cmd_sync(args, engine: HAEngine, *, legacy: bool = False) -> int:
 
 
 def cmd_sync_init(args, engine: HAEngine) -> int:
+    from ..extensions import PeerVerification
+
     verification = PeerVerification(
         fingerprint=getattr(args, "host_key_fingerprint", None),
         accept_new=getattr(args, "accept_new", False),

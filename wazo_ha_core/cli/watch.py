@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 
-from ..engine import HAEngine
-from ..logs import show_info_on_console
-from ..watch import Action
 from .common import EXIT_FAILED, EXIT_OK, common_options, print_json, run
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (a third of a bare start)
+if TYPE_CHECKING:  # the engine imports SQLAlchemy: only the command that runs needs it
+    from ..engine import HAEngine
 
 
 def register(commands, common) -> None:
@@ -34,7 +33,12 @@ def register(commands, common) -> None:
 
 
 def cmd_watch(args, engine: HAEngine) -> int:
+    import signal  # the long-running command only: not to build the parser
+    import threading
+
     if not getattr(args, "quiet", False):
+        from ..logs import show_info_on_console
+
         show_info_on_console()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -44,6 +48,8 @@ def cmd_watch(args, engine: HAEngine) -> int:
 
 
 def cmd_check(args, engine: HAEngine) -> int:
+    from ..watch import Action
+
     watcher = engine.watcher(args.master)
     decision = watcher.check()
     role = watcher.watch.role.value if watcher.watch else "-"

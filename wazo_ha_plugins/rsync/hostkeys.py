@@ -17,8 +17,6 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-import paramiko
-
 from wazo_ha_core import PluginError
 
 from .trust import write_private
@@ -80,6 +78,8 @@ def parse_key(key_type: str, encoded: str, where: str) -> HostKey:
         raise PluginError(f"{where}: {shorten(key_type)} is not a host key type ({', '.join(KEY_TYPES)})")
     if not BASE64.fullmatch(encoded):
         raise PluginError(f"{where}: {shorten(encoded)} is not a base64 key")
+    import paramiko  # heavy (cryptography): only where a key is parsed, not for every sync
+
     try:
         blob = base64.b64decode(encoded, validate=True)
         (length,) = struct.unpack(">I", blob[:4])

@@ -21,8 +21,7 @@ import stat
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
-
-import paramiko
+from typing import TYPE_CHECKING
 
 from wazo_ha_core import (
     FileSyncBackend,
@@ -38,6 +37,9 @@ from wazo_ha_core.extensions import ONLY_PINNED
 
 from . import hostkeys, transfer, trust
 from .doctor import rsync_checks
+
+if TYPE_CHECKING:  # paramiko is imported where the plugin speaks SSH itself (init, host keys)
+    import paramiko
 
 RECEIVER_SOURCE = Path(__file__).with_name("receiver.py")
 
@@ -142,6 +144,8 @@ class RsyncBackend(FileSyncBackend):
         raises on anything unverified), and only then the password is read
         and sent.
         """
+        import paramiko
+
         timeout = self._connect_timeout()
         try:
             sock = socket.create_connection((peer, port), timeout=timeout)

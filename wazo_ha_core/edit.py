@@ -51,6 +51,7 @@ def _undo(done: list[EditStep], before: HASettings, after: HASettings) -> list[s
     for step in reversed(done):
         try:
             step.undo(before, after)
+            log.info("HA edit step %r undone", step.name)
         except Exception:
             log.exception("undo of HA edit step %r failed", step.name)
             failures.append(step.name)

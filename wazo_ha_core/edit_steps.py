@@ -33,9 +33,11 @@ class ProvisionerStep(EditStep):
         if after.node_type == "master" and after != before:
             self.provisioner.enable_backup(after.remote_address)
             self.changed = True
+            log.info("%s: phones get %s as their backup registrar", self.name, after.remote_address)
         elif after.node_type == "disabled" and before.node_type == "master":
             self.provisioner.disable_backup()
             self.changed = True
+            log.info("%s: phones' backup registrar put back as before HA", self.name)
 
     def undo(self, before: HASettings, after: HASettings) -> None:
         if not self.changed:
@@ -96,6 +98,14 @@ class CompatFilesStep(EditStep):
     def apply(self, before: HASettings, after: HASettings) -> None:
         self.snapshots = self.files.snapshot()
         self.files.write(after)
+        sentinel = {"master": self.files.primary_sentinel, "slave": self.files.secondary_sentinel}.get(after.node_type)
+        log.info(
+            "compatibility files: %s says %s %s; role sentinel %s",
+            self.files.ha_conf,
+            after.node_type,
+            after.remote_address or "-",
+            sentinel or "none",
+        )
 
     def undo(self, before: HASettings, after: HASettings) -> None:
         for snapshot in self.snapshots:
@@ -114,6 +124,7 @@ class StoreStep(EditStep):
     def apply(self, before: HASettings, after: HASettings) -> None:
         self.event.ended_at = utcnow()
         self.store.write_ha_settings(after, self.event)
+        log.info("state store: HA settings %s written with the edit's journal event", after.as_dict())
 
     def undo(self, before: HASettings, after: HASettings) -> None:
         # Last step: it is only undone if it succeeded, which never happens.

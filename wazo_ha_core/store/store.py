@@ -9,9 +9,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, delete, func, select, text
+from sqlalchemy import Column, MetaData, String, Table, create_engine, delete, func, inspect, select, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -24,6 +23,8 @@ from .models import EventRow, HASettingsRow, PluginStateRow
 
 VERSION_TABLE = "wazo_ha_alembic_version"
 MIGRATIONS = Path(__file__).parent / "migrations"
+# alembic's version table, as alembic creates it; the engine's schema map places it in the store's schema.
+_VERSION_TABLE = Table(VERSION_TABLE, MetaData(), Column("version_num", String(32), primary_key=True))
 
 
 class Store:
@@ -64,12 +65,19 @@ class Store:
         return ScriptDirectory.from_config(self._alembic_config(None)).get_current_head()
 
     def current_revision(self) -> str | None:
+        """The revision the store is at (``None``: never migrated).
+
+        Read with a plain query rather than alembic's ``MigrationContext``, which
+        logs two INFO lines each time: this runs on every store access (the
+        watch's every round), and alembic should speak only while migrating.
+        """
         with self._connect() as connection:
-            context = MigrationContext.configure(
-                connection,
-                opts={"version_table": VERSION_TABLE, "version_table_schema": self.schema},
-            )
-            return context.get_current_revision()
+            if not inspect(connection).has_table(VERSION_TABLE, schema=self.schema):
+                return None
+            revisions = connection.execute(select(_VERSION_TABLE.c.version_num)).scalars().all()
+        if len(revisions) > 1:
+            raise StoreError(f"state store {self.describe()} has several revisions {revisions}: run `wazo-ha db upgrade`")
+        return revisions[0] if revisions else None
 
     def upgrade(self, revision: str = "head") -> None:
         self._run_alembic(command.upgrade, revision)

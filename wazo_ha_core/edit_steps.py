@@ -86,6 +86,36 @@ class FileSyncTrustStep(EditStep):
             snapshot.restore()
 
 
+def leaves_serving_slave(before: HASettings, after: HASettings) -> bool:
+    """Whether the edit takes the node out of the slave role (to disabled or master)."""
+    return before.node_type == "slave" and after.node_type != "slave"
+
+
+class TelephonyHandBackStep(EditStep):
+    """A forced edit of a slave that serves: telephony handed back (stopped here) before the role changes.
+
+    Undone by taking over again, so a failed edit leaves the node serving as it was.
+    """
+
+    name = "telephony hand-back"
+
+    def __init__(self, services):
+        self.services = services  # a ServiceControl
+        self.handed_back = False
+
+    def apply(self, before: HASettings, after: HASettings) -> None:
+        self.handed_back = False
+        if not (leaves_serving_slave(before, after) and self.services.is_active()):
+            return
+        figures = self.services.give_back()
+        self.handed_back = True
+        log.info("telephony hand-back: %s stopped here before leaving the slave role", ", ".join(figures["managers"]))
+
+    def undo(self, before: HASettings, after: HASettings) -> None:
+        if self.handed_back:
+            self.services.take_over()
+
+
 class CompatFilesStep(EditStep):
     """``ha.conf`` and the role sentinels, as the rest of Wazo expects them."""
 

@@ -22,6 +22,11 @@ def register(commands, common) -> None:
     )
     config_set = actions.add_parser("set", parents=[common], help="edit: node_type=… remote_address=…")
     config_set.add_argument("assignments", nargs="+", metavar="FIELD=VALUE")
+    config_set.add_argument(
+        "--force",
+        action="store_true",
+        help="take a slave that serves telephony out of its role anyway: telephony is given back (stopped here) first",
+    )
     config_set.set_defaults(handler=cmd_config_set)
 
     history = commands.add_parser("history", parents=[common], help="the event journal, newest first")
@@ -81,8 +86,9 @@ def cmd_config_set(args, engine: HAEngine) -> int:
         body["node_type"] = current["node_type"]
     if "remote_address" not in body and body["node_type"] != "disabled":
         body["remote_address"] = current["remote_address"] or None
-    engine.update_ha(body)
-    print_json(engine.get_ha())
+    engine.update_ha(body, force=args.force)
+    if not getattr(args, "quiet", False):
+        print_json(engine.get_ha())
     return EXIT_OK
 
 

@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 EditListener = Callable[[HASettings, HASettings], None]
 
 
+def _settings_text(ha: HASettings) -> str:
+    return f"{ha.node_type} {ha.remote_address}".strip()
+
+
 class HAEngine:
     def __init__(
         self,
@@ -126,6 +130,7 @@ class HAEngine:
                 self._refuse_while_serving(event, services)
             hand_back = [TelephonyHandBackStep(services)]
         steps = [*hand_back, *self.edit_steps(), StoreStep(self.store, event)]
+        event.message = f"{_settings_text(before)} -> {_settings_text(after)}" + (" (forced)" if hand_back else "")
         # Written with the settings by the last step, so listed before they run.
         event.figures["steps"] = [step.name for step in steps]
         try:

@@ -49,9 +49,9 @@ def cmd_status(args, engine: HAEngine) -> int:
     if status["role"] == "slave":
         print(f"master          {master['state'].upper()}  {master['detail']}")
     paused = status["paused"]
-    print(
-        f"watch           {'PAUSED since ' + paused['since'][:19] + ' ' + paused['reason'] if paused else 'not paused'}"
-    )
+    if status["role"] == "slave" or paused:  # the watch acts on a slave only
+        since = f"PAUSED since {paused['since'][:19]} {paused['reason']}".rstrip() if paused else "not paused"
+        print(f"watch           {since}")
     for service in status["services"] or [{"name": "-", "state": "no service manager enabled", "detail": ""}]:
         print(f"services        {service['name']}: {service['state']}  {service['detail']}".rstrip())
     for kind, last in status["last"].items():

@@ -205,3 +205,15 @@ def test_an_unreachable_slave_is_reported_as_unreachable(pair):
     assert message.startswith(f"cannot reach the slave {PEER} over ssh:"), message
     assert "Connection refused" in message
     assert "lost during the transfer" not in message and "Files already copied" not in message
+
+
+def test_directories_missing_on_the_master_are_not_created_on_the_slave(pair):
+    write(pair.master / "var/lib/asterisk/moh/song.wav", b"song")
+    pair.pin()
+    pair.plugin().init(PEER)
+    paths = sync_paths(pair.settings)
+    result = pair.plugin().sync(PEER, paths)
+    assert result.figures["skipped"] == len(paths) - 1
+    assert (pair.slave / "var/lib/asterisk/moh/song.wav").read_bytes() == b"song"
+    created = sorted(str(p.relative_to(pair.slave)) for p in pair.slave.rglob("*") if p.is_dir())
+    assert created == ["var", "var/lib", "var/lib/asterisk", "var/lib/asterisk/moh"], "\n".join(created)

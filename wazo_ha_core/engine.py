@@ -278,11 +278,17 @@ class HAEngine:
 
     # --- doctor -------------------------------------------------------------------------
 
-    def doctor(self) -> list[Any]:
-        """Every prerequisite checked, as :class:`~wazo_ha_core.doctor.CheckReport` objects."""
+    def doctor(self, planned: HASettings | None = None) -> list[Any]:
+        """Every prerequisite checked, as :class:`~wazo_ha_core.doctor.CheckReport` objects.
+
+        ``planned``: check for these settings instead of those in force (``doctor --as ROLE --peer ADDRESS``,
+        before enabling); validated like an edit (:class:`~wazo_ha_core.errors.ValidationError`).
+        """
         from .doctor_checks import run_doctor  # imports the schedules and the config DB only when asked
 
-        return run_doctor(self)
+        if planned is not None:
+            planned = validate_ha_body(planned.as_dict(), self.local_addresses())
+        return run_doctor(self, planned)
 
     # --- status -----------------------------------------------------------------------
 

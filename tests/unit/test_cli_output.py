@@ -37,7 +37,11 @@ def config(tmp_path):
 
 def test_a_failed_edit_is_printed_once(config, tmp_path):
     broken = tmp_path / "broken.yml"
-    broken.write_text(config.read_text().replace("schedules: {systemctl: ['true']}", "schedules: {kind: systemd, systemctl: ['false']}"))
+    broken.write_text(
+        config.read_text().replace(
+            "schedules: {systemctl: ['true']}", "schedules: {kind: systemd, systemctl: ['false']}"
+        )
+    )
     result = wazo_ha("config", "set", "node_type=master", "remote_address=10.0.0.2", config=broken)
     assert result.returncode == 1
     lines = result.stderr.splitlines()
@@ -68,7 +72,10 @@ def test_edits_journaled_without_a_message_are_described_from_their_figures(caps
                 "outcome": "ok",
                 "duration": 0.2,
                 "message": "",
-                "figures": {"before": {"node_type": "master", "remote_address": "10.0.0.2"}, "after": {"node_type": "disabled", "remote_address": ""}},
+                "figures": {
+                    "before": {"node_type": "master", "remote_address": "10.0.0.2"},
+                    "after": {"node_type": "disabled", "remote_address": ""},
+                },
             }
         ]
     )

@@ -10,10 +10,10 @@ import pytest
 
 from wazo_ha_core import Check, CheckResult, FunctionCheck, TcpCheck
 from wazo_ha_core.cli import doctor as doctor_cli
+from wazo_ha_core.cli.common import UsageError
 from wazo_ha_core.config import HASettings
 from wazo_ha_core.doctor import FAIL, PASS, WARN, run_checks, worst
 from wazo_ha_core.doctor_checks import doctor_checks, plugins_loaded, schedules_installed
-from wazo_ha_core.cli.common import UsageError
 from wazo_ha_core.errors import ValidationError
 from wazo_ha_core.schedules import Schedules
 
@@ -149,7 +149,11 @@ def test_command_exits_1_on_fail_0_on_warn_and_prints_json(make_engine, capsys, 
     engine = make_engine()  # disabled: a WARN only
     assert doctor_cli.cmd_doctor(Args(), engine) == 0
     out = capsys.readouterr().out
-    assert "WARN  HA enabled" in out and "fix: check first with `wazo-ha doctor --as" in out and "WARN: 1 passed, 1 warned" in out
+    assert (
+        "WARN  HA enabled" in out
+        and "fix: check first with `wazo-ha doctor --as" in out
+        and "WARN: 1 passed, 1 warned" in out
+    )
     engine = make_engine(plugins={"service_managers": ["nowhere"]})
     args = Args()
     args.json = True
@@ -202,7 +206,9 @@ def test_preflight_as_slave_checks_what_enabling_needs(make_engine):
     assert reports["configuration database"].status == FAIL
     assert "cannot read" in reports["configuration database"].detail
     command = reports["schedules command"]
-    assert command.status == FAIL and "/nonexistent/bin/wazo-ha" in command.detail and "schedules.command" in command.fix
+    assert (
+        command.status == FAIL and "/nonexistent/bin/wazo-ha" in command.detail and "schedules.command" in command.fix
+    )
     systemctl = reports["systemctl"]  # the slave's watch is a systemd unit; `true` enables nothing
     assert systemctl.status == WARN and "not systemd's systemctl" in systemctl.detail
     assert "wazo-ha-watch.service" in systemctl.detail

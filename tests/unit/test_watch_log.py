@@ -88,7 +88,10 @@ def test_steady_watch_writes_no_line(tmp_path, listener):
     log_file = tmp_path / "root/var/log/wazo-ha.log"
 
     watch = subprocess.Popen(
-        [*wazo_ha, "--quiet", "watch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        [*wazo_ha, "--quiet", "watch"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
         cwd=SOURCE_TREE,
     )
     try:

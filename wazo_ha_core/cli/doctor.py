@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from ..config import HASettings
 from ..doctor import FAIL, worst
 from ..engine import HAEngine
-from ..config import HASettings
 from .common import EXIT_FAILED, EXIT_OK, UsageError, print_json
 
 

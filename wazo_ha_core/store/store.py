@@ -76,7 +76,9 @@ class Store:
                 return None
             revisions = connection.execute(select(_VERSION_TABLE.c.version_num)).scalars().all()
         if len(revisions) > 1:
-            raise StoreError(f"state store {self.describe()} has several revisions {revisions}: run `wazo-ha db upgrade`")
+            raise StoreError(
+                f"state store {self.describe()} has several revisions {revisions}: run `wazo-ha db upgrade`"
+            )
         return revisions[0] if revisions else None
 
     def upgrade(self, revision: str = "head") -> None:

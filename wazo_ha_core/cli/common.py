@@ -56,7 +56,9 @@ def run(handler: Handler, args: argparse.Namespace, engine_factory: Callable[[Se
     try:
         settings = Settings.load(getattr(args, "config", None))
         setup_logging(verbose, quiet, settings.path("log_file"))
-        return handler(args, engine_factory(settings))
+        code = handler(args, engine_factory(settings))
+        sys.stdout.flush()  # here, where a reader that went away is caught below, not at interpreter exit
+        return code
     except ValidationError as exc:
         for field, message in sorted(exc.errors.items()):
             print(f"wazo-ha: invalid {field}: {message}", file=sys.stderr)

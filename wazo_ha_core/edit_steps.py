@@ -86,7 +86,7 @@ class FileSyncTrustStep(EditStep):
             snapshot.restore()
 
 
-def leaves_serving_slave(before: HASettings, after: HASettings) -> bool:
+def leaves_slave_role(before: HASettings, after: HASettings) -> bool:
     """Whether the edit takes the node out of the slave role (to disabled or master)."""
     return before.node_type == "slave" and after.node_type != "slave"
 
@@ -105,9 +105,17 @@ class TelephonyHandBackStep(EditStep):
 
     def apply(self, before: HASettings, after: HASettings) -> None:
         self.handed_back = False
-        if not (leaves_serving_slave(before, after) and self.services.is_active()):
+        if not (leaves_slave_role(before, after) and self.services.is_active()):
             return
-        figures = self.services.give_back()
+        try:
+            figures = self.services.give_back()
+        except Exception:
+            # Some managers may have stopped: start them again, so a refused hand-back changes nothing.
+            try:
+                self.services.take_over()
+            except Exception as exc:  # the give-back error matters more
+                log.error("telephony hand-back failed and taking over again failed too: %s", exc)
+            raise
         self.handed_back = True
         log.info("telephony hand-back: %s stopped here before leaving the slave role", ", ".join(figures["managers"]))
 

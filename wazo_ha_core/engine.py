@@ -22,7 +22,7 @@ from .edit_steps import (
     ProvisionerStep,
     StoreStep,
     TelephonyHandBackStep,
-    leaves_serving_slave,
+    leaves_slave_role,
 )
 from .errors import EditError, ServingTelephony, WazoHAError
 from .extensions import ONLY_PINNED, OperationResult, PeerVerification, ProgressCallback, no_progress
@@ -152,7 +152,7 @@ class HAEngine:
 
     def _serving_services(self, before: HASettings, after: HASettings) -> ServiceControl | None:
         """The service control when the edit takes a slave that serves telephony out of its role, else ``None``."""
-        if not leaves_serving_slave(before, after):
+        if not leaves_slave_role(before, after):
             return None
         try:
             services = self.service_control()

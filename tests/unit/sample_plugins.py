@@ -88,7 +88,7 @@ class RecordingServices(ServiceManager):
 class ServingServices(ServiceManager):
     """Telephony as a flag in its plugin state: started means active; counts ``calls`` from its config."""
 
-    default_config = {"calls": 0}
+    default_config = {"calls": 0, "fail_stop": False}
 
     def start(self):
         CALLS.append((self.name, "start", ()))
@@ -96,6 +96,8 @@ class ServingServices(ServiceManager):
 
     def stop(self):
         CALLS.append((self.name, "stop", ()))
+        if self.config["fail_stop"]:
+            raise PluginError("wazo-service stop failed: exit 1 (test)")
         self.context.state.set("active", False)
 
     def status(self):

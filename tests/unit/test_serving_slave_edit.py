@@ -66,6 +66,21 @@ def test_forced_disable_that_fails_takes_over_again(serving_slave, sandbox, monk
     assert tree_files(sandbox) == files_before
 
 
+def test_a_forced_disable_whose_hand_back_fails_changes_nothing(make_engine, sandbox):
+    engine = make_engine(
+        plugins=SERVING["plugins"], plugin_config={"serving_services": {"calls": 2, "fail_stop": True}}
+    )
+    engine.update_ha(SLAVE)
+    engine.switch_services(take_over=True)
+    CALLS.clear()
+    files_before = tree_files(sandbox)
+    with pytest.raises(EditError, match="telephony hand-back"):
+        engine.update_ha({"node_type": "disabled"}, force=True)
+    assert CALLS == [("serving_services", "stop", ()), ("serving_services", "start", ())]
+    assert engine.service_control().is_active() and engine.get_ha() == SLAVE
+    assert tree_files(sandbox) == files_before
+
+
 def test_a_standby_slave_leaves_without_force(make_engine):
     engine = make_engine(**SERVING)
     engine.update_ha(SLAVE)

@@ -8,18 +8,29 @@ Which checks run depends on the role (docs/prerequisites.rst lists them):
   Wazo version, slave DB UTF-8, clock offset, TCP 5432; the rsync plugin: the
   key and its restrictions, TCP 22);
 * slave: each enabled health probe answers from here (slave → master ICMP
-  with the icmp probe), this node's configuration DB is UTF-8, and the
-  plugins' checks (the provd plugin: no provisioning plugins installed).
+  with the icmp probe), this node's configuration DB is UTF-8, the
+  witnesses (none configured: a warning), and the plugins' checks (the provd
+  plugin: no provisioning plugins installed).
+
+Before enabling, ``wazo-ha doctor --as master|slave --peer ADDRESS`` runs the
+checks of that role and peer (a *preflight*): instead of "schedules
+installed" (enabling writes them), the configuration database answers and
+the command the schedules will run exists; in both modes, a
+``schedules.systemctl`` that does nothing (``true``, a stub, no systemd
+running) is a warning, never reported as units enabled.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from .config import HASettings
 from .config_db import config_db_engine, describe
 from .doctor import Check, CheckReport, CheckResult, FunctionCheck, run_checks
 from .errors import PluginLoadError
@@ -35,27 +46,40 @@ TRUNK_EXPIRY_LIMIT = 300
 PJSIP_DEFAULT_EXPIRATION = 3600
 
 
-def run_doctor(engine: HAEngine) -> list[CheckReport]:
-    return run_checks(doctor_checks(engine), float(engine.settings.get("doctor.check_timeout")))
+def run_doctor(engine: HAEngine, planned: HASettings | None = None) -> list[CheckReport]:
+    return run_checks(doctor_checks(engine, planned), float(engine.settings.get("doctor.check_timeout")))
 
 
-def doctor_checks(engine: HAEngine) -> list[Check]:
-    ha = engine.current_settings()
+def doctor_checks(engine: HAEngine, planned: HASettings | None = None) -> list[Check]:
+    """The checks for the settings in force, or for ``planned`` ones before enabling them (preflight)."""
+    ha = planned or engine.current_settings()
     role, peer = ha.node_type, ha.remote_address or None
     checks: list[Check] = [FunctionCheck("plugins loaded", lambda: plugins_loaded(engine))]
     if role == "disabled":
         checks.append(FunctionCheck("HA enabled", lambda: CheckResult.warn("HA is disabled on this node", ENABLE_FIX)))
         return checks
-    checks.append(FunctionCheck("schedules installed", lambda: schedules_installed(engine.settings, ha)))
+    if planned is not None:
+        checks.append(FunctionCheck("configuration database", lambda: config_database(engine.settings)))
+        checks.append(FunctionCheck("schedules command", lambda: schedules_command(engine.settings)))
+    else:
+        checks.append(FunctionCheck("schedules installed", lambda: schedules_installed(engine.settings, ha)))
+    checks.append(FunctionCheck("systemctl", lambda: systemctl_works(engine.settings, ha)))
     checks.append(FunctionCheck("trunk registration expiry", lambda: trunk_expiry(engine.settings)))
     if role == "slave":
         checks.append(FunctionCheck("slave database UTF-8", lambda: local_database_utf8(engine.settings)))
         checks += probe_checks(engine, peer)
+        checks += witness_checks(engine)
     checks += plugin_checks(engine, role, peer)
     return checks
 
 
-ENABLE_FIX = "wazo-ha config set node_type=master remote_address=<slave> (or PUT /ha through wazo-confd)"
+# Role-neutral: the doctor cannot know which role this node is meant for.
+ENABLE_FIX = (
+    "check first with `wazo-ha doctor --as master --peer <slave>` (on the master) or "
+    "`wazo-ha doctor --as slave --peer <master>` (on the slave), then enable: "
+    "`wazo-ha config set node_type=master remote_address=<slave>` on the master, "
+    "`wazo-ha config set node_type=slave remote_address=<master>` on the slave (or PUT /ha through wazo-confd)"
+)
 
 
 # --- plugins -------------------------------------------------------------------------------
@@ -118,7 +142,68 @@ def schedules_installed(settings, ha) -> CheckResult:
     if changed:
         return CheckResult.warn(f"edited by hand (differs from what wazo-ha writes): {', '.join(changed)}", fix)
     extra = f" (units {', '.join(units)} enabled by wazo-ha)" if units else ""
+    if units and systemctl_problem(settings):
+        extra = f" (units {', '.join(units)} written, not enabled: see the systemctl check)"
     return CheckResult.passed(f"{', '.join(str(p) for p in files)}{extra}")
+
+
+def systemctl_problem(settings) -> str | None:
+    """Why ``schedules.systemctl`` would not really (de)activate units, or ``None`` when it would."""
+    argv = list(settings.get("schedules.systemctl"))
+    found = shutil.which(argv[0]) if argv else None
+    if found is None:
+        return f"schedules.systemctl {argv!r} is not found"
+    real = os.path.realpath(found)
+    if os.path.basename(real) != "systemctl":
+        return f"schedules.systemctl runs {real}, not systemd's systemctl: it enables nothing"
+    if not os.path.isdir("/run/systemd/system"):
+        return "systemd is not running on this machine (no /run/systemd/system): systemctl enables nothing"
+    return None
+
+
+def systemctl_works(settings, ha) -> CheckResult:
+    """Only when this role has systemd units: a no-op systemctl would leave them written but never run."""
+    if not settings.get("schedules.enabled"):
+        return CheckResult.passed("schedules.enabled is false: systemctl is not used")
+    _, units = Schedules(settings).wanted(ha)
+    if not units:
+        return CheckResult.passed(f"no systemd unit for a {ha.node_type} with these settings (cron)")
+    problem = systemctl_problem(settings)
+    if problem:
+        return CheckResult.warn(
+            f"{problem}; the units {', '.join(units)} would not run",
+            "set schedules.systemctl to systemd's systemctl on a node booted with systemd",
+        )
+    argv = list(settings.get("schedules.systemctl"))
+    return CheckResult.passed(f"{shutil.which(argv[0])} with systemd running (units {', '.join(units)})")
+
+
+def schedules_command(settings) -> CheckResult:
+    """The command the units and cron files will run exists and is executable."""
+    if not settings.get("schedules.enabled"):
+        return CheckResult.passed("schedules.enabled is false: no schedule will run it")
+    command = str(settings.get("schedules.command"))
+    if os.path.isfile(command) and os.access(command, os.X_OK):
+        return CheckResult.passed(f"{command} is executable")
+    here = shutil.which("wazo-ha")
+    hint = f" (this installation's is {here})" if here and here != command else ""
+    return CheckResult.fail(
+        f"the schedules would run {command}, which is not an executable file{hint}",
+        "set schedules.command to the wazo-ha the schedules must run (e.g. in a virtualenv, its bin/wazo-ha)",
+    )
+
+
+def config_database(settings) -> CheckResult:
+    """This node's configuration database answers, and with which PostgreSQL version."""
+    engine = config_db_engine(settings)
+    try:
+        with engine.connect() as connection:
+            version = connection.execute(text("SHOW server_version")).scalar_one()
+    except SQLAlchemyError as exc:
+        return _db_unreachable(engine, exc)
+    finally:
+        engine.dispose()
+    return CheckResult.passed(f"{describe(engine)}: PostgreSQL {version}")
 
 
 # --- slave: probes and local database -------------------------------------------------------
@@ -154,6 +239,33 @@ class _ProbeCheck(Check):
             f"{self.master} did not answer: {answer.reason or 'down'}",
             f"let {what} through from this slave to the master (firewall), and check the master is up",
         )
+
+
+def witness_checks(engine: HAEngine) -> list[Check]:
+    """Each witness answers the host probes; none configured: a warning (a cut-off slave would take over)."""
+    witnesses = list(engine.settings.get("watch.witnesses"))
+    if not witnesses:
+        return [
+            FunctionCheck(
+                "witnesses",
+                lambda: CheckResult.warn(
+                    "watch.witnesses is empty: a slave cut off from the master takes over while the master serves",
+                    "set watch.witnesses to an address both nodes reach (e.g. the gateway)",
+                ),
+            )
+        ]
+    try:
+        probes = engine.loader.load("health_probes")
+    except PluginLoadError:
+        return []
+    host_probes = [probe for probe in probes if probe.checks == "host"] or probes
+    checks: list[Check] = []
+    for witness in witnesses:
+        for probe in host_probes:
+            check = _ProbeCheck(probe, witness)
+            check.name = f"witness {witness} answers {probe.name}"
+            checks.append(check)
+    return checks
 
 
 def local_database_utf8(settings) -> CheckResult:

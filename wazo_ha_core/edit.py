@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from .config import HASettings
 from .errors import EditError
+from .logs import REPORTED
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,9 @@ def run_steps(steps: Sequence[EditStep], before: HASettings, after: HASettings) 
         try:
             step.apply(before, after)
         except Exception as exc:
-            log.error("HA edit step %r failed: %s; undoing %d earlier step(s)", step.name, exc, len(done))
+            log.error(
+                "HA edit step %r failed: %s; undoing %d earlier step(s)", step.name, exc, len(done), extra=REPORTED
+            )
             raise EditError(step.name, exc, _undo(done, before, after)) from exc
         done.append(step)
     return [step.name for step in done]
@@ -51,6 +54,7 @@ def _undo(done: list[EditStep], before: HASettings, after: HASettings) -> list[s
     for step in reversed(done):
         try:
             step.undo(before, after)
+            log.info("HA edit step %r undone", step.name)
         except Exception:
             log.exception("undo of HA edit step %r failed", step.name)
             failures.append(step.name)

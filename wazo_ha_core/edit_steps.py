@@ -33,9 +33,11 @@ class ProvisionerStep(EditStep):
         if after.node_type == "master" and after != before:
             self.provisioner.enable_backup(after.remote_address)
             self.changed = True
+            log.info("%s: phones get %s as their backup registrar", self.name, after.remote_address)
         elif after.node_type == "disabled" and before.node_type == "master":
             self.provisioner.disable_backup()
             self.changed = True
+            log.info("%s: phones' backup registrar put back as before HA", self.name)
 
     def undo(self, before: HASettings, after: HASettings) -> None:
         if not self.changed:
@@ -84,6 +86,44 @@ class FileSyncTrustStep(EditStep):
             snapshot.restore()
 
 
+def leaves_slave_role(before: HASettings, after: HASettings) -> bool:
+    """Whether the edit takes the node out of the slave role (to disabled or master)."""
+    return before.node_type == "slave" and after.node_type != "slave"
+
+
+class TelephonyHandBackStep(EditStep):
+    """A forced edit of a slave that serves: telephony handed back (stopped here) before the role changes.
+
+    Undone by taking over again, so a failed edit leaves the node serving as it was.
+    """
+
+    name = "telephony hand-back"
+
+    def __init__(self, services):
+        self.services = services  # a ServiceControl
+        self.handed_back = False
+
+    def apply(self, before: HASettings, after: HASettings) -> None:
+        self.handed_back = False
+        if not (leaves_slave_role(before, after) and self.services.is_active()):
+            return
+        try:
+            figures = self.services.give_back()
+        except Exception:
+            # Some managers may have stopped: start them again, so a refused hand-back changes nothing.
+            try:
+                self.services.take_over()
+            except Exception as exc:  # the give-back error matters more
+                log.error("telephony hand-back failed and taking over again failed too: %s", exc)
+            raise
+        self.handed_back = True
+        log.info("telephony hand-back: %s stopped here before leaving the slave role", ", ".join(figures["managers"]))
+
+    def undo(self, before: HASettings, after: HASettings) -> None:
+        if self.handed_back:
+            self.services.take_over()
+
+
 class CompatFilesStep(EditStep):
     """``ha.conf`` and the role sentinels, as the rest of Wazo expects them."""
 
@@ -96,6 +136,14 @@ class CompatFilesStep(EditStep):
     def apply(self, before: HASettings, after: HASettings) -> None:
         self.snapshots = self.files.snapshot()
         self.files.write(after)
+        sentinel = {"master": self.files.primary_sentinel, "slave": self.files.secondary_sentinel}.get(after.node_type)
+        log.info(
+            "compatibility files: %s says %s %s; role sentinel %s",
+            self.files.ha_conf,
+            after.node_type,
+            after.remote_address or "-",
+            sentinel or "none",
+        )
 
     def undo(self, before: HASettings, after: HASettings) -> None:
         for snapshot in self.snapshots:
@@ -114,6 +162,7 @@ class StoreStep(EditStep):
     def apply(self, before: HASettings, after: HASettings) -> None:
         self.event.ended_at = utcnow()
         self.store.write_ha_settings(after, self.event)
+        log.info("state store: HA settings %s written with the edit's journal event", after.as_dict())
 
     def undo(self, before: HASettings, after: HASettings) -> None:
         # Last step: it is only undone if it succeeded, which never happens.

@@ -16,8 +16,15 @@ from . import devices, file_sync, replication, run_locks
 from .compat import CompatFiles
 from .config import DISABLED, HASettings, detect_local_addresses, validate_ha_body
 from .edit import EditStep, run_steps
-from .edit_steps import CompatFilesStep, FileSyncTrustStep, ProvisionerStep, StoreStep
-from .errors import EditError
+from .edit_steps import (
+    CompatFilesStep,
+    FileSyncTrustStep,
+    ProvisionerStep,
+    StoreStep,
+    TelephonyHandBackStep,
+    leaves_slave_role,
+)
+from .errors import EditError, ServingTelephony, WazoHAError
 from .extensions import ONLY_PINNED, OperationResult, PeerVerification, ProgressCallback, no_progress
 from .file_sync import SyncReport
 from .journal import Event, Journal, utcnow
@@ -39,6 +46,10 @@ log = logging.getLogger(__name__)
 #: ``listener(before, after)``: called after every successful edit that changed
 #: something — the embedding application publishes its ``ha_edited`` bus event here.
 EditListener = Callable[[HASettings, HASettings], None]
+
+
+def _settings_text(ha: HASettings) -> str:
+    return f"{ha.node_type} {ha.remote_address}".strip()
 
 
 class HAEngine:
@@ -88,12 +99,15 @@ class HAEngine:
         log.info("imported HA settings %s from %s", legacy.as_dict(), self.compat.ha_conf)
         return legacy
 
-    def update_ha(self, body: Any) -> None:
+    def update_ha(self, body: Any, *, force: bool = False) -> None:
         """Validate ``body`` and apply it as one transaction.
 
         Raises :class:`~wazo_ha_core.errors.ValidationError` (nothing changed,
         no plugin called), :class:`~wazo_ha_core.errors.AlreadyRunning` (another
-        edit runs on this node, from any process: nothing changed) or
+        edit runs on this node, from any process: nothing changed),
+        :class:`~wazo_ha_core.errors.ServingTelephony` (this slave serves
+        telephony and ``body`` takes it out of the slave role: nothing changed;
+        with ``force`` telephony is handed back first, as a step of the edit) or
         :class:`~wazo_ha_core.errors.EditError` (a step failed; the steps
         already done were undone).
         """
@@ -102,16 +116,23 @@ class HAEngine:
         with run_locks.exclusive(
             self.settings.path("run_dir"), EDIT_LOCK_FILE, "an HA settings edit", record_pid=False
         ):
-            self._apply(after)
+            self._apply(after, force)
 
-    def _apply(self, after: HASettings) -> None:
+    def _apply(self, after: HASettings, force: bool = False) -> None:
         before = self.current_settings()
         event = Event(kind="edit", started_at=utcnow(), figures={"before": before.as_dict(), "after": after.as_dict()})
         if after == before and self.compat.is_current(after):
             event.outcome, event.message = "unchanged", "settings already in force"
             self.journal.append(event)
             return
-        steps = [*self.edit_steps(), StoreStep(self.store, event)]
+        hand_back = []
+        services = self._serving_services(before, after)
+        if services is not None:
+            if not force:
+                self._refuse_while_serving(event, services)
+            hand_back = [TelephonyHandBackStep(services)]
+        steps = [*hand_back, *self.edit_steps(), StoreStep(self.store, event)]
+        event.message = f"{_settings_text(before)} -> {_settings_text(after)}" + (" (forced)" if hand_back else "")
         # Written with the settings by the last step, so listed before they run.
         event.figures["steps"] = [step.name for step in steps]
         try:
@@ -130,6 +151,30 @@ class HAEngine:
                 listener(before, after)
             except Exception:  # the edit is done; a failing notification must not undo it
                 log.exception("edit listener %r failed", listener)
+
+    def _serving_services(self, before: HASettings, after: HASettings) -> ServiceControl | None:
+        """The service control when the edit takes a slave that serves telephony out of its role, else ``None``."""
+        if not leaves_slave_role(before, after):
+            return None
+        try:
+            services = self.service_control()
+        except WazoHAError as exc:  # leaving HA must stay possible with a broken service manager
+            log.warning("cannot tell whether this slave serves telephony (%s): the edit goes on", exc)
+            return None
+        return services if services.is_active() else None
+
+    def _refuse_while_serving(self, event: Event, services: ServiceControl) -> None:
+        calls = services.active_calls()
+        carrying = f", carrying {calls} call(s)" if calls else ""
+        event.outcome = "refused"
+        event.message = (
+            f"this slave serves telephony (it took over{carrying}): leaving the slave role now would leave it "
+            "running here while the master serves too. Give telephony back first (`wazo-ha services stop` once the "
+            "master serves), or force the edit (`wazo-ha config set ... --force`), which gives it back first"
+        )
+        event.ended_at = utcnow()
+        self.journal.append(event)
+        raise ServingTelephony(event.message)
 
     def edit_steps(self) -> list[EditStep]:
         """The side effects of an edit, in order, before the store commit (docs/enabling.rst)."""
@@ -235,11 +280,17 @@ class HAEngine:
 
     # --- doctor -------------------------------------------------------------------------
 
-    def doctor(self) -> list[Any]:
-        """Every prerequisite checked, as :class:`~wazo_ha_core.doctor.CheckReport` objects."""
+    def doctor(self, planned: HASettings | None = None) -> list[Any]:
+        """Every prerequisite checked, as :class:`~wazo_ha_core.doctor.CheckReport` objects.
+
+        ``planned``: check for these settings instead of those in force (``doctor --as ROLE --peer ADDRESS``,
+        before enabling); validated like an edit (:class:`~wazo_ha_core.errors.ValidationError`).
+        """
         from .doctor_checks import run_doctor  # imports the schedules and the config DB only when asked
 
-        return run_doctor(self)
+        if planned is not None:
+            planned = validate_ha_body(planned.as_dict(), self.local_addresses())
+        return run_doctor(self, planned)
 
     # --- status -----------------------------------------------------------------------
 

@@ -117,6 +117,14 @@ class NotInitialised(PreflightError):
     """The one-time set-up (e.g. ``wazo-ha sync init``) has not been done; nothing was changed."""
 
 
+class ServingTelephony(PreflightError):
+    """The edit would take a slave that serves telephony out of its role; nothing was changed.
+
+    Refused unless forced (``wazo-ha config set … --force``), which hands
+    telephony back before the role changes.
+    """
+
+
 class AlreadyRunning(PluginError):
     """Another run of the same operation holds the lock."""
 

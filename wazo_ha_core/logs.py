@@ -1,6 +1,7 @@
 """Logging: Wazo's format, to stderr for people and to the log file for the record.
 
-stderr shows warnings (``--verbose``: everything, ``--quiet``: errors only);
+stderr shows warnings (``--verbose``: everything, ``--quiet``: errors only),
+except those logged with :data:`REPORTED`, which the command prints itself;
 the log file (``paths.log_file``, rotated by the shipped logrotate file) gets
 info and above (``--verbose``: debug). A log file that cannot be opened is
 reported on stderr and otherwise ignored: logging must never stop a failover.
@@ -14,6 +15,18 @@ from pathlib import Path
 #: Wazo's log line format (as in its other daemons).
 LOG_FORMAT = "%(asctime)s [%(process)d] (%(levelname)s) (%(name)s): %(message)s"
 
+#: ``log.warning(..., extra=REPORTED)``: the caller reports this itself (an exception it
+#: raises, a warning it returns), so the command line prints it once, as its own
+#: ``wazo-ha:`` line; the log file still gets the record.
+REPORTED = {"wazo_ha_reported": True}
+
+
+class _NotReported(logging.Filter):
+    """Keeps off the console the records whose content the command prints itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "wazo_ha_reported", False)
+
 
 def setup_logging(verbose: bool, quiet: bool, log_file: Path | None = None) -> None:
     """(Re)configure the root logger; safe to call more than once in a process."""
@@ -26,6 +39,8 @@ def setup_logging(verbose: bool, quiet: bool, log_file: Path | None = None) -> N
     console = logging.StreamHandler()
     console.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING)
     console.setFormatter(formatter)
+    if not verbose:
+        console.addFilter(_NotReported())
     console.wazo_ha = "console"
     root.addHandler(console)
     if log_file is None:

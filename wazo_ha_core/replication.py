@@ -26,6 +26,7 @@ from . import run_locks
 from .errors import AlreadyRunning, PluginError, PreflightError
 from .extensions import OperationResult, ProgressCallback, ReplicationBackend, no_progress
 from .journal import Event, utcnow
+from .logs import REPORTED
 
 if TYPE_CHECKING:
     from .engine import HAEngine
@@ -75,7 +76,7 @@ def replicate(
         event.outcome = "refused" if refused else "failed"
         event.message = str(exc) or type(exc).__name__
         engine.journal.append(event)
-        log.error("replication %s: %s", event.outcome, event.message)
+        log.error("replication %s: %s", event.outcome, event.message, extra=REPORTED)
         raise
     event.outcome = "skipped" if all(result.outcome == "skipped" for result in results) else "ok"
     event.message = "; ".join(result.message for result in results)

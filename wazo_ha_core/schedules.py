@@ -218,12 +218,16 @@ class ScheduleStep(EditStep):
             if units_before:
                 self._systemctl("disable", "--now", *units_before)
                 done["stopped"] = units_before
-            changed_units = []
+            changed_units, written, removed = [], [], []
             for path in self.schedules.all_paths():
                 if path in files:
                     changed = replace_file(path, files[path].encode(), 0o644)
+                    if changed:
+                        written.append(str(path))
                 else:
                     changed = remove_file(path)
+                    if changed:
+                        removed.append(str(path))
                 if changed and path.parent == self.schedules.systemd_dir:
                     changed_units.append(path.name)
             if changed_units:
@@ -240,6 +244,7 @@ class ScheduleStep(EditStep):
             self._put_back(snapshots, done)
             raise
         self.snapshots, self.done = snapshots, done
+        _log_changes(written, removed, done)
 
     def undo(self, before: HASettings, after: HASettings) -> None:
         if self.snapshots:
@@ -267,6 +272,14 @@ class ScheduleStep(EditStep):
     def _systemctl(self, *args: str) -> None:
         argv = [*self.settings.get("schedules.systemctl"), *args]
         run_step_command(argv, "schedules.systemctl", float(self.settings.get("timeouts.command")))
+
+
+def _log_changes(written: list[str], removed: list[str], done: dict[str, list[str]]) -> None:
+    parts = [f"wrote {', '.join(written)}"] if written else []
+    parts += [f"removed {', '.join(removed)}"] if removed else []
+    parts += [f"{action} {', '.join(units)}" for action, units in done.items() if units]
+    if parts:
+        log.info("schedules: %s", "; ".join(parts))
 
 
 SHIPPED_HEADER = (

@@ -16,6 +16,7 @@ from typing import Any
 
 from .errors import PluginError, ServiceSwitchError
 from .extensions import ServiceManager, ServiceState
+from .logs import REPORTED
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class ServiceControl:
                 if not isinstance(exc, PluginError):
                     log.exception("%s %s: unexpected error", manager.name, action)
                 failures[manager.name] = str(exc) or type(exc).__name__
-                log.error("%s %s failed: %s", manager.name, action, failures[manager.name])
+                log.error("%s %s failed: %s", manager.name, action, failures[manager.name], extra=REPORTED)
         if failures:
             raise ServiceSwitchError(action, failures)
         return {"managers": done}

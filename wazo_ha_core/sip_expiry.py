@@ -91,7 +91,8 @@ class SipExpiryStep(EditStep):
             engine.dispose()
         self.undo_snapshot, self.undo_state = current, remembered
         if changed:
-            log.info("SIP registration expiry: %d row(s) changed", changed)
+            what = "set to the HA values" if after.enabled else "put back to the values before HA"
+            log.info("SIP registration expiry: %d row(s) of the configuration database %s", changed, what)
 
     def undo(self, before: HASettings, after: HASettings) -> None:
         if self.undo_snapshot is None:

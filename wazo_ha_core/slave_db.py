@@ -96,8 +96,13 @@ class ReplicationRoleStep(EditStep):
             if password is None:
                 raise EditStepError(HOW_TO_COPY.format(path=self.password_path))
             self._set_password(password)
+            if self.previous is not None:
+                how = "created" if not self.previous[0] else "given the replication password"
+                log.info("replication role %r %s (PostgreSQL role)", self.role, how)
         elif _leaves_slave(before, after):
             self._set_password(None)
+            if self.previous is not None:
+                log.info("replication role %r: password removed (it can no longer log in)", self.role)
 
     def undo(self, before: HASettings, after: HASettings) -> None:
         if self.previous is None:
@@ -198,6 +203,7 @@ class SlaveDBAccessStep(EditStep):
             self.snapshots = snapshots
             self.reloaded, self.restarted = hba_changed and not listen_changed, listen_changed
             self._run_postgresql_command(self.reloaded, self.restarted)
+            self._log_changes(after, hba_changed, listen_changed)
         except Exception:
             for snapshot in snapshots:
                 snapshot.restore()
@@ -210,6 +216,16 @@ class SlaveDBAccessStep(EditStep):
         for snapshot in self.snapshots:
             snapshot.restore()
         self._run_postgresql_command(self.reloaded, self.restarted)
+
+    def _log_changes(self, after: HASettings, hba_changed: bool, listen_changed: bool) -> None:
+        if not (hba_changed or listen_changed):
+            return
+        if after.node_type == "slave":
+            files = f"{self.hba} lets {after.remote_address} replicate, {self.listen} sets listen_addresses"
+        else:
+            files = f"{self.hba} block and {self.listen} removed"
+        action = "restarted" if self.restarted else "reloaded" if self.reloaded else "left running"
+        log.info("slave database access: %s; PostgreSQL %s", files, action)
 
     def _quietly_apply_old_files(self) -> None:
         try:

@@ -39,12 +39,17 @@ def node_status(engine: HAEngine) -> dict[str, Any]:
 
 
 def master_view(role: str, watch_last: dict | None, switch: Event | None) -> dict[str, Any]:
-    """What the slave believes of the master: ``up``, ``down`` (failed over), or ``unknown``."""
+    """What the slave believes of the master: ``up``, ``down`` (failed over), ``back`` (failed over, the
+    master answers again: failback pending, with its countdown) or ``unknown``."""
     if role != "slave":
         return {"state": "this node" if role == "master" else "n/a", "detail": ""}
     if switch is not None and switch.kind == "failover":
         state = "down"
         detail = f"failed over {age(switch.ended_at or switch.started_at)}"
+        failback_at = _parse((watch_last or {}).get("failback_at"))
+        if failback_at is not None and watch_last.get("verdict") == "good":
+            state = "back"
+            detail += f"; the master answers again: {_countdown(failback_at)}"
     elif watch_last is None:
         state, detail = "unknown", "the watch has not reported yet"
     else:
@@ -53,6 +58,13 @@ def master_view(role: str, watch_last: dict | None, switch: Event | None) -> dic
     if watch_last is not None:
         detail += f" (watch: role {watch_last.get('role')}, last change {age(_parse(watch_last.get('at')))})"
     return {"state": state, "detail": detail.strip(), "watch": watch_last}
+
+
+def _countdown(due: datetime, now: datetime | None = None) -> str:
+    seconds = (due - (now or utcnow())).total_seconds()
+    if seconds > 0:
+        return f"failback in {int(seconds) + 1} s"
+    return "failback due (waiting for calls to end, a retry or `wazo-ha resume`)"
 
 
 def services(engine: HAEngine) -> list[dict[str, Any]]:

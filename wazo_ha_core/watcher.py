@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -300,8 +301,18 @@ class Watcher:
                 "reason": s.last_reason,
                 "fail_streak": s.fail_streak,
                 "good_streak": s.good_streak,
+                "failback_at": self._failback_at(),
             },
         )
+
+    def _failback_at(self) -> str | None:
+        """While this node serves and the master answers again: when the give-back is due (ISO time)."""
+        s, config = self.watch.state, self.watch.config
+        if s.role != Role.ACTIVE.value or s.good_since is None:
+            return None
+        rounds_left = max(0, config.rise - s.good_streak) * self.interval
+        seconds = max(config.stability - (self.clock() - s.good_since), rounds_left, 0.0)
+        return (utcnow() + timedelta(seconds=seconds)).isoformat()
 
     def _load_state(self) -> WatchState | None:
         saved = self.state.get("machine")

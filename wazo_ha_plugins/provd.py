@@ -56,10 +56,25 @@ class ProvdProvisioner(DeviceProvisioner):
     # --- doctor --------------------------------------------------------------------
 
     def doctor_checks(self, node_type: str, peer: str | None) -> list:
-        """``wazo-ha doctor`` on a slave: no provisioning plugin installed (provd does not run there)."""
+        """``wazo-ha doctor``: on the master, provd answers with the token (enabling edits its configs);
+        on a slave, no provisioning plugin installed (provd does not run there)."""
+        if node_type == "master":
+            return [FunctionCheck("provd reachable with its token", self._reachable)]
         if node_type != "slave":
             return []
         return [FunctionCheck("no provisioning plugins on the slave", self._no_plugins_installed)]
+
+    def _reachable(self) -> CheckResult:
+        try:
+            configs = self._registrar_configs()
+        except PluginError as exc:
+            return CheckResult.fail(
+                str(exc),
+                "start wazo-provd, set plugin_config.provd.token_file to a file (mode 0600) holding a wazo-auth "
+                "token that may edit provd's configs (docs/plugins/provd.rst), or remove provd from "
+                "plugins.device_provisioners to manage the phones' backup registrar by hand",
+            )
+        return CheckResult.passed(f"{self.base}: {len(configs)} registrar config(s) readable")
 
     def _no_plugins_installed(self) -> CheckResult:
         directory = self.context.settings.resolve(self.config["plugins_dir"])

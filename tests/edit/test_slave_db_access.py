@@ -15,6 +15,7 @@ to a file the test checks rather than to the cluster's configuration.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -353,3 +354,24 @@ def test_a_database_name_with_a_newline_never_reaches_pg_hba(settings, site_hba)
     with pytest.raises(EditStepError, match=r"slave_db\.database"):
         SlaveDBAccessStep(unchecked).apply(DISABLED, SLAVE)
     assert file_state(settings.path("pg_hba")) == before
+
+
+def test_each_change_is_logged_in_one_line_and_nothing_when_nothing_changes(settings, cluster, password, caplog):
+    caplog.set_level(logging.INFO, logger="wazo_ha_core")
+    hba, listen = settings.path("pg_hba"), settings.path("pg_listen_conf")
+    enable(settings)
+    lines = [record.getMessage() for record in caplog.records]
+    assert f"replication role '{ROLE}' created (PostgreSQL role)" in lines, lines
+    assert (
+        f"slave database access: {hba} lets 127.0.0.1 replicate, {listen} sets listen_addresses; PostgreSQL restarted"
+        in lines
+    ), lines
+    caplog.clear()
+    enable(settings)
+    assert [record.getMessage() for record in caplog.records] == []  # already in force: nothing changed
+    ReplicationRoleStep(settings).apply(SLAVE, DISABLED)
+    SlaveDBAccessStep(settings).apply(SLAVE, DISABLED)
+    lines = [record.getMessage() for record in caplog.records]
+    assert f"replication role '{ROLE}': password removed (it can no longer log in)" in lines, lines
+    assert f"slave database access: {hba} block and {listen} removed; PostgreSQL restarted" in lines, lines
+    cluster.psql("postgres", f"REVOKE SET ON PARAMETER session_replication_role FROM {ROLE}; DROP ROLE {ROLE};")

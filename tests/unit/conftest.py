@@ -22,6 +22,7 @@ NO_PLUGINS = {"plugins": {group: [] for group in PLUGIN_NAMESPACES}}
 TEST_PLUGINS = {
     "recording_provisioner": sample_plugins.RecordingProvisioner,
     "recording_services": sample_plugins.RecordingServices,
+    "serving_services": sample_plugins.ServingServices,
     "recording_replication": sample_plugins.RecordingReplication,
     "recording_file_sync": sample_plugins.RecordingFileSync,
 }

@@ -85,6 +85,28 @@ class RecordingServices(ServiceManager):
         return ServiceState(active=None)
 
 
+class ServingServices(ServiceManager):
+    """Telephony as a flag in its plugin state: started means active; counts ``calls`` from its config."""
+
+    default_config = {"calls": 0, "fail_stop": False}
+
+    def start(self):
+        CALLS.append((self.name, "start", ()))
+        self.context.state.set("active", True)
+
+    def stop(self):
+        CALLS.append((self.name, "stop", ()))
+        if self.config["fail_stop"]:
+            raise PluginError("wazo-service stop failed: exit 1 (test)")
+        self.context.state.set("active", False)
+
+    def status(self):
+        return ServiceState(active=bool(self.context.state.get("active")))
+
+    def active_calls(self):
+        return self.config["calls"] if self.context.state.get("active") else 0
+
+
 class HalfDoneServices(ServiceManager):
     """Forgets to implement stop() and status(): the loader must refuse it."""
 

@@ -10,9 +10,11 @@ import pytest
 
 from wazo_ha_core import Check, CheckResult, FunctionCheck, TcpCheck
 from wazo_ha_core.cli import doctor as doctor_cli
+from wazo_ha_core.cli.common import UsageError
 from wazo_ha_core.config import HASettings
 from wazo_ha_core.doctor import FAIL, PASS, WARN, run_checks, worst
 from wazo_ha_core.doctor_checks import doctor_checks, plugins_loaded, schedules_installed
+from wazo_ha_core.errors import ValidationError
 from wazo_ha_core.schedules import Schedules
 
 from . import sample_plugins
@@ -147,7 +149,11 @@ def test_command_exits_1_on_fail_0_on_warn_and_prints_json(make_engine, capsys, 
     engine = make_engine()  # disabled: a WARN only
     assert doctor_cli.cmd_doctor(Args(), engine) == 0
     out = capsys.readouterr().out
-    assert "WARN  HA enabled" in out and "fix: wazo-ha config set" in out and "WARN: 1 passed, 1 warned" in out
+    assert (
+        "WARN  HA enabled" in out
+        and "fix: check first with `wazo-ha doctor --as" in out
+        and "WARN: 1 passed, 1 warned" in out
+    )
     engine = make_engine(plugins={"service_managers": ["nowhere"]})
     args = Args()
     args.json = True
@@ -165,3 +171,81 @@ class Abstract(Check):
 def test_check_requires_run():
     with pytest.raises(TypeError):
         Abstract()
+
+
+# --- preflight: doctor --as ROLE --peer ADDRESS before enabling -----------------------------
+
+
+def closed_port() -> int:
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    server.close()
+    return port
+
+
+def preflight_engine(make_engine, **tree):
+    return make_engine(
+        config_db={"url": f"postgresql://postgres@127.0.0.1:{closed_port()}/asterisk"},
+        schedules={"systemctl": ["true"], "command": "/nonexistent/bin/wazo-ha"},
+        **tree,
+    )
+
+
+def test_the_disabled_node_fix_never_names_one_role_only(make_engine):
+    [_, enabled] = make_engine().doctor()
+    assert enabled.status == WARN
+    assert "node_type=master remote_address=<slave>` on the master" in enabled.fix
+    assert "node_type=slave remote_address=<master>` on the slave" in enabled.fix
+    assert "doctor --as slave --peer <master>" in enabled.fix
+
+
+def test_preflight_as_slave_checks_what_enabling_needs(make_engine):
+    engine = preflight_engine(make_engine)
+    reports = {report.name: report for report in engine.doctor(HASettings("slave", "10.0.0.2"))}
+    assert "HA enabled" not in reports and "schedules installed" not in reports  # enabling writes them
+    assert reports["configuration database"].status == FAIL
+    assert "cannot read" in reports["configuration database"].detail
+    command = reports["schedules command"]
+    assert (
+        command.status == FAIL and "/nonexistent/bin/wazo-ha" in command.detail and "schedules.command" in command.fix
+    )
+    systemctl = reports["systemctl"]  # the slave's watch is a systemd unit; `true` enables nothing
+    assert systemctl.status == WARN and "not systemd's systemctl" in systemctl.detail
+    assert "wazo-ha-watch.service" in systemctl.detail
+    assert reports["witnesses"].status == WARN and "watch.witnesses is empty" in reports["witnesses"].detail
+    assert engine.current_settings().node_type == "disabled"  # a preflight changes nothing
+    assert engine.store.events() == []
+
+
+def test_preflight_as_master_asks_the_plugins_as_master(make_engine, checking_plugin):
+    engine = preflight_engine(make_engine, plugins={"service_managers": ["checking_services"]})
+    reports = {report.name: report for report in engine.doctor(HASettings("master", "10.0.0.2"))}
+    assert reports["checking_services: seen"].detail == "master 10.0.0.2"
+    assert "witnesses" not in reports and "slave database UTF-8" not in reports
+    assert reports["systemctl"].status == PASS  # the master's default schedules are cron: no unit
+
+
+def test_preflight_refuses_a_bad_peer_naming_it(make_engine):
+    engine = preflight_engine(make_engine)
+    with pytest.raises(ValidationError, match="remote_address"):
+        engine.doctor(HASettings("slave", "10.0.0.2;reboot"))
+
+
+def test_preflight_command_line_needs_as_and_peer_together(make_engine):
+    engine = preflight_engine(make_engine)
+    args = Args()
+    args.planned_role, args.peer = "slave", None
+    with pytest.raises(UsageError, match="--as and --peer go together"):
+        doctor_cli.cmd_doctor(args, engine)
+
+
+def test_installed_units_with_a_stub_systemctl_are_not_reported_enabled(make_engine):
+    engine = make_engine(schedules={"systemctl": ["true"], "kind": "systemd"})
+    master = HASettings("master", "10.0.0.2")
+    files, units = Schedules(engine.settings).wanted(master)
+    assert units
+    for path, content in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    result = schedules_installed(engine.settings, master)
+    assert "enabled by wazo-ha" not in result.detail and "not enabled" in result.detail

@@ -183,3 +183,24 @@ def test_bad_fall_names_the_setting(tmp_path, value):
     else:
         with pytest.raises(SettingsError, match=r"watch.fall: must be an integer >= 1, got 2.5"):
             watch_config(settings)
+
+
+def test_a_pending_failback_is_published_with_its_countdown(engine):
+    from datetime import datetime
+
+    from wazo_ha_core.journal import utcnow
+    from wazo_ha_core.status import master_view
+
+    rig = Rig(engine, master_up=False)
+    rig.rounds(3)  # failed over
+    rig.master_up = True
+    before = utcnow()
+    rig.rounds(1)  # the master answers again: the give-back is due 5 s (watch.stability) from now
+    published = engine.store.plugin_state("core.watch").get("status")
+    due = datetime.fromisoformat(published["failback_at"])
+    assert 4.0 <= (due - before).total_seconds() <= 6.0
+    view = master_view("slave", published, rig.events("failover")[0])
+    assert view["state"] == "back"
+    assert "the master answers again: failback in " in view["detail"], view
+    rig.rounds(5)  # given back
+    assert engine.store.plugin_state("core.watch").get("status")["failback_at"] is None

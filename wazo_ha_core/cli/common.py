@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 
@@ -62,7 +63,9 @@ def run(
     try:
         settings = Settings.load(getattr(args, "config", None))
         setup_logging(verbose, quiet, settings.path("log_file"))
-        return handler(args, engine_factory(settings))
+        code = handler(args, engine_factory(settings))
+        sys.stdout.flush()  # here, where a reader that went away is caught below, not at interpreter exit
+        return code
     except ValidationError as exc:
         for field, message in sorted(exc.errors.items()):
             print(f"wazo-ha: invalid {field}: {message}", file=sys.stderr)
@@ -80,6 +83,17 @@ def run(
     except KeyboardInterrupt:
         print("wazo-ha: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader stopped reading (`wazo-ha status | head -1`): what it wanted, not a failure.
+        _discard_stdout()
+        return EXIT_OK
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's last flush does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def fail(message: str, verbose: bool) -> None:
@@ -94,12 +108,29 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
+#: Width of the kind column: the longest kinds (failover-refused, failback-delayed) fit.
+KIND_WIDTH = 16
+
+
 def print_events(events: list[dict[str, Any]]) -> None:
     for event in events:
         started = event["started_at"][:19].replace("T", " ")
         duration = f"{event['duration']:.1f}s" if event["duration"] is not None else "-"
-        message = f"  {event['message']}" if event["message"] else ""
-        print(f"  {started}  {event['kind']:<12} {event['outcome']:<9} {duration:>7}{message}")
+        text = event["message"] or describe_edit(event)
+        message = f"  {text}" if text else ""
+        print(f"  {started}  {event['kind']:<{KIND_WIDTH}} {event['outcome']:<9} {duration:>7}{message}")
+
+
+def describe_edit(event: dict[str, Any]) -> str:
+    """An edit journaled without a message (older versions): what it changed, from its figures."""
+    figures = event.get("figures") or {}
+    if event["kind"] != "edit" or "before" not in figures or "after" not in figures:
+        return ""
+    return f"{_settings_text(figures['before'])} -> {_settings_text(figures['after'])}"
+
+
+def _settings_text(ha: dict[str, Any]) -> str:
+    return " ".join(part for part in (ha.get("node_type"), ha.get("remote_address")) if part)
 
 
 def positive_int(text: str) -> int:

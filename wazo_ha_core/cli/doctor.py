@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import EXIT_FAILED, EXIT_OK, print_json
+from .common import EXIT_FAILED, EXIT_OK, UsageError, print_json
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (a third of a bare start)
 if TYPE_CHECKING:  # the engine imports SQLAlchemy: only the command that runs needs it
@@ -14,13 +14,24 @@ def register(commands, common) -> None:
         "doctor", parents=[common], help="check every HA prerequisite (PASS/WARN/FAIL with the fix)"
     )
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    doctor.add_argument(
+        "--as",
+        dest="planned_role",
+        choices=("master", "slave"),
+        help="before enabling: check what this role needs (with --peer)",
+    )
+    doctor.add_argument("--peer", metavar="ADDRESS", help="with --as: the other node's address")
     doctor.set_defaults(handler=cmd_doctor)
 
 
 def cmd_doctor(args, engine: HAEngine) -> int:
-    reports = engine.doctor()
+    role, peer = getattr(args, "planned_role", None), getattr(args, "peer", None)
+    if (role is None) != (peer is None):
+        raise UsageError("--as and --peer go together: wazo-ha doctor --as master|slave --peer ADDRESS")
+    from ..config import HASettings
     from ..doctor import FAIL, worst
 
+    reports = engine.doctor(HASettings(role, peer) if role else None)
     verdict = worst(reports)
     if args.json:
         print_json({"verdict": verdict, "checks": [report.as_dict() for report in reports]})

@@ -26,6 +26,11 @@ def register(commands, common) -> None:
     )
     config_set = actions.add_parser("set", parents=[common], help="edit: node_type=… remote_address=…")
     config_set.add_argument("assignments", nargs="+", metavar="FIELD=VALUE")
+    config_set.add_argument(
+        "--force",
+        action="store_true",
+        help="take a slave that serves telephony out of its role anyway: telephony is given back (stopped here) first",
+    )
     config_set.set_defaults(handler=cmd_config_set)
 
     history = commands.add_parser("history", parents=[common], help="the event journal, newest first")
@@ -48,9 +53,9 @@ def cmd_status(args, engine: HAEngine) -> int:
     if status["role"] == "slave":
         print(f"master          {master['state'].upper()}  {master['detail']}")
     paused = status["paused"]
-    print(
-        f"watch           {'PAUSED since ' + paused['since'][:19] + ' ' + paused['reason'] if paused else 'not paused'}"
-    )
+    if status["role"] == "slave" or paused:  # the watch acts on a slave only
+        since = f"PAUSED since {paused['since'][:19]} {paused['reason']}".rstrip() if paused else "not paused"
+        print(f"watch           {since}")
     for service in status["services"] or [{"name": "-", "state": "no service manager enabled", "detail": ""}]:
         print(f"services        {service['name']}: {service['state']}  {service['detail']}".rstrip())
     for kind, last in status["last"].items():
@@ -85,8 +90,9 @@ def cmd_config_set(args, engine: HAEngine) -> int:
         body["node_type"] = current["node_type"]
     if "remote_address" not in body and body["node_type"] != "disabled":
         body["remote_address"] = current["remote_address"] or None
-    engine.update_ha(body)
-    print_json(engine.get_ha())
+    engine.update_ha(body, force=args.force)
+    if not getattr(args, "quiet", False):
+        print_json(engine.get_ha())
     return EXIT_OK
 
 

@@ -34,6 +34,7 @@ from wazo_ha_core import (
     no_progress,
 )
 from wazo_ha_core.extensions import ONLY_PINNED
+from wazo_ha_core.logs import REPORTED
 
 from . import hostkeys, transfer, trust
 from .doctor import rsync_checks
@@ -332,7 +333,7 @@ class RsyncBackend(FileSyncBackend):
             sources.append(f"{root}/./{str(path).strip('/')}")
         figures: dict = {"directories": len(sources), "skipped": len(paths) - len(sources)}
         for warning in warnings:
-            self.log.warning("%s", warning)
+            self.log.warning("%s", warning, extra=REPORTED)
         if not sources:
             return OperationResult("skipped", "no directory to sync", figures, warnings)
         for key, path in (("key_file", key_file), ("known_hosts_file", known_hosts)):
@@ -357,7 +358,7 @@ class RsyncBackend(FileSyncBackend):
             meaning = transfer.EXIT_MESSAGES[result.exit_code]
             detail = "; ".join(result.errors[-5:])
             warnings.append(f"rsync exit {result.exit_code}, {meaning}" + (f": {detail}" if detail else ""))
-            self.log.warning("%s", warnings[-1])
+            self.log.warning("%s", warnings[-1], extra=REPORTED)
         elif result.exit_code != 0:
             raise transfer.explain_failure(
                 result.exit_code, result.errors, peer, str(known_hosts), [key.fingerprint for key in pinned]

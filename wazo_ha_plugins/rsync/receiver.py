@@ -27,6 +27,11 @@ but :data:`KEPT_CAPABILITIES` leaves the bounding set, and a seccomp filter
 fails any chmod or file creation with a setuid/setgid bit, any mknod and any
 setxattr (file capabilities and ACLs are extended attributes).
 
+The allowed directories that do not exist yet are created for their bind
+mounts; the confined rsync runs in a child process, and once it has ended the
+parent removes those it created that are still empty, so a directory the
+master skipped (missing there) leaves no empty directory on the slave.
+
 This file must stay standalone: Python 3 standard library only, because it
 runs on the slave with the system ``python3`` and nothing else.
 """
@@ -398,20 +403,71 @@ def harden():
     install_seccomp(libc)
 
 
+def missing_directories(policy):
+    """The allowed directories that do not exist yet, with their missing parents under root: topmost first.
+
+    confine() creates them (a bind mount needs its directory); those the master
+    sent nothing into (a source it skipped as missing) are removed afterwards.
+    """
+    root = os.path.normpath(policy["root"])
+    missing = []
+    for directory in policy["allow"] + policy["allow_tree"]:
+        path, chain = under_root(root, directory), []
+        while path != root and path not in missing and not os.path.lexists(path):
+            chain.append(path)
+            path = os.path.dirname(path)
+        missing.extend(reversed(chain))
+    return missing
+
+
+def remove_if_empty(directories):
+    """Remove each directory that is still empty, deepest first (rmdir never removes content)."""
+    for directory in sorted(directories, key=lambda path: path.count("/"), reverse=True):
+        try:
+            os.rmdir(directory)
+        except OSError:
+            pass  # not empty (the master sent files there), or already gone
+
+
+def receive(policy, options):
+    """In this (child) process: confine, harden, then become the receiving rsync; never returns."""
+    try:
+        confine(policy)
+        harden()
+    except (Refused, OSError) as exc:
+        sys.stderr.write(f"{PROGRAM}: refused: {exc}\n")
+        sys.stderr.flush()
+        os._exit(1)
+    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}
+    try:
+        os.execve(RSYNC, [RSYNC, "--server", *options, *FORCED_OPTIONS, ".", policy["root"]], env)  # noqa: S606 (no shell, on purpose)
+    except OSError as exc:
+        sys.stderr.write(f"{PROGRAM}: cannot run {RSYNC}: {exc}\n")
+        sys.stderr.flush()
+    os._exit(127)
+
+
 def main(argv):
     try:
         policy = parse_policy(argv)
         options = check_request(os.environ.get("SSH_ORIGINAL_COMMAND", ""), policy["root"])
-        confine(policy)
-        harden()
+        created = missing_directories(policy)
     except Refused as exc:
         sys.stderr.write(f"{PROGRAM}: refused: {exc}\n")
         return 1
     except OSError as exc:
         sys.stderr.write(f"{PROGRAM}: refused: {exc}\n")
         return 1
-    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}
-    os.execve(RSYNC, [RSYNC, "--server", *options, *FORCED_OPTIONS, ".", policy["root"]], env)  # noqa: S606 (no shell, on purpose)
+    # The transfer runs in a child, confined; this parent only waits, then tidies the directories
+    # confine() had to create and nothing was sent into. It reads nothing from the connection.
+    sys.stderr.flush()
+    child = os.fork()
+    if child == 0:
+        receive(policy, options)
+    _, status = os.waitpid(child, 0)
+    remove_if_empty(created)
+    code = os.waitstatus_to_exitcode(status)
+    return code if code >= 0 else 128 - code
 
 
 if __name__ == "__main__":

@@ -190,8 +190,11 @@ def explain_failure(
             "it allows): run `wazo-ha sync init`"
         )
     unreachable = ("Connection refused", "Connection timed out", "No route to host", "Network is unreachable")
-    if code == 255 and any(marker in text for marker in unreachable):
-        return PeerUnreachable(f"cannot reach the slave {peer} over ssh: {detail}")
+    # ssh could not connect at all: rsync then exits 12 ("connection unexpectedly closed, 0 bytes received"),
+    # ssh alone 255. Either way nothing was sent: say the slave is unreachable, not that a transfer broke.
+    cannot_connect = [line for line in errors if line.startswith(("ssh: connect to host", "ssh: Could not resolve"))]
+    if cannot_connect or (code == 255 and any(marker in text for marker in unreachable)):
+        return PeerUnreachable(f"cannot reach the slave {peer} over ssh: {'; '.join(cannot_connect) or detail}")
     lost = ("closed by remote host", "Broken pipe", "Connection reset", "connection unexpectedly closed")
     if code in (10, 12, 30, 255) and any(marker in text for marker in lost):
         return PluginError(

@@ -261,3 +261,21 @@ def test_the_standin_keeps_copies_so_expected_values_cannot_drift(provd, make_en
     assert provd.configs["default"]["registrar_backup"] == "10.0.0.2"
     assert given["registrar_backup"] == "changed by the test after add_config"
     assert DEFAULT["registrar_backup"] == "192.0.2.50"
+
+
+# --- doctor --------------------------------------------------------------------------
+
+
+def provd_check(engine):
+    from wazo_ha_core.config import HASettings
+
+    reports = {report.name: report for report in engine.doctor(HASettings("master", "10.0.0.2"))}
+    return reports["provd: provd reachable with its token"]
+
+
+def test_doctor_before_enabling_a_master_checks_provd_and_its_token(make_engine, configs):
+    assert provd_check(make_engine()).status == "PASS"
+    wrong = provd_check(make_engine(token="wrong"))
+    assert wrong.status == "FAIL" and "HTTP 401" in wrong.detail and "token_file" in wrong.fix
+    gone = provd_check(make_engine(url="http://127.0.0.1:9/provd", timeout=2))
+    assert gone.status == "FAIL" and "unreachable" in gone.detail and "start wazo-provd" in gone.fix

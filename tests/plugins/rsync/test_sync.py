@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from tests.rig.waiting import wait_for
-from wazo_ha_core import NotInitialised, PluginError, no_progress
+from wazo_ha_core import NotInitialised, PeerUnreachable, PluginError, no_progress
 from wazo_ha_core.file_sync import sync_paths
 
 from .conftest import PEER, write
@@ -192,3 +192,29 @@ def test_link_cut_mid_transfer_is_an_error_and_the_next_run_converges(pair):
     assert result.figures["rsync_exit"] == 0
     assert (moh / "big.wav").read_bytes() == (pair.master / "var/lib/asterisk/moh/big.wav").read_bytes()
     assert not [p for p in moh.iterdir() if p.name.startswith(".")], "no temporary file left behind"
+
+
+def test_an_unreachable_slave_is_reported_as_unreachable(pair):
+    write(pair.master / "var/lib/asterisk/moh/song.wav", b"song")
+    pair.pin()
+    pair.plugin().init(PEER)
+    pair.sshd.stop()  # nothing listens on its port any more: ssh's connect is refused
+    # rsync exits 12 or 255 here depending on timing; test_transfer.py pins both codes.
+    with pytest.raises(PeerUnreachable) as caught:
+        pair.plugin().sync(PEER, ["/var/lib/asterisk/moh"])
+    message = str(caught.value)
+    assert message.startswith(f"cannot reach the slave {PEER} over ssh:"), message
+    assert "Connection refused" in message
+    assert "lost during the transfer" not in message and "Files already copied" not in message
+
+
+def test_directories_missing_on_the_master_are_not_created_on_the_slave(pair):
+    write(pair.master / "var/lib/asterisk/moh/song.wav", b"song")
+    pair.pin()
+    pair.plugin().init(PEER)
+    paths = sync_paths(pair.settings)
+    result = pair.plugin().sync(PEER, paths)
+    assert result.figures["skipped"] == len(paths) - 1
+    assert (pair.slave / "var/lib/asterisk/moh/song.wav").read_bytes() == b"song"
+    created = sorted(str(p.relative_to(pair.slave)) for p in pair.slave.rglob("*") if p.is_dir())
+    assert created == ["var", "var/lib", "var/lib/asterisk", "var/lib/asterisk/moh"], "\n".join(created)

@@ -310,11 +310,12 @@ def test_the_simulation_takes_over_when_the_active_is_cut_off():
 
 def test_the_simulation_catches_a_guard_that_ignores_its_deadline(monkeypatch):
     """The property test has teeth: with self-fencing disabled, a partitioned active and a new one overlap."""
-    monkeypatch.setattr(LeaderGuard, "holds", lambda self, now: self.token is not None)
-    monkeypatch.setattr(LeaderGuard, "wake_at", lambda self: None)
     cluster = TwoNodes()
     cluster.nodes[1].probes = "unknown"
     cluster.advance(3.0)
+    assert cluster.serving(0, cluster.now)
+    monkeypatch.setattr(LeaderGuard, "holds", lambda self, now: self.token is not None)
+    monkeypatch.setattr(LeaderGuard, "wake_at", lambda self: None)
     cluster.nodes[0].link = "cut"
     cluster.nodes[1].probes = "lies"
     with pytest.raises(AssertionError, match="two actives|without the lock"):

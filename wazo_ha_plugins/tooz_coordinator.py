@@ -98,7 +98,9 @@ class ToozCoordinator(Coordinator):
             try:
                 from tooz import coordination
             except ImportError:
-                raise PluginError("the tooz coordinator needs tooz and etcd3gw: pip install 'wazo-ha[coordination]'") from None
+                raise PluginError(
+                    "the tooz coordinator needs tooz and etcd3gw: pip install 'wazo-ha[coordination]'"
+                ) from None
             url = self._url_with_timeout()
             member = f"{self.config['node']}-{uuid.uuid4().hex[:8]}".encode()
             coordinator = coordination.get_coordinator(url, member)

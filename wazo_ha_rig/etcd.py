@@ -44,7 +44,7 @@ class Member:
         return f"http://{HOST}:{self.peer_port}"
 
     def healthy(self) -> bool:
-        with urllib.request.urlopen(f"{self.client_url}/health", timeout=1) as answer:
+        with urllib.request.urlopen(f"{self.client_url}/health", timeout=1) as answer:  # noqa: S310 - http only
             return b'"health":"true"' in answer.read()
 
 
@@ -90,7 +90,7 @@ class EtcdCluster:
             "--heartbeat-interval", "100",
             "--election-timeout", "1000",
         ]  # fmt: skip
-        log = open(self.directory / f"{member.name}.log", "ab")  # noqa: SIM115 - kept open for the process
+        log = open(self.directory / f"{member.name}.log", "ab")
         member.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
 

@@ -1,4 +1,4 @@
-"""The leader-lock rules (wazo_ha_core.coordination) on synthetic timelines, and two nodes sharing one simulated lock."""
+"""The leader-lock rules (wazo_ha_core.coordination) on synthetic timelines; two nodes sharing one simulated lock."""
 
 from __future__ import annotations
 
@@ -318,5 +318,5 @@ def test_the_simulation_catches_a_guard_that_ignores_its_deadline(monkeypatch):
     monkeypatch.setattr(LeaderGuard, "wake_at", lambda self: None)
     cluster.nodes[0].link = "cut"
     cluster.nodes[1].probes = "lies"
-    with pytest.raises(AssertionError, match="two actives|without the lock"):
+    with pytest.raises(AssertionError, match=r"two actives|without the lock"):
         cluster.advance(30.0)

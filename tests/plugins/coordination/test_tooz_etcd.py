@@ -50,7 +50,7 @@ def test_renew_fails_cleanly_and_in_time_when_etcd_is_gone(etcd, make_coordinato
     etcd.kill(0)
     for call in (lambda: coordinator.renew(lease), lambda: coordinator.acquire("alpha", TTL), coordinator.holder):
         started = time.monotonic()
-        with pytest.raises(CoordinatorUnavailable, match="etcd at etcd3\\+http://127.0.0.1"):
+        with pytest.raises(CoordinatorUnavailable, match=r"etcd at etcd3\+http://127\.0\.0\.1"):
             call()
         assert time.monotonic() - started < coordinator.time_bound + 1.0
 

@@ -33,7 +33,8 @@ The rules:
 * **Self-fencing.** The driver never sleeps past :meth:`LeaderGuard.wake_at`.
   Once ``now`` reaches ``deadline - margin`` the lease is dropped and, if
   the services run (or may run), the decision is ``STOP``, repeated until
-  a stop succeeds. A node frozen past its deadline therefore stops at its first step after resuming, before anything else.
+  a stop succeeds. A node frozen past its deadline therefore stops at its
+  first step after resuming, before anything else.
 * **Take-over.** A node without the lock asks to ``ACQUIRE`` only when its
   own probes say no other node serves (``others_serving is False``; ``None``
   = unknown never counts), so a flapping backend alone never moves telephony.

@@ -87,8 +87,8 @@ class EtcdCluster:
             "--initial-cluster", initial,
             "--initial-cluster-state", "new",
             "--initial-cluster-token", self.directory.name,
-            "--heartbeat-interval", "100",
-            "--election-timeout", "1000",
+            "--heartbeat-interval", "50",  # a quick re-election when a test kills the leader
+            "--election-timeout", "500",
         ]  # fmt: skip
         log = open(self.directory / f"{member.name}.log", "ab")
         member.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

@@ -59,7 +59,11 @@ def test_three_members_losing_one_changes_nothing_losing_two_fails_in_time(etcd3
     coordinator = make_coordinator(etcd3.tooz_url(0), "alpha")
     lease = coordinator.acquire("alpha", TTL)
     etcd3.kill(2)
-    assert coordinator.renew(lease) is True
+    # If member 2 led, a renewal may fail during the re-election; the guard retries, and the lease holds well
+    # before its fencing point (TTL - margin).
+    renewed_at = time.monotonic()
+    wait_for(lambda: coordinator.renew(lease), TTL - 1.5, "a renewal through the two remaining members")
+    assert time.monotonic() - renewed_at < TTL - 1.5
     assert coordinator.holder().token == lease.token
     etcd3.kill(1)  # member 0 alone: no quorum
     started = time.monotonic()

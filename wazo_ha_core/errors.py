@@ -131,3 +131,10 @@ class AlreadyRunning(PluginError):
 
 class UnsupportedOperation(PluginError):
     """The plugin does not offer this optional operation."""
+
+
+class CoordinatorUnavailable(PluginError):
+    """The coordination backend (e.g. the etcd majority) did not answer within the coordinator's time bound.
+
+    Whoever holds a lease must then assume it may lose it at its expiry.
+    """

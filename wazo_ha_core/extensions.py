@@ -1,4 +1,4 @@
-"""The five extension points: what a plugin promises and what the engine does with it.
+"""The six extension points: what a plugin promises and what the engine does with it.
 
 A plugin is a class registered under one of the entry-point namespaces in
 :data:`wazo_ha_core.settings.PLUGIN_NAMESPACES`, subclassing one of the
@@ -153,7 +153,7 @@ class ServiceState:
     detail: str = ""
 
 
-# --- the five extension points ----------------------------------------------------
+# --- the extension points ----------------------------------------------------
 
 
 class ReplicationBackend(Plugin, abc.ABC):
@@ -378,6 +378,125 @@ class ServiceManager(Plugin, abc.ABC):
         return None
 
 
+@dataclass(frozen=True)
+class Lease:
+    """A held leader lock, as :meth:`Coordinator.acquire` granted it.
+
+    ``token`` is the **fencing token**: an integer that grows with every new
+    acquisition of the lock by any node (etcd: the revision at which the lock
+    key was created), never with a renewal. ``ttl`` is the lease's time to
+    live in seconds, as granted. ``handle`` is the plugin's own object (not
+    compared, not shown); nobody but the plugin that made the lease reads it.
+    """
+
+    node: str
+    token: int
+    ttl: float
+    handle: Any = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """Who holds the leader lock now, as the backend sees it (``wazo-ha status``, the doctor).
+
+    ``expires_in`` is the lease's remaining time in seconds as the backend
+    reports it (``None`` when the backend cannot tell).
+    """
+
+    node: str
+    token: int
+    expires_in: float | None
+
+
+class Coordinator(Plugin, abc.ABC):
+    """Holds the one leader lock of an HA cluster: a lease-backed lock with a fencing token.
+
+    Namespace ``wazo_ha.coordinators``; plugins ``none`` (the default: no
+    backend, two-node behaviour as before) and ``tooz`` (etcd through tooz).
+    The pure rules deciding *when* to acquire, renew and stop serving live in
+    :mod:`wazo_ha_core.coordination`; a coordinator only talks to the backend.
+
+    Contract, for every method:
+
+    * **One lock per cluster.** All nodes of one HA cluster use the same key
+      (the plugin's ``key_prefix`` keeps several clusters apart on one
+      backend). At any moment the backend grants it to at most one node.
+    * **Leases, measured from the caller's send time.** A lease granted or
+      renewed by a call that *started* at local monotonic time ``t`` is not
+      granted to anyone else before ``t + ttl`` (the backend starts its TTL
+      after it receives the request, so never earlier). The caller keeps that
+      deadline on its own clock; nothing relies on clocks agreeing across nodes.
+    * **Time bound.** Every method returns or raises within
+      :attr:`time_bound` seconds (the plugin's ``timeout`` setting), whatever
+      the backend does. It never blocks waiting for the lock.
+    * **Backend unreachable.** :meth:`acquire`, :meth:`renew` and
+      :meth:`holder` raise :class:`~wazo_ha_core.errors.CoordinatorUnavailable`
+      (no quorum, connection refused, timeout); they never guess.
+      :meth:`release` never raises for that: a lease that cannot be revoked
+      expires by itself.
+    * **Errors.** Anything else (bad credentials, bad URL) raises
+      :class:`~wazo_ha_core.errors.PluginError` with a message an operator can
+      act on; secrets (passwords in URLs) never appear in it.
+    """
+
+    #: ``False`` for the ``none`` coordinator: no backend, the lock is always granted.
+    coordinated: bool = True
+
+    @property
+    def time_bound(self) -> float:
+        """Seconds any one call may take at most (the plugin's ``timeout``)."""
+        return float(self.config.get("timeout", 2.0))
+
+    @abc.abstractmethod
+    def acquire(self, node: str, ttl: float) -> Lease | None:
+        """Try once, without waiting, to take the leader lock for ``node`` with a ``ttl``-second lease.
+
+        **Atomic**: the check "nobody holds it" and the grant are one backend
+        operation (etcd: a transaction comparing the key's create revision to 0).
+        Returns the :class:`Lease` with a fencing token greater than every token
+        granted before, or ``None`` when another node holds the lock (a normal
+        answer, not an error). Calling it while ``node`` already holds the lock
+        returns ``None`` (holding is not re-granted; renew instead).
+        Raises :class:`~wazo_ha_core.errors.CoordinatorUnavailable` when the
+        backend did not answer within :attr:`time_bound`; then no lock was
+        granted that the caller could use (a lease granted but unanswered
+        expires after ``ttl`` without being renewed).
+        """
+
+    @abc.abstractmethod
+    def renew(self, lease: Lease) -> bool:
+        """Extend ``lease`` by its ``ttl`` from the moment this call started.
+
+        **Atomic**: succeeds only if the backend still holds this very lease
+        (same lock, same token); it never re-creates an expired one, so a
+        ``True`` here never covers a moment when someone else held the lock.
+        Returns ``False`` when the lease is gone (expired, released, taken).
+        Raises :class:`~wazo_ha_core.errors.CoordinatorUnavailable` when the
+        backend did not answer within :attr:`time_bound`. On ``False`` or a
+        raise the caller must treat the lease as ending at its last deadline.
+        """
+
+    @abc.abstractmethod
+    def release(self, lease: Lease) -> None:
+        """Give the lock up now, if ``lease`` still holds it (best effort, idempotent).
+
+        Never releases a lock held under another token. Returns within
+        :attr:`time_bound`; when the backend is unreachable it logs and
+        returns (the lease expires by itself). Raises nothing for that.
+        """
+
+    @abc.abstractmethod
+    def holder(self) -> LockHolder | None:
+        """Who holds the lock now, or ``None`` when nobody does. Read-only; no side effects.
+
+        Raises :class:`~wazo_ha_core.errors.CoordinatorUnavailable` when the
+        backend did not answer within :attr:`time_bound`.
+        """
+
+    def close(self) -> None:
+        """Drop connections and background threads (not the lock: release it first). Idempotent."""
+
+
 #: Extension point group name (as in settings ``plugins.<group>``) → its ABC.
 EXTENSION_POINTS: dict[str, type[Plugin]] = {
     "replication": ReplicationBackend,
@@ -385,4 +504,5 @@ EXTENSION_POINTS: dict[str, type[Plugin]] = {
     "health_probes": HealthProbe,
     "device_provisioners": DeviceProvisioner,
     "service_managers": ServiceManager,
+    "coordinators": Coordinator,
 }

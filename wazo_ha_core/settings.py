@@ -33,6 +33,7 @@ PLUGIN_NAMESPACES = {
     "health_probes": "wazo_ha.health_probes",
     "device_provisioners": "wazo_ha.device_provisioners",
     "service_managers": "wazo_ha.service_managers",
+    "coordinators": "wazo_ha.coordinators",
 }
 
 
@@ -128,6 +129,13 @@ OPTIONS: tuple[Option, ...] = (
         ["wazo_services", "berofos"],
         "names",
         "Service managers, in take-over order; give-back runs them in reverse (namespace `wazo_ha.service_managers`).",
+    ),
+    Option(
+        "plugins.coordinators",
+        ["none"],
+        "names",
+        "The leader-lock coordinator, one name (namespace `wazo_ha.coordinators`): `none` (two nodes, no lock, "
+        "as before) or `tooz` (a lease-backed lock on etcd, see docs/coordination.rst).",
     ),
     Option("plugin_config", {}, "mapping", "One section per plugin name; each plugin documents its own keys."),
     Option("timeouts.connect", 5.0, "number", "Seconds allowed to open any network connection to the peer."),
@@ -441,6 +449,9 @@ def _validate(tree: dict[str, Any], source: str) -> None:
     role = tree["slave_db"]["role"]
     if not role.isidentifier() or role != role.lower():
         raise SettingsError(source, "slave_db.role", f"must be a plain lower-case identifier, got {role!r}")
+    coordinators = tree["plugins"]["coordinators"]
+    if len(coordinators) > 1:
+        raise SettingsError(source, "plugins.coordinators", f"names at most one coordinator, got {coordinators!r}")
     problem = setting_checks.tree_problem(tree, OPTIONS)
     if problem:
         raise SettingsError(source, *problem)

@@ -16,6 +16,7 @@ import importlib
 # The errors import nothing: cheap enough to load with the package.
 from .errors import (
     AlreadyRunning,
+    CoordinatorUnavailable,
     EditError,
     EditStepError,
     NotInitialised,
@@ -48,9 +49,12 @@ _LAZY_NAMES = {
     "Settings": "settings",
     **dict.fromkeys(
         (
+            "Coordinator",
             "DeviceProvisioner",
             "FileSyncBackend",
             "HealthProbe",
+            "Lease",
+            "LockHolder",
             "OperationResult",
             "PeerVerification",
             "Plugin",
@@ -72,9 +76,12 @@ if TYPE_CHECKING:
     from .doctor import Check, CheckResult, FunctionCheck, TcpCheck
     from .engine import HAEngine
     from .extensions import (
+        Coordinator,
         DeviceProvisioner,
         FileSyncBackend,
         HealthProbe,
+        Lease,
+        LockHolder,
         OperationResult,
         PeerVerification,
         Plugin,
@@ -120,6 +127,8 @@ __all__ = [
     "AlreadyRunning",
     "Check",
     "CheckResult",
+    "Coordinator",
+    "CoordinatorUnavailable",
     "DeviceProvisioner",
     "EditError",
     "EditStepError",
@@ -128,6 +137,8 @@ __all__ = [
     "HAEngine",
     "HASettings",
     "HealthProbe",
+    "Lease",
+    "LockHolder",
     "NotInitialised",
     "OperationResult",
     "PeerUnreachable",

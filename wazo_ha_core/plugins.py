@@ -1,6 +1,6 @@
 """Finding and building plugins with stevedore.
 
-One :class:`PluginLoader` serves the five extension points. For each group it
+One :class:`PluginLoader` serves the six extension points. For each group it
 loads exactly the plugins named in ``plugins.<group>``, in that order, checks
 that each is a concrete subclass of the group's abstract class and builds it
 with its :class:`~wazo_ha_core.extensions.PluginContext`. Anything wrong — a

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 
-from wazo_ha_core.extensions import Coordinator, Lease, LockHolder
+from wazo_ha_core import Coordinator, Lease, LockHolder
 
 
 class NoCoordinator(Coordinator):

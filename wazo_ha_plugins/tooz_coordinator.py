@@ -20,8 +20,7 @@ import urllib.parse
 import uuid
 from typing import Any
 
-from wazo_ha_core.errors import CoordinatorUnavailable, PluginError
-from wazo_ha_core.extensions import Coordinator, Lease, LockHolder
+from wazo_ha_core import Coordinator, CoordinatorUnavailable, Lease, LockHolder, PluginError
 
 SCHEMES = ("etcd3+http", "etcd3+https")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")

@@ -7,6 +7,8 @@ import uuid
 
 import pytest
 
+from wazo_ha_core.settings import Settings
+
 _counter = itertools.count()
 
 
@@ -74,3 +76,30 @@ def expiry(cluster, database, template) -> dict[str, str]:
         "AND o.key LIKE '%expiration' ORDER BY 1;",
     )
     return dict(line.split("|") for line in rows.splitlines())
+
+
+def slave_db_settings(cluster, directory, **slave_db):
+    """A slave's settings whose ``slave_db`` steps edit ``cluster`` for real (pg_hba, ``pg_ctl reload``).
+
+    ``slave_db`` adds to the section (e.g. ``require_tls=True``); the include file and the
+    replication password live in ``directory``.
+    """
+    pg_ctl = str(cluster.bindir / "pg_ctl")
+    reload_command = ["runuser", "-u", "postgres", "--", pg_ctl, "reload", "-D", str(cluster.data)]
+    return Settings.from_tree(
+        {
+            "root": "/",
+            "config_db": {"url": cluster.socket_url("asterisk")},
+            "paths": {
+                "pg_hba": str(cluster.data / "pg_hba.conf"),
+                "pg_listen_conf": str(directory / "conf.d/wazo-ha.conf"),
+                "replication_password": str(directory / "replication-password"),
+            },
+            "slave_db": {
+                "listen_addresses": ["localhost", "127.0.0.1"],
+                "reload_command": reload_command,
+                "restart_command": reload_command,
+                **slave_db,
+            },
+        }
+    )

@@ -29,6 +29,8 @@ from wazo_ha_core.errors import EditStepError, SettingsError
 from wazo_ha_core.settings import Settings
 from wazo_ha_core.slave_db import BEGIN_MARK, END_MARK, ReplicationRoleStep, SlaveDBAccessStep, import_password
 
+from .conftest import slave_db_settings
+
 SLAVE = HASettings("slave", "127.0.0.1")
 ROLE = "wazo_ha_replication"
 ORIGINAL_HBA = "# the site's own rules\nlocal all all trust\n"
@@ -49,32 +51,7 @@ def reload(cluster):
 
 @pytest.fixture
 def settings(cluster, tmp_path):
-    reload_command = [
-        "runuser",
-        "-u",
-        "postgres",
-        "--",
-        str(cluster.bindir / "pg_ctl"),
-        "reload",
-        "-D",
-        str(cluster.data),
-    ]
-    return Settings.from_tree(
-        {
-            "root": "/",
-            "config_db": {"url": cluster.socket_url("asterisk")},
-            "paths": {
-                "pg_hba": str(cluster.data / "pg_hba.conf"),
-                "pg_listen_conf": str(tmp_path / "conf.d/wazo-ha.conf"),
-                "replication_password": str(tmp_path / "replication-password"),
-            },
-            "slave_db": {
-                "listen_addresses": ["localhost", "127.0.0.1"],
-                "reload_command": reload_command,
-                "restart_command": reload_command,
-            },
-        }
-    )
+    return slave_db_settings(cluster, tmp_path)
 
 
 @pytest.fixture

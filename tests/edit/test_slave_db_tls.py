@@ -20,6 +20,8 @@ from wazo_ha_core.settings import Settings
 from wazo_ha_core.slave_db import ReplicationRoleStep, SlaveDBAccessStep
 from wazo_ha_rig.certificates import CertificateAuthority
 
+from .conftest import slave_db_settings
+
 SLAVE = HASettings("slave", "127.0.0.1")
 ROLE = "wazo_ha_replication"
 ORIGINAL_HBA = "# the site's own rules\nlocal all all trust\n"
@@ -49,33 +51,7 @@ def clear_cluster(pg_cluster_factory):
 
 
 def slave_settings(cluster, directory, *, require_tls: bool) -> Settings:
-    reload_command = [
-        "runuser",
-        "-u",
-        "postgres",
-        "--",
-        str(cluster.bindir / "pg_ctl"),
-        "reload",
-        "-D",
-        str(cluster.data),
-    ]
-    return Settings.from_tree(
-        {
-            "root": "/",
-            "config_db": {"url": cluster.socket_url("asterisk")},
-            "paths": {
-                "pg_hba": str(cluster.data / "pg_hba.conf"),
-                "pg_listen_conf": str(directory / "conf.d/wazo-ha.conf"),
-                "replication_password": str(directory / "replication-password"),
-            },
-            "slave_db": {
-                "require_tls": require_tls,
-                "listen_addresses": ["localhost", "127.0.0.1"],
-                "reload_command": reload_command,
-                "restart_command": reload_command,
-            },
-        }
-    )
+    return slave_db_settings(cluster, directory, require_tls=require_tls)
 
 
 def login(cluster, password, **tls):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from wazo_ha_core.errors import EditError, ValidationError, WazoHAError
+from wazo_ha_core.errors import EditError, ServingTelephony, ValidationError, WazoHAError
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,9 @@ def error_answer(exc: Exception) -> tuple[list[str], int]:
         return exc.messages, exc.status
     if isinstance(exc, ValidationError):
         return input_errors(exc), 400
+    if isinstance(exc, ServingTelephony):
+        # The node's state refuses the edit, not the body: give telephony back first (the CLI's --force).
+        return [_bounded(f"Conflict: {exc}")], 409
     if isinstance(exc, EditError):
         # Already logged by the engine with the step's detail; the message says what was undone.
         return [_bounded(str(exc))], 500

@@ -9,6 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
+from wazo_ha_core.settings import PLUGIN_NAMESPACES
 from wazo_ha_rig.waiting import wait_for
 
 from .conftest import ADMIN
@@ -85,6 +86,27 @@ def test_put_while_the_cli_edits_is_refused_with_409(make_node, start_confd, tmp
     assert cli.returncode == 0, err
     assert confd.request("GET", "/1.1/ha") == (200, MASTER)
     assert confd.bus.names() == []  # the refused PUT published nothing; the CLI's edit is not confd's
+
+
+def test_taking_a_serving_slave_out_of_its_role_is_a_409_and_changes_nothing(make_node, start_confd):
+    # The real wazo_services manager, its status command saying telephony runs (the slave took over).
+    node = make_node(
+        plugins={**{group: [] for group in PLUGIN_NAMESPACES}, "service_managers": ["wazo_services"]},
+        plugin_config={
+            "wazo_services": {"status_commands": [["true"]], "stop_commands": [["false"]], "active_calls_command": None}
+        },
+    )
+    confd = start_confd(node)
+    assert confd.request("PUT", "/1.1/ha", SLAVE) == (204, None)
+    ha_conf = node.ha_conf.read_bytes()
+
+    status, answer = confd.request("PUT", "/1.1/ha", {"node_type": "disabled"})
+
+    assert status == 409
+    assert answer[0].startswith("Conflict: this slave serves telephony")
+    assert confd.request("GET", "/1.1/ha") == (200, SLAVE)
+    assert node.ha_conf.read_bytes() == ha_conf
+    assert confd.bus.names() == ["ha_edited"]  # only the first PUT's
 
 
 def test_failing_step_is_undone_and_reported(make_node, start_confd):

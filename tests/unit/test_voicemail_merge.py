@@ -311,3 +311,12 @@ def test_plan_over_random_histories(data):
         ]
         landed = result.mailboxes[tuple(move.mailbox.split("/"))].folders[move.folder].messages[move.master_number]
         assert landed.files == slave_msg.files and landed.identity == slave_msg.identity
+        assert move.master_number < max_messages, "beyond the folder's maxmsg"
+    # a greeting reaches the master only when re-recorded on the slave since the take-over
+    for copy in plan.copies:
+        if "/msg" not in copy.dst:
+            box, name = copy.src.rsplit("/", 1)
+            stem = name.split(".")[0]
+            slave_version = {p: i for p, i in slave.items() if p.startswith(f"{box}/{stem}.")}
+            before_version = {p: i for p, i in taken_over.items() if p.startswith(f"{box}/{stem}.")}
+            assert slave_version != before_version, f"{copy.src} copied though not re-recorded"

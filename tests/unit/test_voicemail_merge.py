@@ -39,7 +39,9 @@ def metadata(origtime: int, callerid: str = '"Alice" <1002>', duration: int = 7,
 
 def message(folder: str, number: int, key: str, formats=("wav", "gsm"), box: str = BOX, origtime: int = 1000):
     """The files of one message: .txt (identity from ``key``) plus one sound file per format."""
-    files = {f"{box}/{folder}/msg{number:04d}.txt": FileInfo(f"txt-{key}", metadata(origtime, msg_id=f"{origtime}-{key}"))}
+    files = {
+        f"{box}/{folder}/msg{number:04d}.txt": FileInfo(f"txt-{key}", metadata(origtime, msg_id=f"{origtime}-{key}"))
+    }
     for ext in formats:
         files[f"{box}/{folder}/msg{number:04d}.{ext}"] = FileInfo(f"{ext}-{key}")
     return files
@@ -60,7 +62,11 @@ def merged(master: dict, slave: dict, taken_over: dict | None = None, **kwargs):
 
 
 def test_layout_groups_files_by_message_and_reads_greetings():
-    listing = {**message("INBOX", 0, "a", formats=("wav", "WAV", "gsm")), **message("Old", 0, "b"), **greeting("unavail", "1")}
+    listing = {
+        **message("INBOX", 0, "a", formats=("wav", "WAV", "gsm")),
+        **message("Old", 0, "b"),
+        **greeting("unavail", "1"),
+    }
     box = parse_tree(listing).mailboxes[("default", "1001")]
     assert set(box.folders) == {"INBOX", "Old"}
     assert set(box.folders["INBOX"].messages[0].files) == {"txt", "wav", "WAV", "gsm"}
@@ -78,9 +84,21 @@ def test_identity_without_msg_id_uses_origin_time_caller_and_duration():
     ("files", "reason"),
     [
         ({f"{BOX}/INBOX/msg0000.wav": FileInfo("x")}, "without metadata"),
-        ({f"{BOX}/INBOX/msg0000.txt": FileInfo("t", "not ini at all"), f"{BOX}/INBOX/msg0000.wav": FileInfo("x")}, "INI"),
-        ({f"{BOX}/INBOX/msg0000.txt": FileInfo("t", "[other]\na=1\n"), f"{BOX}/INBOX/msg0000.wav": FileInfo("x")}, "[message]"),
-        ({f"{BOX}/INBOX/msg0000.txt": FileInfo("t", "[message]\nflag=\n"), f"{BOX}/INBOX/msg0000.wav": FileInfo("x")}, "origtime"),
+        (
+            {f"{BOX}/INBOX/msg0000.txt": FileInfo("t", "not ini at all"), f"{BOX}/INBOX/msg0000.wav": FileInfo("x")},
+            "INI",
+        ),
+        (
+            {f"{BOX}/INBOX/msg0000.txt": FileInfo("t", "[other]\na=1\n"), f"{BOX}/INBOX/msg0000.wav": FileInfo("x")},
+            "[message]",
+        ),
+        (
+            {
+                f"{BOX}/INBOX/msg0000.txt": FileInfo("t", "[message]\nflag=\n"),
+                f"{BOX}/INBOX/msg0000.wav": FileInfo("x"),
+            },
+            "origtime",
+        ),
         ({f"{BOX}/INBOX/msg0000.txt": FileInfo("t", metadata(1, msg_id="1-a"))}, "without a sound file"),
         ({f"{BOX}/Spam/msg0000.wav": FileInfo("x")}, "ignored"),
     ],
@@ -163,6 +181,7 @@ def test_full_folder_reports_overflow_instead_of_dropping():
     slave = {**message("INBOX", 0, "c"), **message("INBOX", 1, "d", origtime=2000)}
     plan, after = merged(master, slave, max_messages=3)
     assert [m.master_number for m in plan.messages] == [2]
+    assert sorted(set(after) - set(master)) == [f"{BOX}/INBOX/msg0002.{ext}" for ext in ("gsm", "txt", "wav")]
     assert [(o.folder, o.slave_number, o.max_messages) for o in plan.overflow] == [("INBOX", 1, 3)]
     plan, _ = merged(master, slave, max_messages=10, max_messages_by_mailbox={("default", "1001"): 2})
     assert plan.messages == [] and len(plan.overflow) == 2
@@ -300,7 +319,11 @@ def test_plan_over_random_histories(data):
             for msg in folder.messages.values():
                 assert "txt" in msg.files and len(msg.files) >= 2
             numbers = sorted(folder.messages)
-            master_numbers = sorted(master_box.folders[folder.name].messages) if master_box and folder.name in master_box.folders else []
+            master_numbers = (
+                sorted(master_box.folders[folder.name].messages)
+                if master_box and folder.name in master_box.folders
+                else []
+            )
             if master_numbers == list(range(len(master_numbers))):
                 assert numbers == list(range(len(numbers))), "numbering not contiguous from msg0000"
     for move in plan.messages:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .layout import FOLDERS, MAX_MESSAGES_LIMIT, DEFAULT_MAX_MESSAGES, FileInfo, Mailbox, Message, Spool, short
+from .layout import DEFAULT_MAX_MESSAGES, FOLDERS, MAX_MESSAGES_LIMIT, FileInfo, Mailbox, Message, Spool, short
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,9 @@ def _plan_messages(plan: Plan, master_box: Mailbox, slave_box: Mailbox, max_mess
             plan.messages.append(MessageMove(master_box.path, folder_name, message.number, number))
             for ext, digest in sorted(message.files.items()):
                 src = f"{slave_box.path}/{folder_name}/{message.file_name(ext)}"
-                plan.copies.append(CopyFile(src, f"{master_box.path}/{folder_name}/{message.file_name(ext, number)}", digest))
+                plan.copies.append(
+                    CopyFile(src, f"{master_box.path}/{folder_name}/{message.file_name(ext, number)}", digest)
+                )
         for message in new[len(free) :]:
             plan.overflow.append(Overflow(master_box.path, folder_name, message.number, max_messages))
 
@@ -141,7 +143,9 @@ def _chronological(message: Message) -> tuple[int, int]:
     return (int(origtime) if origtime.isdigit() else 0, message.number)
 
 
-def _plan_greetings(plan: Plan, master_box: Mailbox, slave_box: Mailbox, before: Mailbox | None, have_before: bool) -> None:
+def _plan_greetings(
+    plan: Plan, master_box: Mailbox, slave_box: Mailbox, before: Mailbox | None, have_before: bool
+) -> None:
     for name, slave_files in sorted(slave_box.greetings.items()):
         master_files = master_box.greetings.get(name, {})
         if slave_files == master_files:
@@ -165,9 +169,7 @@ def _plan_greetings(plan: Plan, master_box: Mailbox, slave_box: Mailbox, before:
             plan.copies.append(copy)
 
 
-def apply_to_listing(
-    master: Mapping[str, FileInfo], slave: Mapping[str, FileInfo], plan: Plan
-) -> dict[str, FileInfo]:
+def apply_to_listing(master: Mapping[str, FileInfo], slave: Mapping[str, FileInfo], plan: Plan) -> dict[str, FileInfo]:
     """The master's listing after the plan, applied with the contract above (for dry-runs and tests).
 
     ValueError if a copy would overwrite a file it must not (a stale plan).

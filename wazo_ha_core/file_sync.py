@@ -9,20 +9,28 @@ with its figures and warnings.
 
 from __future__ import annotations
 
-import fcntl
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from .errors import AlreadyRunning, NotInitialised, PluginError, PreflightError
-from .extensions import ONLY_PINNED, FileSyncBackend, PeerVerification, ProgressCallback, no_progress
+from . import run_locks
+from .errors import NotInitialised, PluginError, PreflightError
+from .extensions import (
+    ONLY_PINNED,
+    FileSyncBackend,
+    OperationResult,
+    PeerVerification,
+    ProgressCallback,
+    no_progress,
+)
 from .settings import Settings
 
 if TYPE_CHECKING:
     from .engine import HAEngine
+
+SYNC_LOCK_FILE = "file-sync.lock"
 
 
 @dataclass
@@ -77,18 +85,6 @@ def _backends(engine: HAEngine) -> list[FileSyncBackend]:
     return backends  # type: ignore[return-value]
 
 
-@contextmanager
-def _sync_lock(settings: Settings) -> Iterator[None]:
-    run_dir = settings.path("run_dir")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "file-sync.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise AlreadyRunning("another file sync is running on this node") from None
-        yield
-
-
 def sync_files(engine: HAEngine, *, progress: ProgressCallback = no_progress) -> SyncReport:
     """Mirror the directories to the slave with every enabled backend; journal each run.
 
@@ -103,7 +99,7 @@ def sync_files(engine: HAEngine, *, progress: ProgressCallback = no_progress) ->
         _journal_refusal(engine, "sync", exc)
         raise
     report = SyncReport()
-    with _sync_lock(engine.settings):
+    with run_locks.exclusive(engine.settings.path("run_dir"), SYNC_LOCK_FILE, "file sync"):
         paths = sync_paths(engine.settings)
         for backend in _backends(engine):
             with engine.journal.record("sync") as event:
@@ -130,23 +126,13 @@ def init_file_sync(
     engine: HAEngine, *, rotate: bool = False, verification: PeerVerification = ONLY_PINNED
 ) -> list[dict[str, Any]]:
     """Set up (or, with ``rotate``, renew) the trust of every enabled backend; journaled with its warnings."""
-    try:
-        peer = _master_peer(engine, "file sync init")
-    except PreflightError as exc:
-        _journal_refusal(engine, "sync-init", exc)
-        raise
-    entries = []
-    for backend in _backends(engine):
-        with engine.journal.record("sync-init") as event:
-            event.figures = {"plugin": backend.name, "peer": peer, "rotate": rotate}
-            result = backend.init(peer, rotate=rotate, verification=verification)
-            event.figures.update(result.figures)
-            if result.warnings:
-                event.figures["warnings"] = list(result.warnings)
-            event.outcome = "ok" if result.outcome != "skipped" else "unchanged"
-            event.message = result.message
-            entries.append(_entry(backend.name, result.outcome, result.message, event.figures, result.warnings))
-    return entries
+    return _on_master_per_backend(
+        engine,
+        "sync-init",
+        "file sync init",
+        {"rotate": rotate},
+        lambda backend, peer: backend.init(peer, rotate=rotate, verification=verification),
+    )
 
 
 def show_host_keys(engine: HAEngine) -> list[dict[str, Any]]:
@@ -156,17 +142,36 @@ def show_host_keys(engine: HAEngine) -> list[dict[str, Any]]:
 
 def pin_host_keys(engine: HAEngine, text: str, *, replace: bool = False) -> list[dict[str, Any]]:
     """Pin the slave's identity (the text of ``show_host_keys`` on the slave) on the master; journaled."""
+    return _on_master_per_backend(
+        engine,
+        "sync-pin",
+        "host key pin",
+        {"replace": replace},
+        lambda backend, peer: backend.pin_host_keys(peer, text, replace=replace),
+    )
+
+
+def _on_master_per_backend(
+    engine: HAEngine,
+    kind: str,
+    operation: str,
+    figures: dict[str, Any],
+    call: Callable[[FileSyncBackend, str], OperationResult],
+) -> list[dict[str, Any]]:
+    """``call(backend, peer)`` for every file-sync backend, on the master only; one ``kind`` event each."""
     try:
-        peer = _master_peer(engine, "host key pin")
+        peer = _master_peer(engine, operation)
     except PreflightError as exc:
-        _journal_refusal(engine, "sync-pin", exc)
+        _journal_refusal(engine, kind, exc)
         raise
     entries = []
     for backend in _backends(engine):
-        with engine.journal.record("sync-pin") as event:
-            event.figures = {"plugin": backend.name, "peer": peer, "replace": replace}
-            result = backend.pin_host_keys(peer, text, replace=replace)
+        with engine.journal.record(kind) as event:
+            event.figures = {"plugin": backend.name, "peer": peer, **figures}
+            result = call(backend, peer)
             event.figures.update(result.figures)
+            if result.warnings:
+                event.figures["warnings"] = list(result.warnings)
             event.outcome = "ok" if result.outcome != "skipped" else "unchanged"
             event.message = result.message
             entries.append(_entry(backend.name, result.outcome, result.message, event.figures, result.warnings))

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from wazo_ha_core.config import HASettings
 from wazo_ha_core.errors import AlreadyRunning, EditError, StoreNotMigrated, ValidationError
 
+from .conftest import lock_held_by_another_process
 from .sample_plugins import CALLS
 
 PROVISIONER = {"plugins": {"device_provisioners": ["recording_provisioner"]}}
@@ -341,15 +340,6 @@ def write_private(path, text):
     return path
 
 
-HOLD_LOCK = """
-import fcntl, os, sys
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
-fcntl.flock(fd, fcntl.LOCK_EX)
-print("held", flush=True)
-sys.stdin.read()
-"""
-
-
 def test_an_edit_while_another_process_edits_is_refused_and_changes_nothing(make_engine, sandbox):
     engine = make_engine(**PROVISIONER)
     engine.update_ha({"node_type": "master", "remote_address": "10.0.0.2"})
@@ -357,15 +347,20 @@ def test_an_edit_while_another_process_edits_is_refused_and_changes_nothing(make
     files, events = tree_files(sandbox), len(engine.store.events())
     CALLS.clear()
     # Another process (the CLI, or confd) in the middle of an edit holds the node's edit lock.
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(lock)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert holder.stdout.readline() == "held\n"
+    with lock_held_by_another_process(lock):
         with pytest.raises(AlreadyRunning, match="an HA settings edit already running"):
             engine.update_ha({"node_type": "disabled"})
         assert tree_files(sandbox) == files and len(engine.store.events()) == events and CALLS == []
-    finally:
-        holder.communicate("", timeout=10)
     engine.update_ha({"node_type": "disabled"})  # released with the process
     assert engine.get_ha() == {"node_type": "disabled", "remote_address": ""}
+
+
+def test_a_sync_while_another_process_syncs_is_refused_and_calls_no_plugin(make_engine):
+    engine = make_engine(plugins={"file_sync": ["recording_file_sync"]})
+    engine.store.write_ha_settings(HASettings("master", "10.0.0.2"))
+    with lock_held_by_another_process(engine.settings.path("run_dir") / "file-sync.lock"):
+        with pytest.raises(AlreadyRunning, match="file sync already running"):
+            engine.sync_files()
+    assert [call for call in CALLS if call[1] == "sync"] == []
+    engine.sync_files()  # released with the process
+    assert [call[1] for call in CALLS] == ["sync"]

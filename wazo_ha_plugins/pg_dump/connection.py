@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import psycopg2.extensions
 
 from wazo_ha_core import PeerUnreachable, PreflightError
 
+from .files import file_mode_problem
 from .tls import TlsSettings
 
 APPLICATION_NAME = "wazo-ha pg_dump replication"
@@ -54,17 +54,9 @@ class Endpoint:
 
 def read_password_file(path: Path) -> str:
     """The first line of a private file; refuses a file others may read."""
-    try:
-        info = path.stat()
-    except OSError as exc:
-        raise PreflightError(f"password file {path}: {exc.strerror}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise PreflightError(f"password file {path} is not a regular file")
-    if info.st_mode & 0o077:
-        raise PreflightError(
-            f"password file {path} has mode {stat.S_IMODE(info.st_mode):04o}; it must not be readable "
-            f"by group or others: chmod 600 {path}"
-        )
+    problem = file_mode_problem(path, 0o077, "readable by group or others", "chmod 600")
+    if problem:
+        raise PreflightError(f"password file {path}{problem}")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

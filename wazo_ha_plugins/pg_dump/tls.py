@@ -14,11 +14,12 @@ it) or ``verified`` (TLS with ``verify-ca``/``verify-full``).
 from __future__ import annotations
 
 import re
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from wazo_ha_core import PluginError, PreflightError
+
+from .files import file_mode_problem
 
 SSLMODES = {
     "disable": "never TLS: the data crosses the network in clear",
@@ -99,18 +100,10 @@ class TlsSettings:
         return parameters
 
     def _check_file(self, key: str, path: Path) -> None:
-        try:
-            info = path.stat()
-        except OSError as exc:
-            raise TlsRefused(f"{self.section}.{key} {_shown(str(path))}: {exc.strerror}") from None
-        if not stat.S_ISREG(info.st_mode):
-            raise TlsRefused(f"{self.section}.{key} {_shown(str(path))} is not a regular file")
-        if info.st_mode & 0o022:
-            # Whoever can rewrite the trusted certificate can pose as the slave.
-            raise TlsRefused(
-                f"{self.section}.{key} {_shown(str(path))} has mode {stat.S_IMODE(info.st_mode):04o}; it must not be "
-                f"writable by group or others: chmod go-w {path}"
-            )
+        # Whoever can rewrite the trusted certificate can pose as the slave.
+        problem = file_mode_problem(path, 0o022, "writable by group or others", "chmod go-w")
+        if problem:
+            raise TlsRefused(f"{self.section}.{key} {_shown(str(path))}{problem}")
 
     def describe(self) -> str:
         shown = f"sslmode={self.sslmode}"

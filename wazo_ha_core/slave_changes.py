@@ -75,7 +75,7 @@ def write_export(listing: list[dict[str, Any]], path: Path) -> int:
         raise PreflightError(f"slave-changes export FILE: {str(path)[:200]!r} is a directory")
     descriptor, temporary = tempfile.mkstemp(prefix=".wazo-ha-export-", dir=path.parent or ".")
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as stream:
             stream.write(text)
         os.replace(temporary, path)
     except BaseException:

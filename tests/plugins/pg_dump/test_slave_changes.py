@@ -41,7 +41,7 @@ def test_a_user_renamed_on_the_slave_refuses_the_next_replication(pair, engine):
         engine.replicate()
 
     message = str(raised.value)
-    assert "userfeatures (45 rows on the slave, 45 at the last copy, 45 on the master)" in message
+    assert "userfeatures (40 rows on the slave, 40 at the last copy, 40 on the master)" in message
     assert "wazo-ha slave-changes show" in message and "--discard-slave-changes" in message
     assert raised.value.tables == ["userfeatures"]
     assert content(pair.slave) == before  # nothing written
@@ -64,7 +64,7 @@ def test_show_lists_the_rename_with_its_values(pair, engine, capsys):
     [listing] = engine.slave_changes()
 
     tables = {table["table"]: table for table in listing["tables"]}
-    assert set(tables) == {"userfeatures", "extensions"}
+    assert set(tables) == {"userfeatures", "extensions", "line_extension"}  # the delete cascades
     [changed] = tables["userfeatures"]["changed"]
     assert changed == {"key": {"id": "100003"}, "columns": {"firstname": ["Prénom 3", "Renamed on the slave"]}}
     assert tables["userfeatures"]["added"] == [] and tables["userfeatures"]["removed"] == []
@@ -192,7 +192,7 @@ def test_exported_sql_replays_awkward_text_exactly(pair, engine, tmp_path, text)
     try:
         connection.autocommit = True
         with connection.cursor() as cursor:
-            cursor.execute(export.read_text())
+            cursor.execute(export.read_bytes().decode())  # read_text() would fold the carriage return
             cursor.execute("SELECT lastname, description FROM userfeatures WHERE id = 100006")
             assert cursor.fetchone() == (text, text)
     finally:

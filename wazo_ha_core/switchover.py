@@ -224,9 +224,12 @@ def _bring_in_sync(engine: HAEngine, event: Event, force: bool, say: Callable[[s
     """The last replication and file sync; a failure means the slave is not in sync."""
     problems = []
     try:
-        say("replicating the configuration database to the slave")
-        results = engine.replicate()
-        event.figures["replication"] = [result.outcome for result in results]
+        if engine.loader.load("replication"):
+            say("replicating the configuration database to the slave")
+            results = engine.replicate()
+            event.figures["replication"] = [result.outcome for result in results]
+        else:
+            event.figures["replication"] = "no replication backend enabled"
         if engine.loader.load("file_sync"):
             say("syncing files to the slave")
             report = engine.sync_files()

@@ -83,6 +83,7 @@ class SwitchoverRig(HARig):
         """Asterisk crashes on the master and stays down (unmonitored first: monit would restart it)."""
         self.master_monit.cli("unmonitor", SERVICE)
         pid = self.master_monit.standin_pid()
+        self.killed_at = time.monotonic()
         if pid is not None:
             os.kill(pid, signal.SIGKILL)
         wait_for(lambda: not self.master_monit.standin_running(), 10, "the master's stand-in gone")

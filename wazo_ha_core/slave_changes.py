@@ -59,7 +59,8 @@ def format_changes(listing: list[dict[str, Any]]) -> str:
                 lines.append(f"    added    {_key(row)}")
             for change in changed:
                 diffs = "; ".join(
-                    f"{column} {_value(master)} -> {_value(slave)}" for column, (master, slave) in change["columns"].items()
+                    f"{column} {_value(master)} -> {_value(slave)}"
+                    for column, (master, slave) in change["columns"].items()
                 )
                 lines.append(f"    changed  {_key(change['key'])}: {diffs} (master -> slave)")
             for key in removed:

@@ -118,7 +118,8 @@ def _paused(facts: Facts) -> list[str]:
     if not paused:
         return []
     reason = f" ({paused.get('reason')})" if paused.get("reason") else ""
-    return [f"the slave's watch is paused since {paused.get('since', '?')}{reason}: it would not move (`wazo-ha resume`)"]
+    since = paused.get("since", "?")
+    return [f"the slave's watch is paused since {since}{reason}: it would not move (`wazo-ha resume` there)"]
 
 
 def wait_until(

@@ -86,7 +86,9 @@ def test_wait_until_gives_up_at_the_timeout():
 def test_the_slaves_pause_is_read_from_its_store(tmp_path):
     slave_store = Store(f"sqlite:///{tmp_path}/slave.db")
     slave_store.upgrade()
-    settings = Settings.from_tree({"root": str(tmp_path), "switchover": {"peer_store_url": f"sqlite:///{tmp_path}/slave.db"}})
+    settings = Settings.from_tree(
+        {"root": str(tmp_path), "switchover": {"peer_store_url": f"sqlite:///{tmp_path}/slave.db"}}
+    )
     assert read_peer_watch(settings) == PeerWatch(True, None, None, "read from the slave's store")
 
     PauseSwitch(slave_store.plugin_state(STATE_OWNER)).pause("upgrade of the slave")
@@ -99,6 +101,8 @@ def test_the_slaves_pause_is_read_from_its_store(tmp_path):
 def test_an_unset_or_unreadable_slave_store_is_unknown(tmp_path):
     unset = read_peer_watch(Settings.from_tree({"root": str(tmp_path)}))
     assert not unset.known and "peer_store_url not set" in unset.detail
-    broken = Settings.from_tree({"root": str(tmp_path), "switchover": {"peer_store_url": f"sqlite:///{tmp_path}/none.db"}})
+    broken = Settings.from_tree(
+        {"root": str(tmp_path), "switchover": {"peer_store_url": f"sqlite:///{tmp_path}/none.db"}}
+    )
     watch = read_peer_watch(broken)
     assert not watch.known and "cannot be read" in watch.detail

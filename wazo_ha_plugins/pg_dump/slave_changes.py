@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from psycopg2 import sql
@@ -140,7 +140,7 @@ class Guard:
 
     def remember(self, slave_marks: dict[str, list]) -> None:
         """After the commit: these marks are the slave as the copy left it."""
-        at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+        at = datetime.now(UTC).replace(microsecond=0).isoformat()
         self.state.set(STATE_KEY, {**self.identity, "at": at, "tables": slave_marks})
 
 
@@ -239,7 +239,7 @@ def _where(key: dict[str, str | None]) -> str:
 
 def render_sql(changes: list[dict[str, Any]], *, peer: str, generated: float | None = None) -> str:
     """The SQL giving the master the slave's version of the listed rows (one transaction, to review first)."""
-    stamp = datetime.fromtimestamp(generated or time.time(), timezone.utc).replace(microsecond=0).isoformat()
+    stamp = datetime.fromtimestamp(generated or time.time(), UTC).replace(microsecond=0).isoformat()
     lines = [
         f"-- wazo-ha slave-changes export: configuration edits found on the slave {peer}, {stamp}.",
         "-- Review, then replay on the MASTER: psql asterisk -v ON_ERROR_STOP=1 -f THIS_FILE",
@@ -253,16 +253,17 @@ def render_sql(changes: list[dict[str, Any]], *, peer: str, generated: float | N
         ident = f"{quote_ident(cat.SCHEMA)}.{quote_ident(table['table'])}"
         lines.append(f"-- {table['table']}")
         for key in table["removed"]:
-            lines.append(f"DELETE FROM {ident} WHERE {_where(key)};")
+            # A script for the operator, every name and value quoted by quote_ident/quote_literal.
+            lines.append(f"DELETE FROM {ident} WHERE {_where(key)};")  # noqa: S608
         for change in table["changed"]:
             assignments = ", ".join(
                 f"{quote_ident(column)} = {quote_literal(values[1])}" for column, values in change["columns"].items()
             )
-            lines.append(f"UPDATE {ident} SET {assignments} WHERE {_where(change['key'])};")
+            lines.append(f"UPDATE {ident} SET {assignments} WHERE {_where(change['key'])};")  # noqa: S608
         for row in table["added"]:
             columns = ", ".join(quote_ident(column) for column in row)
             values = ", ".join(quote_literal(value) for value in row.values())
-            lines.append(f"INSERT INTO {ident} ({columns}) VALUES ({values});")
+            lines.append(f"INSERT INTO {ident} ({columns}) VALUES ({values});")  # noqa: S608
     lines.append("COMMIT;")
     return "\n".join(lines) + "\n"
 

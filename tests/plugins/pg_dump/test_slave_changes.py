@@ -164,7 +164,7 @@ def test_truncate_mode_refuses_too(pair):
 
 
 AWKWARD = [
-    "it's \"quoted\"",
+    'it\'s "quoted"',
     "back\\slash \\n not a newline",
     "line one\nline two\r\n\ttab",
     "Zoë 日本語 😀",

@@ -95,6 +95,7 @@ def test_switchover_refused_while_the_slave_is_paused(ha):
 def test_switchover_refused_while_the_slave_serves_already(ha):
     ha.kill_master_sip()
     wait_for(lambda: ha.slave_answers(), 10, "the slave taking over")
+    ha.wazo_ha("pause", "--reason", "hold the failback")  # the slave keeps serving while the master is back
     ha.start_master_sip()
 
     done = ha.master_wazo_ha("switchover", check=False)

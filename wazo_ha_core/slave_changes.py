@@ -69,12 +69,18 @@ def format_changes(listing: list[dict[str, Any]]) -> str:
 
 
 def write_export(listing: list[dict[str, Any]], path: Path) -> int:
-    """Write every backend's SQL to ``path`` (mode 0600: rows may hold SIP secrets), atomically; the table count."""
+    """Write every backend's SQL to ``path`` (mode 0600: rows may hold SIP secrets), atomically; the table count.
+
+    Raises :class:`PreflightError` naming the file when it cannot be written (nothing written then).
+    """
     text = "".join(backend["sql"] for backend in listing)
     path = Path(path)
     if path.is_dir():
         raise PreflightError(f"slave-changes export FILE: {str(path)[:200]!r} is a directory")
-    descriptor, temporary = tempfile.mkstemp(prefix=".wazo-ha-export-", dir=path.parent or ".")
+    try:
+        descriptor, temporary = tempfile.mkstemp(prefix=".wazo-ha-export-", dir=path.parent or ".")
+    except OSError as exc:
+        raise PreflightError(f"slave-changes export FILE: cannot write {str(path)[:200]!r}: {exc.strerror}") from None
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as stream:
             stream.write(text)

@@ -106,3 +106,47 @@ def test_an_unset_or_unreadable_slave_store_is_unknown(tmp_path):
     )
     watch = read_peer_watch(broken)
     assert not watch.known and "cannot be read" in watch.detail
+
+
+# --- wazo-ha slave-changes: the terminal listing and the export file (the SQL itself: tests/plugins/pg_dump) ---
+
+LISTING = [
+    {
+        "plugin": "pg_dump",
+        "method": "compared by primary key",
+        "tables": [
+            {
+                "table": "userfeatures",
+                "key": ["id"],
+                "added": [{"id": "7", "firstname": "New"}],
+                "changed": [{"key": {"id": "3"}, "columns": {"firstname": ["Old", "Renamed\ntwice"]}}],
+                "removed": [{"id": "9"}],
+            }
+        ],
+        "sql": "BEGIN;\nCOMMIT;\n",
+    }
+]
+
+
+def test_the_listing_names_each_row_and_value():
+    from wazo_ha_core.slave_changes import format_changes
+
+    text = format_changes(LISTING)
+
+    assert "userfeatures: 1 added, 1 changed, 1 removed on the slave" in text
+    assert "changed  id='3': firstname 'Old' -> 'Renamed\\ntwice' (master -> slave)" in text
+    assert "added    id='7', firstname='New'" in text and "removed  id='9'" in text
+
+
+def test_the_export_is_private_and_bad_paths_are_named(tmp_path):
+    from wazo_ha_core.errors import PreflightError
+    from wazo_ha_core.slave_changes import write_export
+
+    target = tmp_path / "edits.sql"
+    assert write_export(LISTING, target) == 1
+    assert target.read_text() == "BEGIN;\nCOMMIT;\n" and oct(target.stat().st_mode & 0o777) == "0o600"
+    with pytest.raises(PreflightError, match="is a directory"):
+        write_export(LISTING, tmp_path)
+    with pytest.raises(PreflightError, match="cannot write .*missing/edits.sql"):
+        write_export(LISTING, tmp_path / "missing" / "edits.sql")
+    assert [p.name for p in tmp_path.iterdir()] == ["edits.sql"]  # no temporary file left

@@ -147,6 +147,6 @@ def test_the_export_is_private_and_bad_paths_are_named(tmp_path):
     assert target.read_text() == "BEGIN;\nCOMMIT;\n" and oct(target.stat().st_mode & 0o777) == "0o600"
     with pytest.raises(PreflightError, match="is a directory"):
         write_export(LISTING, tmp_path)
-    with pytest.raises(PreflightError, match="cannot write .*missing/edits.sql"):
+    with pytest.raises(PreflightError, match=r"cannot write .*missing/edits\.sql"):
         write_export(LISTING, tmp_path / "missing" / "edits.sql")
     assert [p.name for p in tmp_path.iterdir()] == ["edits.sql"]  # no temporary file left

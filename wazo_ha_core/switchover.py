@@ -178,7 +178,7 @@ class PeerSip:
             try:
                 if probe.probe(peer).up:
                     return True
-            except WazoHAError as exc:  # a broken probe is no answer
+            except Exception as exc:  # a broken probe (or a plugin bug) is no answer, as in the watch
                 log.debug("probe %s: %s", probe.name, exc)
         return False
 

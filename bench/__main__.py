@@ -11,6 +11,7 @@ BENCHMARKS = {
     "replication": "bench.replication",
     "rsync": "bench.rsync_bench",
     "failover": "bench.failover",
+    "switchover": "bench.switchover",
     "startup": "bench.startup",
 }
 

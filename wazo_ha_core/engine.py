@@ -231,10 +231,23 @@ class HAEngine:
     # --- replication --------------------------------------------------------------------
 
     def replicate(
-        self, *, peer: str | None = None, force: bool = False, progress: ProgressCallback = no_progress
+        self,
+        *,
+        peer: str | None = None,
+        force: bool = False,
+        progress: ProgressCallback = no_progress,
+        discard_slave_changes: bool = False,
     ) -> list[OperationResult]:
         """Copy the configuration DB to the slave; see :func:`wazo_ha_core.replication.replicate`."""
-        return replication.replicate(self, peer=peer, force=force, progress=progress)
+        return replication.replicate(
+            self, peer=peer, force=force, progress=progress, discard_slave_changes=discard_slave_changes
+        )
+
+    def slave_changes(self) -> list[dict[str, Any]]:
+        """The slave's configuration edits a replication would overwrite, per backend (``wazo-ha slave-changes``)."""
+        from .slave_changes import list_slave_changes
+
+        return list_slave_changes(self)
 
     # --- the standby's watch and the services (logic in watcher.py and services.py) -----
 
@@ -277,6 +290,20 @@ class HAEngine:
     def watch_status(self) -> dict[str, Any]:
         state = self.store.plugin_state(STATE_OWNER)
         return {"paused": state.get("paused"), "last": state.get("status")}
+
+    # --- planned switchover (logic in switchover.py) ------------------------------------
+
+    def switchover(self, *, force: bool = False, timeout: float | None = None, say=None) -> dict[str, Any]:
+        """Move telephony to the slave through its watch; see :func:`wazo_ha_core.switchover.switchover`."""
+        from . import switchover
+
+        return switchover.switchover(self, force=force, timeout=timeout, **({"say": say} if say else {}))
+
+    def switchback(self, *, force: bool = False, timeout: float | None = None, say=None) -> dict[str, Any]:
+        """Bring telephony back from the slave; see :func:`wazo_ha_core.switchover.switchback`."""
+        from . import switchover
+
+        return switchover.switchback(self, force=force, timeout=timeout, **({"say": say} if say else {}))
 
     # --- doctor -------------------------------------------------------------------------
 

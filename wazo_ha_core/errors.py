@@ -125,6 +125,20 @@ class ServingTelephony(PreflightError):
     """
 
 
+class SlaveChangesPending(PreflightError):
+    """The slave's configuration was edited since the last good copy: a replication would overwrite the edits.
+
+    Nothing was changed. The operator decides: ``wazo-ha slave-changes show``
+    / ``export FILE`` (replayed on the master keeps them), or
+    ``wazo-ha replicate --discard-slave-changes`` (overwrites them).
+    ``tables`` names the tables that differ.
+    """
+
+    def __init__(self, message: str, tables: list[str] | None = None):
+        super().__init__(message)
+        self.tables = list(tables or [])
+
+
 class AlreadyRunning(PluginError):
     """Another run of the same operation holds the lock."""
 

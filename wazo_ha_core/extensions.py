@@ -180,7 +180,27 @@ class ReplicationBackend(Plugin, abc.ABC):
           the lock, :class:`~wazo_ha_core.errors.PluginError` otherwise.
 
         On failure the engine journals it, reports a non-zero exit and notifies.
+
+        **Slave-side edits**: a backend that can tell raises
+        :class:`~wazo_ha_core.errors.SlaveChangesPending` (nothing changed)
+        when the peer's data was edited since the last good copy beyond what a
+        failover explains. The engine passes ``discard_slave_changes=True``
+        (only then, so backends without the keyword keep working) when the
+        operator chose to overwrite them.
         """
+
+    def slave_changes(self, peer: str) -> dict[str, Any]:
+        """Optional: what the peer holds that a copy would overwrite (``wazo-ha slave-changes``).
+
+        Returns ``{"method": text, "tables": [{"table", "key", "added",
+        "changed", "removed"}], "sql": text}``: per table, rows only the
+        peer has, rows whose values differ (``{"key", "columns": {column:
+        [this node's value, the peer's value]}}``), rows only this node has;
+        values as text (``None`` for NULL). ``sql`` replays the peer's
+        version on this node. Reads only; bounded like :meth:`replicate`.
+        Raises :class:`~wazo_ha_core.errors.UnsupportedOperation` by default.
+        """
+        raise UnsupportedOperation(f"replication plugin {self.name!r} cannot list slave-side changes")
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,10 @@ def subject_for(event: Event) -> str | None:
     host = socket.gethostname()
     if event.kind in ("replication", "sync") and event.outcome == "failed":
         return f"wazo-ha on {host}: {event.kind} failed"
+    if event.kind == "replication" and event.outcome == "refused" and event.figures.get("slave_changes"):
+        return f"wazo-ha on {host}: replication refused, the slave's configuration was edited"
+    if event.kind in ("switchover", "switchback") and event.outcome == "failed":
+        return f"wazo-ha on {host}: {event.kind} failed"
     if event.kind in ("failover", "failback") and event.outcome == "ok":
         return f"wazo-ha on {host}: {event.kind}"
     return None

@@ -11,6 +11,12 @@ how it ended:
   ``paths.run_dir``/``replication.lock``; a second run fails at once with
   :class:`~wazo_ha_core.errors.AlreadyRunning` ("replication already
   running"). Plugins add their own lock on the slave (two masters);
+* slave-side edits: a backend that finds the slave's configuration edited
+  since the last good copy raises
+  :class:`~wazo_ha_core.errors.SlaveChangesPending`; the run is journaled
+  ``refused`` with the tables in ``figures["slave_changes"]`` and notified.
+  ``discard_slave_changes`` (``wazo-ha replicate --discard-slave-changes``)
+  overwrites them;
 * every run is one journal event ``replication`` (outcome ``ok``,
   ``skipped``, ``failed`` or ``refused``, figures from the plugin); journal
   listeners are notified, which is how an application mails or alerts.
@@ -23,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import run_locks
-from .errors import AlreadyRunning, PluginError, PreflightError
+from .errors import AlreadyRunning, PluginError, PreflightError, SlaveChangesPending
 from .extensions import OperationResult, ProgressCallback, ReplicationBackend, no_progress
 from .journal import Event, utcnow
 from .logs import REPORTED
@@ -48,6 +54,7 @@ def replicate(
     peer: str | None = None,
     force: bool = False,
     progress: ProgressCallback = no_progress,
+    discard_slave_changes: bool = False,
 ) -> list[OperationResult]:
     """Copy the configuration DB to the slave with every enabled replication backend, in order.
 
@@ -70,11 +77,16 @@ def replicate(
         if not backends:
             raise PluginError("no replication backend enabled: set plugins.replication (e.g. [pg_dump])")
         with run_lock(engine.settings.path("run_dir")):
-            results = [_run_one(backend, peer, force, progress, event) for backend in backends]
+            options = {"discard_slave_changes": True} if discard_slave_changes else {}
+            if discard_slave_changes:
+                event.figures["discard_slave_changes"] = True
+            results = [_run_one(backend, peer, force, progress, event, options) for backend in backends]
     except BaseException as exc:
         refused = isinstance(exc, (PreflightError, AlreadyRunning))
         event.outcome = "refused" if refused else "failed"
         event.message = str(exc) or type(exc).__name__
+        if isinstance(exc, SlaveChangesPending):
+            event.figures["slave_changes"] = exc.tables
         engine.journal.append(event)
         log.error("replication %s: %s", event.outcome, event.message, extra=REPORTED)
         raise
@@ -85,10 +97,12 @@ def replicate(
     return results
 
 
-def _run_one(backend: ReplicationBackend, peer: str, force: bool, progress: ProgressCallback, event) -> OperationResult:
+def _run_one(
+    backend: ReplicationBackend, peer: str, force: bool, progress: ProgressCallback, event, options: dict
+) -> OperationResult:
     event.figures["plugin"] = backend.name
     try:
-        result = backend.replicate(peer, force=force, progress=progress)
+        result = backend.replicate(peer, force=force, progress=progress, **options)
     except PluginError:
         raise
     except Exception as exc:  # a plugin bug: report it like a failure, keep the traceback in the log

@@ -278,6 +278,29 @@ OPTIONS: tuple[Option, ...] = (
         "and does not take over. Empty: no witness check.",
     ),
     Option("watch.retry", 10.0, "number", "Seconds before a failed take-over or give-back is tried again."),
+    # --- planned switchover (docs/runbook.rst) ---
+    Option(
+        "switchover.timeout",
+        60.0,
+        "number",
+        "`wazo-ha switchover`: seconds to wait for the slave to answer SIP once telephony stopped here; "
+        "past it telephony is started here again.",
+    ),
+    Option(
+        "switchover.switchback_timeout",
+        900.0,
+        "number",
+        "`wazo-ha switchback`: seconds to wait for the slave to give back (its `watch.rise` rounds, "
+        "`watch.stability` and up to `watch.courtesy_max` for calls).",
+    ),
+    Option(
+        "switchover.peer_store_url",
+        None,
+        "str-or-null",
+        "SQLAlchemy URL of the slave's state store, read by switchover/switchback to refuse while the slave's "
+        "watch is paused. Empty: the pause is not checked beforehand (a paused slave makes the switchover time out "
+        "and telephony start here again).",
+    ),
     # --- wazo-ha doctor (docs/prerequisites.rst) ---
     Option("doctor.check_timeout", 15.0, "number", "Seconds one `wazo-ha doctor` check may take before it is a FAIL."),
     Option(

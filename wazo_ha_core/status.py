@@ -20,7 +20,7 @@ from .watcher import STATE_OWNER
 if TYPE_CHECKING:
     from .engine import HAEngine
 
-LAST_KINDS = ("replication", "sync", "failover", "failback")
+LAST_KINDS = ("replication", "sync", "failover", "failback", "switchover", "switchback")
 
 
 def node_status(engine: HAEngine) -> dict[str, Any]:
@@ -35,6 +35,7 @@ def node_status(engine: HAEngine) -> dict[str, Any]:
         "services": services(engine),
         "last": last,
         "paused": state.get("paused"),
+        "switched_over": engine.store.plugin_state("core.switchover").get("switched"),
     }
 
 

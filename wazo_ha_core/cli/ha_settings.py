@@ -58,7 +58,13 @@ def cmd_status(args, engine: HAEngine) -> int:
         print(f"watch           {since}")
     for service in status["services"] or [{"name": "-", "state": "no service manager enabled", "detail": ""}]:
         print(f"services        {service['name']}: {service['state']}  {service['detail']}".rstrip())
+    switched = status.get("switched_over")
+    if switched:
+        since = switched["since"][:19]
+        print(f"switchover      telephony moved to {switched['peer']} since {since} (`wazo-ha switchback`)")
     for kind, last in status["last"].items():
+        if last is None and kind in ("switchover", "switchback"):
+            continue  # planned moves: shown once there was one
         if last is None:
             print(f"last {kind:<12}never")
             continue

@@ -24,6 +24,11 @@ def register(commands, common) -> None:
         "replicate", parents=[common], help="copy the configuration database to the slave now (master only)"
     )
     replicate.add_argument("--force", action="store_true", help="copy even when nothing changed since the last copy")
+    replicate.add_argument(
+        "--discard-slave-changes",
+        action="store_true",
+        help="overwrite configuration edits made on the slave since the last copy (see `slave-changes show`)",
+    )
     replicate.add_argument("--json", action="store_true", help="machine-readable result")
     replicate.set_defaults(handler=cmd_replicate)
 
@@ -62,7 +67,8 @@ def _size(count: int) -> str:
 def cmd_replicate(args, engine: HAEngine, peer: str | None = None) -> int:
     progress = TerminalProgress()
     try:
-        results = engine.replicate(peer=peer, force=args.force, progress=progress)
+        discard = getattr(args, "discard_slave_changes", False)
+        results = engine.replicate(peer=peer, force=args.force, progress=progress, discard_slave_changes=discard)
     finally:
         progress.done()
     if getattr(args, "json", False):

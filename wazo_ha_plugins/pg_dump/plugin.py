@@ -23,6 +23,10 @@ One run (see :meth:`PgDumpReplication.replicate`):
    sequence values, equal to the master's — else roll back and name the
    tables;
 6. commit, remember the fingerprints in ``context.state``.
+
+Before step 4 writes anything, :mod:`.slave_changes` refuses the run when
+the slave's configuration was edited since the last good copy (unless
+``discard_slave_changes``); it records the slave's marks with each commit.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from wazo_ha_core import (
     ReplicationBackend,
 )
 
-from . import apply, tls
+from . import apply, slave_changes, tls
 from . import catalog as cat
 from .checks import checksums_of, content_of, differences, fingerprint, fingerprint_of, scan, sequence_values
 from .connection import Endpoint, close_quietly, connect, first_line
@@ -178,9 +182,15 @@ class PgDumpReplication(ReplicationBackend):
         """``wazo-ha doctor``: TCP, TLS of the link, same version, slave UTF-8, clock offset (see :mod:`.doctor`)."""
         return pg_dump_checks(self, node_type, peer)
 
+    def slave_changes(self, peer: str) -> dict[str, Any]:
+        """``wazo-ha slave-changes``: the slave's edits since the last good copy (see :mod:`.slave_changes`)."""
+        return slave_changes.list_changes(self, peer)
+
     # --- the run ----------------------------------------------------------------------
 
-    def replicate(self, peer: str, *, force: bool = False, progress=_no_progress) -> OperationResult:
+    def replicate(
+        self, peer: str, *, force: bool = False, progress=_no_progress, discard_slave_changes: bool = False
+    ) -> OperationResult:
         started = time.monotonic()
         connect_timeout = float(self.context.settings.get("timeouts.connect"))
         timeout = float(self.config["timeout"])
@@ -200,6 +210,7 @@ class PgDumpReplication(ReplicationBackend):
             )
             master.set_session(isolation_level="REPEATABLE READ", readonly=True)
             run = _Run(self, peer, master, slave, progress, connect_master)
+            run.guard = slave_changes.Guard(self.context.state, peer, self.config["database"], discard_slave_changes)
             run.lock()
             run.preflight()
             if not force and run.unchanged():
@@ -299,6 +310,7 @@ class _Run:
         self.truncate = plugin.config["write_mode"] == "truncate"  # rewrite every table, without comparing
         self.source, self.target = master.cursor(), slave.cursor()
         self.catalog: cat.Catalog | None = None
+        self.guard: slave_changes.Guard | None = None
         self.fingerprints: dict[str, str] = {}
         # tables: replicated (all verified); written_tables: those that differed and were written;
         # rows: rows written; deleted: rows removed (not counted by TRUNCATE); tls: the link to the
@@ -391,6 +403,7 @@ class _Run:
         master = _TableByTable(self.open_side(), tables)
         try:
             slave_before = {} if self.truncate else scan(self.target, tables, checksums=True)
+            self.guard.check(self.source, self.target, tables, slave_before)  # raises: slave-side edits
             written = self._write_tables(tables, slave_before, master)
             copied_sequences = self._copy_sequences(sequences)
             self.progress("verifying", dict(self.figures))
@@ -399,6 +412,7 @@ class _Run:
             self._verify(checksums_of(master_figures), checksums_of(slave_after), copied_sequences, sequences)
             self.fingerprints["master"] = fingerprint_of(master_figures, tables, copied_sequences)
             self.fingerprints["slave"] = fingerprint_of(slave_after, tables, sequence_values(self.target, sequences))
+            marks = slave_changes.marks(self.target, tables, slave_after)
             self.slave.commit()
         except BaseException:
             master.abandon()
@@ -408,6 +422,7 @@ class _Run:
                 pass  # a dead connection rolls back on the server by itself
             raise
         self.plugin.context.state.set(STATE_KEY, self._state())
+        self.guard.remember(marks)
 
     def _write_tables(self, tables: list[cat.Table], slave_before: dict, master: _TableByTable) -> list[cat.Table]:
         """Bring each table that differs to the master's rows (all of them in ``truncate`` mode); returns those."""
@@ -476,6 +491,8 @@ class _Run:
         figures = {**self.figures, "duration": round(duration, 3), "outcome": outcome}
         figures["excluded"] = list(self.catalog.excluded) if self.catalog else []
         figures["tables"] = len(self.catalog.tables) if self.catalog else 0
+        if self.guard is not None and self.guard.discarded:
+            figures["slave_changes_discarded"] = self.guard.discarded
         if outcome == "skipped":
             message = f"nothing changed since the last good copy to {self.peer}"
         else:

@@ -66,10 +66,10 @@ def test_any_replicated_change_is_copied(pair, copied, change, check, expected):
     assert pair.slave_sql(check).strip() == expected
 
 
-def test_a_slave_edited_by_hand_is_copied_again(pair, copied):
+def test_a_slave_edited_by_hand_is_copied_again_when_the_operator_discards_the_edit(pair, copied):
     pair.slave_sql("UPDATE userfeatures SET firstname = 'edited on the slave' WHERE id = 100001")
 
-    assert copied.replicate(pair.peer).outcome == "copied"
+    assert copied.replicate(pair.peer, discard_slave_changes=True).outcome == "copied"
     assert pair.slave_sql("SELECT firstname FROM userfeatures WHERE id = 100001").strip() == "Prénom 1"
 
 

@@ -46,7 +46,7 @@ from wazo_ha_core import (
     ReplicationBackend,
 )
 
-from . import apply, tls
+from . import apply, tls, user_statuses
 from . import catalog as cat
 from .checks import checksums_of, content_of, differences, fingerprint, fingerprint_of, scan, sequence_values
 from .connection import Endpoint, close_quietly, connect, first_line
@@ -201,6 +201,7 @@ class PgDumpReplication(ReplicationBackend):
             master.set_session(isolation_level="REPEATABLE READ", readonly=True)
             run = _Run(self, peer, master, slave, progress, connect_master)
             run.lock()
+            run.carry_back_user_statuses()  # commits on the master before this run's snapshot is taken
             run.preflight()
             if not force and run.unchanged():
                 return run.result("skipped", time.monotonic() - started)
@@ -320,6 +321,11 @@ class _Run:
                 f"replication already running: another run holds the lock on the slave {self.peer}'s database"
             )
 
+    def carry_back_user_statuses(self) -> None:
+        plan = user_statuses.carry_back(self.connect_master, self.target, self.plugin.context.state)
+        if plan is not None:
+            self.figures.update(plan.figures())
+
     def preflight(self) -> None:
         # The master's half (its encoding, version, catalog) is read while the slave answers its own.
         master_user = self.plugin.config["master_user"]
@@ -399,6 +405,7 @@ class _Run:
             self._verify(checksums_of(master_figures), checksums_of(slave_after), copied_sequences, sequences)
             self.fingerprints["master"] = fingerprint_of(master_figures, tables, copied_sequences)
             self.fingerprints["slave"] = fingerprint_of(slave_after, tables, sequence_values(self.target, sequences))
+            statuses = user_statuses.read_baseline(self.target)
             self.slave.commit()
         except BaseException:
             master.abandon()
@@ -408,6 +415,7 @@ class _Run:
                 pass  # a dead connection rolls back on the server by itself
             raise
         self.plugin.context.state.set(STATE_KEY, self._state())
+        user_statuses.keep_baseline(self.plugin.context.state, statuses)
 
     def _write_tables(self, tables: list[cat.Table], slave_before: dict, master: _TableByTable) -> list[cat.Table]:
         """Bring each table that differs to the master's rows (all of them in ``truncate`` mode); returns those."""
@@ -484,4 +492,6 @@ class _Run:
                 f"{figures['deleted']} deleted, {figures['bytes']} bytes streamed) and {figures['sequences']} "
                 f"sequences on {self.peer}, verified"
             )
+        if figures.get("statuses_to_master"):
+            message += f"; {figures['statuses_to_master']} users' statuses carried back from the slave first"
         return OperationResult(outcome=outcome, message=message, figures=figures)

@@ -55,6 +55,11 @@ class MetricsFile:
             "Bytes copied by the last successful replication.",
             float(replication.figures.get("bytes", 0)) if replication else 0,
         )
+        gauge(
+            "last_replication_user_statuses_to_master",
+            "Users' status groups (DND, forwards, ...) the last successful replication carried back from the slave.",
+            float(replication.figures.get("statuses_to_master", 0)) if replication else 0,
+        )
         sync = self._last_success("sync")
         gauge(
             "last_sync_timestamp_seconds",

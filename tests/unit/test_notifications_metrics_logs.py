@@ -91,11 +91,12 @@ def metric(text, name):
 def test_metrics_file_follows_the_journal(make_engine, sandbox):
     engine = make_engine()
     path = sandbox / "var/lib/prometheus/node-exporter/wazo_ha.prom"
-    engine.journal.append(event("replication", "ok", 0, bytes=1234))
+    engine.journal.append(event("replication", "ok", 0, bytes=1234, statuses_to_master=3))
     engine.journal.append(event("replication", "failed", 1))
     engine.journal.append(event("sync", "ok", 2))
     text = path.read_text()
     assert metric(text, "last_replication_bytes") == 1234
+    assert metric(text, "last_replication_user_statuses_to_master") == 3
     assert metric(text, "last_replication_duration_seconds") == 2
     assert metric(text, "last_replication_timestamp_seconds") == event("replication", "ok", 0).ended_at.timestamp()
     assert metric(text, "last_sync_timestamp_seconds") == event("sync", "ok", 2).ended_at.timestamp()

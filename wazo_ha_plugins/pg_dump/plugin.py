@@ -50,7 +50,7 @@ from wazo_ha_core import (
     ReplicationBackend,
 )
 
-from . import apply, slave_changes, tls
+from . import apply, slave_changes, tls, user_statuses
 from . import catalog as cat
 from .checks import checksums_of, content_of, differences, fingerprint, fingerprint_of, scan, sequence_values
 from .connection import Endpoint, close_quietly, connect, first_line
@@ -212,6 +212,7 @@ class PgDumpReplication(ReplicationBackend):
             run = _Run(self, peer, master, slave, progress, connect_master)
             run.guard = slave_changes.Guard(self.context.state, peer, self.config["database"], discard_slave_changes)
             run.lock()
+            run.carry_back_user_statuses()  # commits on the master before this run's snapshot is taken
             run.preflight()
             if not force and run.unchanged():
                 return run.result("skipped", time.monotonic() - started)
@@ -332,6 +333,11 @@ class _Run:
                 f"replication already running: another run holds the lock on the slave {self.peer}'s database"
             )
 
+    def carry_back_user_statuses(self) -> None:
+        plan = user_statuses.carry_back(self.connect_master, self.target, self.plugin.context.state)
+        if plan is not None:
+            self.figures.update(plan.figures())
+
     def preflight(self) -> None:
         # The master's half (its encoding, version, catalog) is read while the slave answers its own.
         master_user = self.plugin.config["master_user"]
@@ -413,6 +419,7 @@ class _Run:
             self.fingerprints["master"] = fingerprint_of(master_figures, tables, copied_sequences)
             self.fingerprints["slave"] = fingerprint_of(slave_after, tables, sequence_values(self.target, sequences))
             marks = slave_changes.marks(self.target, tables, slave_after)
+            statuses = user_statuses.read_baseline(self.target)
             self.slave.commit()
         except BaseException:
             master.abandon()
@@ -423,6 +430,7 @@ class _Run:
             raise
         self.plugin.context.state.set(STATE_KEY, self._state())
         self.guard.remember(marks)
+        user_statuses.keep_baseline(self.plugin.context.state, statuses)
 
     def _write_tables(self, tables: list[cat.Table], slave_before: dict, master: _TableByTable) -> list[cat.Table]:
         """Bring each table that differs to the master's rows (all of them in ``truncate`` mode); returns those."""
@@ -501,4 +509,6 @@ class _Run:
                 f"{figures['deleted']} deleted, {figures['bytes']} bytes streamed) and {figures['sequences']} "
                 f"sequences on {self.peer}, verified"
             )
+        if figures.get("statuses_to_master"):
+            message += f"; {figures['statuses_to_master']} users' statuses carried back from the slave first"
         return OperationResult(outcome=outcome, message=message, figures=figures)

@@ -48,7 +48,16 @@ from wazo_ha_core import (
 
 from . import apply, tls
 from . import catalog as cat
-from .checks import checksums_of, content_of, differences, fingerprint, fingerprint_of, scan, sequence_values
+from .checks import (
+    checksums_of,
+    content_of,
+    differences,
+    fingerprint,
+    fingerprint_of,
+    nonempty,
+    scan,
+    sequence_values,
+)
 from .connection import Endpoint, close_quietly, connect, first_line
 from .doctor import pg_dump_checks
 from .stream import SourceFailed
@@ -317,6 +326,9 @@ class _Run:
             "methods": {},
             "keys": 0,
             "rewritten_after_verification": [],
+            # where the copy's time went (seconds): compare (the slave's checksums), write (every table's
+            # comparison by key and writes, and the sequences), verify, rewrite, wait_master, commit
+            "phase_seconds": {},
         }
 
     def lock(self) -> None:
@@ -395,20 +407,35 @@ class _Run:
         # The master's checksums come from a second session in the same snapshot, table by
         # table, while this one streams: the slave waits for none but the first.
         master = _TableByTable(self.open_side(), tables)
+        phases = self.figures["phase_seconds"]
+        clock = time.monotonic()
+
+        def phase(name: str) -> None:
+            nonlocal clock
+            now = time.monotonic()
+            phases[name] = round(phases.get(name, 0) + now - clock, 3)
+            clock = now
+
         try:
             slave_before = {} if self.truncate else scan(self.target, tables, checksums=True)
+            phase("compare")
             written = self._write_tables(tables, slave_before, master)
             copied_sequences = self._copy_sequences(sequences)
+            phase("write")
             self.progress("verifying", dict(self.figures))
             slave_after = {**slave_before, **scan(self.target, written, checksums=True)}
+            phase("verify")
             rewritten = self._rewrite_whole(written, master, slave_after)
             if rewritten:
                 slave_after.update(scan(self.target, rewritten, checksums=True))
+                phase("rewrite")
             master_figures = master.all()
+            phase("wait_master")
             self._verify(checksums_of(master_figures), checksums_of(slave_after), copied_sequences, sequences)
             self.fingerprints["master"] = fingerprint_of(master_figures, tables, copied_sequences)
             self.fingerprints["slave"] = fingerprint_of(slave_after, tables, sequence_values(self.target, sequences))
             self.slave.commit()
+            phase("commit")
         except BaseException:
             master.abandon()
             try:
@@ -422,13 +449,22 @@ class _Run:
         """Bring each table that differs to the master's rows (all of them in ``truncate`` mode); returns those."""
         figures, every = self.figures, self.plugin.config["progress_bytes"]
         total = len(tables)
+        empty_on_slave = [table for table in tables if not self.truncate and int(slave_before[table.name][0]) == 0]
+        to_load = nonempty(self.source, empty_on_slave)
         if self.truncate and tables:
             # One statement for all tables: foreign keys between them forbid truncating one at a time.
             everything = sql.SQL(", ").join(table.ident for table in tables)
             self.target.execute(sql.SQL("TRUNCATE ONLY {}").format(everything))
         written = []
         for index, table in enumerate(tables, 1):
-            if not self.truncate and content_of(master.get(table.name)) == content_of(slave_before[table.name]):
+            # An empty slave table (a first copy) is loaded without waiting for the master's checksum
+            # of it, which is needed only by the verification: that scan overlaps the load.
+            empty = not self.truncate and int(slave_before[table.name][0]) == 0
+            if empty and table.name not in to_load:
+                continue  # empty on both sides
+            if not (self.truncate or empty) and content_of(master.get(table.name)) == content_of(
+                slave_before[table.name]
+            ):
                 continue  # same rows, same content: nothing to write
             reported = {"at": -1}  # report the first chunk of every table
 
@@ -442,7 +478,7 @@ class _Run:
                 if self.truncate:
                     applied = apply.reload(self.source, self.target, table, on_bytes, binary=self.binary)
                 else:
-                    master_rows = int(master.get(table.name)[0])
+                    master_rows = 0 if empty else int(master.get(table.name)[0])
                     slave_rows = int(slave_before[table.name][0])
                     applied = apply.update_changed_rows(
                         self.source, self.target, table, master_rows, slave_rows, on_bytes, binary=self.binary

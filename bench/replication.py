@@ -195,6 +195,9 @@ OURS = textwrap.dedent(
     from wazo_ha_plugins.pg_dump import PgDumpReplication
 
     root, config, force = Path(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3] == "force"
+    if sys.argv[4] == "whole":  # the method before rows were compared by key: every differing table whole
+        from wazo_ha_plugins.pg_dump import keyed
+        keyed.WHOLE_FRACTION = -1
     store = Store(f"sqlite:///{root}/state.db")
     store.upgrade()
     settings = Settings.from_tree({"root": str(root)})
@@ -211,7 +214,13 @@ OURS = textwrap.dedent(
 
 
 def ours(
-    master: PgCluster, slave: PgCluster, database: str, workdir: Path, force: bool, write_mode="changed_rows"
+    master: PgCluster,
+    slave: PgCluster,
+    database: str,
+    workdir: Path,
+    force: bool,
+    write_mode="changed_rows",
+    by_key: bool = True,
 ) -> dict:
     # As in production: the slave's NOSUPERUSER replication role, its password at paths.replication_password.
     password = workdir / "etc/wazo-ha/replication-password"
@@ -225,7 +234,15 @@ def ours(
         "slave_port": slave.port,
         "write_mode": write_mode,
     }
-    argv = [sys.executable, "-c", OURS, str(workdir), json.dumps(config), "force" if force else "auto"]
+    argv = [
+        sys.executable,
+        "-c",
+        OURS,
+        str(workdir),
+        json.dumps(config),
+        "force" if force else "auto",
+        "by key" if by_key else "whole",
+    ]
     with BlockedReader(slave, database) as reader:
         wall, rss, out = run_measured(argv)
     result = json.loads(out.strip().splitlines()[-1])
@@ -257,6 +274,7 @@ def slave_states(users: int) -> dict[str, SlaveState]:
     # three other tables joined by foreign keys, text with tabs, newlines, backslashes and non-ASCII. Made
     # on the slave in reverse: a row the master inserted is one the slave lacks, and the other way round.
     nasty = wazo_data.literal(wazo_data.NASTY)
+    short_nasty = wazo_data.literal("é\t\\N\n日")  # extensions.exten is varchar(40)
     inserted_and_deleted = (
         # 20 users' user_line rows (→ userfeatures, linefeatures) and their SIP "set_var" options inserted
         "DELETE FROM user_line WHERE user_id % 1000 = 7;"
@@ -264,7 +282,7 @@ def slave_states(users: int) -> dict[str, SlaveState]:
         "(SELECT md5('sectionendpoint' || (id - 100000))::uuid FROM userfeatures WHERE id % 1000 = 7);"
         # 20 extensions deleted on the master (the slave still has them), 20 options' text edited
         "INSERT INTO extensions (id, context, exten, type, typeval) SELECT 900000 + i, 'acme-internal', "
-        f"{nasty} || i, 'user', '0' FROM generate_series(1, 20) AS i;"
+        f"{short_nasty} || i, 'user', '0' FROM generate_series(1, 20) AS i;"
         f"UPDATE endpoint_sip_section_option SET value = {nasty} WHERE key = 'callerid' "
         "AND endpoint_sip_section_uuid IN (SELECT md5('sectionendpoint' || (id - 100000))::uuid "
         "FROM userfeatures WHERE id % 1000 = 3);"
@@ -319,7 +337,7 @@ def main() -> int:
 
         # Interleaved: each round measures the baseline and every case of ours, so that a
         # machine getting slower or faster during the bench weighs on both alike.
-        base, truncating = [], []
+        base, truncating, whole_tables = [], [], []
         ours_by_state: dict[str, list[dict]] = {state: [] for state in slave_states(USERS)}
         for index in range(REPEAT):
             states.reset("previous copy")
@@ -327,6 +345,10 @@ def main() -> int:
             for state, state_runs in ours_by_state.items():
                 states.reset(state)
                 state_runs.append(ours(master, slave, "asterisk", workdir / f"{state}{index}", force=True))
+            states.reset("typical change")
+            whole_tables.append(
+                ours(master, slave, "asterisk", workdir / f"whole{index}", force=True, by_key=False)
+            )
             states.reset("every row differs")
             truncating.append(
                 ours(master, slave, "asterisk", workdir / f"trunc{index}", force=True, write_mode="truncate")
@@ -358,6 +380,11 @@ def main() -> int:
             TARGETS["typical change"],
         ),
         ("  first copy, whole process with Python start-up", paired(full, "wall"), TARGETS["first copy"]),
+        ("typical change, every differing table whole (before issue 15) / baseline", paired(whole_tables), None),
+        ("  by key / every differing table whole, same round", statistics.median(
+            run["seconds"] / other["seconds"]
+            for run, other in zip(ours_by_state["typical change"], whole_tables, strict=True)
+        ), None),
         ("unchanged run / baseline", median(unchanged, "seconds") / b_time, TARGETS["unchanged"]),
         ("  (whole process, with Python start-up)", median(unchanged, "wall") / b_time, None),
         (
@@ -387,6 +414,14 @@ def main() -> int:
             f"pg_dump, {state}: {median(state_runs, 'seconds'):.2f} s, reader blocked up to "
             f"{max(r['blocked'] for r in state_runs):.3f} s; tables by method {methods}, "
             f"{median(state_runs, 'keys'):.0f} differing keys"
+        )
+        phases = {
+            name: statistics.median(run["phase_seconds"].get(name, 0) for run in state_runs)
+            for name in state_runs[0]["phase_seconds"]
+        }
+        print(
+            f"  in-process {median(state_runs, 'seconds'):.2f} s of {median(state_runs, 'wall'):.2f} s wall; phases: "
+            + ", ".join(f"{name} {seconds:.2f}" for name, seconds in phases.items())
         )
     print(
         f"pg_dump, unchanged: {median(unchanged, 'seconds'):.3f} s (process {median(unchanged, 'wall'):.2f} s); "

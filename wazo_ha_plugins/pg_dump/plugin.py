@@ -16,12 +16,16 @@ One run (see :meth:`PgDumpReplication.replicate`):
    second session in the same snapshot (:class:`_TableByTable`) while, in
    ONE slave transaction with ``session_replication_role = replica`` (the
    ``tenant`` ↔ ``endpoint_sip`` cycle), each table that differs is brought
-   to the master's rows streamed from the master (:mod:`.apply`: only the
-   changed rows, or ``TRUNCATE`` and reload); sequences set with the
-   transactional ``ALTER SEQUENCE … RESTART``;
+   to the master's rows (:mod:`.apply`: loaded straight in when empty on the
+   slave, compared by primary key and only the differing keys' rows fetched
+   (:mod:`.keyed`), or streamed whole when most rows differ or it has no
+   key; or ``TRUNCATE`` and reload); sequences set with the transactional
+   ``ALTER SEQUENCE … RESTART``;
 5. verify: row counts and content checksums of every written table, and
-   sequence values, equal to the master's — else roll back and name the
-   tables;
+   sequence values, equal to the master's; a table compared by key that
+   still differs (a collision of the comparison's row hash, which is not
+   the checksum's) is rewritten whole and checked again; any other
+   difference rolls back and names the tables;
 6. commit, remember the fingerprints in ``context.state``.
 """
 
@@ -534,14 +538,19 @@ class _Run:
     def _copy_sequences(self, sequences: list[str]) -> dict:
         """Give the slave's sequences the master's values; returns the values set."""
         values = sequence_values(self.source, sequences)
+        current = sequence_values(self.target, sequences)
+        statements = []
         for name, (last_value, is_called) in values.items():
+            self.figures["sequences"] += 1
+            if current.get(name) == [last_value, is_called]:
+                continue  # already the master's: not rewritten (the verification still compares it)
             ident = sql.Identifier(cat.SCHEMA, name)
             # ALTER SEQUENCE is transactional (setval is not): a rollback restores the slave's value.
-            restart = sql.SQL("ALTER SEQUENCE {} RESTART WITH {}").format(ident, sql.Literal(int(last_value)))
-            self.target.execute(restart)
+            statements.append(sql.SQL("ALTER SEQUENCE {} RESTART WITH {}").format(ident, sql.Literal(int(last_value))))
             if is_called:
-                self.target.execute(sql.SQL("SELECT nextval({})").format(sql.Literal(f"{cat.SCHEMA}.{name}")))
-            self.figures["sequences"] += 1
+                statements.append(sql.SQL("SELECT nextval({})").format(sql.Literal(f"{cat.SCHEMA}.{name}")))
+        if statements:  # one round trip for all of them
+            self.target.execute(sql.SQL("; ").join(statements))
         return values
 
     def _verify(self, master_sums: dict, slave_sums: dict, copied_sequences: dict, sequences: list[str]) -> None:

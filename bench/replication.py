@@ -346,9 +346,7 @@ def main() -> int:
                 states.reset(state)
                 state_runs.append(ours(master, slave, "asterisk", workdir / f"{state}{index}", force=True))
             states.reset("typical change")
-            whole_tables.append(
-                ours(master, slave, "asterisk", workdir / f"whole{index}", force=True, by_key=False)
-            )
+            whole_tables.append(ours(master, slave, "asterisk", workdir / f"whole{index}", force=True, by_key=False))
             states.reset("every row differs")
             truncating.append(
                 ours(master, slave, "asterisk", workdir / f"trunc{index}", force=True, write_mode="truncate")
@@ -381,10 +379,14 @@ def main() -> int:
         ),
         ("  first copy, whole process with Python start-up", paired(full, "wall"), TARGETS["first copy"]),
         ("typical change, every differing table whole (before issue 15) / baseline", paired(whole_tables), None),
-        ("  by key / every differing table whole, same round", statistics.median(
-            run["seconds"] / other["seconds"]
-            for run, other in zip(ours_by_state["typical change"], whole_tables, strict=True)
-        ), None),
+        (
+            "  by key / every differing table whole, same round",
+            statistics.median(
+                run["seconds"] / other["seconds"]
+                for run, other in zip(ours_by_state["typical change"], whole_tables, strict=True)
+            ),
+            None,
+        ),
         ("unchanged run / baseline", median(unchanged, "seconds") / b_time, TARGETS["unchanged"]),
         ("  (whole process, with Python start-up)", median(unchanged, "wall") / b_time, None),
         (

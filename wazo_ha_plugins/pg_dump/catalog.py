@@ -124,8 +124,9 @@ class Table:
 
     def key_of(self, alias: str | None = None) -> sql.Composable:
         """The primary key's column list, qualified by ``alias`` if given."""
-        return sql.SQL(", ").join(sql.Identifier(column) if alias is None else sql.Identifier(alias, column)
-                                  for column in self.key)
+        return sql.SQL(", ").join(
+            sql.Identifier(column) if alias is None else sql.Identifier(alias, column) for column in self.key
+        )
 
     def columns_of(self, alias: str) -> sql.Composable:
         """The column list qualified by ``alias``."""

@@ -54,11 +54,11 @@ def mostly_different(master_rows: int, slave_rows: int) -> bool:
 
 
 def differing_keys(source, target, table: Table, on_bytes: Callable[[int], None], *, binary: bool) -> int:
-    """Steps 1–2: stage the master's key hashes, leave the differing keys in :data:`KEYS`; returns their count."""
+    """Steps 1 and 2: stage the master's key hashes, leave the differing keys in :data:`KEYS`; returns their count."""
     target.execute(
-        sql.SQL("CREATE TEMPORARY TABLE {} ON COMMIT DROP AS SELECT {}, 0::bigint AS {} FROM ONLY {} WITH NO DATA").format(
-            MASTER_HASHES, table.key_of(), HASH_COLUMN, table.ident
-        )
+        sql.SQL(
+            "CREATE TEMPORARY TABLE {} ON COMMIT DROP AS SELECT {}, 0::bigint AS {} FROM ONLY {} WITH NO DATA"
+        ).format(MASTER_HASHES, table.key_of(), HASH_COLUMN, table.ident)
     )
     columns = sql.SQL("{}, {}").format(table.key_of(), HASH_COLUMN)
     master_pairs = sql.SQL("SELECT {}, {} FROM ONLY {}").format(table.key_of(), _row_hash(table, None), table.ident)
@@ -102,11 +102,10 @@ def replace_keys(source, target, table: Table, on_bytes: Callable[[int], None], 
     )
     keys = target.fetchall()
     matched = sql.SQL(" AND ").join(
-        sql.SQL("{} = {}").format(sql.Identifier("live", column), sql.Identifier("keys", column)) for column in table.key
+        sql.SQL("{} = {}").format(sql.Identifier("live", column), sql.Identifier("keys", column))
+        for column in table.key
     )
-    target.execute(
-        sql.SQL("DELETE FROM ONLY {} AS live USING {} AS keys WHERE {}").format(table.ident, KEYS, matched)
-    )
+    target.execute(sql.SQL("DELETE FROM ONLY {} AS live USING {} AS keys WHERE {}").format(table.ident, KEYS, matched))
     deleted = target.rowcount
     target.execute(sql.SQL("DROP TABLE {}").format(KEYS))
     if not keys:

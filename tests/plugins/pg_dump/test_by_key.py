@@ -51,8 +51,10 @@ DELETE FROM userfeatures WHERE id = 100010;
 DELETE FROM func_key_template WHERE id = 100010;
 INSERT INTO func_key_template (id, tenant_uuid, name, private)
   SELECT 100999, tenant_uuid, NULL, true FROM func_key_template WHERE id = 100001;
-INSERT INTO userfeatures (id, uuid, firstname, lastname, email, tenant_uuid, func_key_private_template_id, description)
-  SELECT 100999, md5('new user'), 'Ève', E'new\\nline', NULL, tenant_uuid, 100999, '' FROM userfeatures WHERE id = 100001;
+INSERT INTO userfeatures (id, uuid, firstname, lastname, email, tenant_uuid, func_key_private_template_id,
+                          description)
+  SELECT 100999, md5('new user'), 'Ève', E'new\\nline', NULL, tenant_uuid, 100999, ''
+  FROM userfeatures WHERE id = 100001;
 INSERT INTO user_line (user_id, line_id, main_user, main_line) VALUES (100999, 100010, true, true);
 UPDATE endpoint_sip_section_option SET value = {literal(NASTY)}
   WHERE key = 'password' AND endpoint_sip_section_uuid = md5('sectionauth3')::uuid;
@@ -121,9 +123,9 @@ def test_a_composite_key_with_awkward_text_and_a_key_changed_in_place(pair):
     assert result.figures["methods"] == {"zoned": "keys"}
     assert result.figures["keys"] == 5  # 2 edited, 1 key removed + 1 added, 1 NULL → value
     after = row_versions(pair, "zoned", "zone, n")
-    assert rewritten(before, after) == sorted(
-        [f"{NASTY}|1", "even|99", "odd|1", "even|6"]
-    ), "untouched rows keep their row version"
+    assert rewritten(before, after) == sorted([f"{NASTY}|1", "even|99", "odd|1", "even|6"]), (
+        "untouched rows keep their row version"
+    )
     assert "even|2" not in after
     assert content(pair.slave)["zoned"] == content(pair.master)["zoned"]
 

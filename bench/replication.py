@@ -51,7 +51,7 @@ from tests.rig.postgres import SUPERUSER_PASSWORD, PgCluster
 from wazo_ha_plugins.pg_dump.catalog import DEFAULT_EXCLUDED_TABLES
 
 USERS, SMALL_USERS, EXCLUDED_ROWS = 20_000, 2_000, 2_000_000
-REPEAT = int(os.environ.get("BENCH_ROUNDS", "5"))  # rounds; fewer on a machine too busy for five
+REPEAT = int(os.environ.get("WAZO_HA_BENCH_ROUNDS", "5"))  # rounds; fewer on a machine too busy for five
 # Issue 15: a typical change at most 0.35 of today's method, a first copy no slower than it.
 TARGETS = {"typical change": 0.35, "first copy": 1.0, "unchanged": 0.05, "lock": 0.5}
 

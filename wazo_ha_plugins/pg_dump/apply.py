@@ -2,7 +2,18 @@
 
 Two ways, chosen by ``write_mode``:
 
-* ``changed_rows`` (default): the master's rows are streamed into a
+* ``changed_rows`` (default), one of three methods per table, chosen from
+  the figures (recorded as ``Applied.method``):
+
+  - ``load``: the slave's table is empty (a first copy): nothing to compare,
+    the master's rows are streamed straight in;
+  - ``keys``: the table has a primary key and at most
+    :data:`~.keyed.WHOLE_FRACTION` of its rows differ: rows are compared by
+    key and only the differing keys' rows travel (:mod:`.keyed`);
+  - ``whole``: no primary key, or most rows differ (from the row counts, or
+    from the key comparison): the whole table travels, as follows.
+
+  The master's rows are streamed into a
   temporary table on the slave (no WAL, no index, no lock on the live
   table); two anti-joins then delete the slave rows the master no longer
   has and insert the master rows the slave lacks. An unchanged row is never
@@ -25,6 +36,7 @@ from dataclasses import dataclass
 
 from psycopg2 import sql
 
+from . import keyed
 from .catalog import Table
 from .stream import copy_table
 
@@ -37,6 +49,8 @@ class Applied:
 
     inserted: int = 0
     deleted: int = 0
+    method: str = "reload"  # load, keys, whole (changed_rows) or reload (truncate)
+    keys: int = 0  # differing keys found by the key comparison (the rows fetched by key)
 
 
 def _same_row(table: Table) -> sql.Composable:
@@ -52,14 +66,30 @@ def reload(source, target, table: Table, on_bytes: Callable[[int], None], *, bin
 
 
 def update_changed_rows(
-    source, target, table: Table, slave_rows: int, on_bytes: Callable[[int], None], *, binary: bool
+    source,
+    target,
+    table: Table,
+    master_rows: int,
+    slave_rows: int,
+    on_bytes: Callable[[int], None],
+    *,
+    binary: bool,
+    whole: bool = False,
 ) -> Applied:
     """``changed_rows`` mode: make the live table equal to the master's rows, writing only the differences.
 
-    ``slave_rows`` is the live table's row count, from the scan that found it differs.
+    ``master_rows`` and ``slave_rows`` are the row counts from the scans that
+    found the table differs. ``whole``: do not compare by key (the method
+    ``whole`` whatever the figures).
     """
     if slave_rows == 0:  # nothing to compare with: stream straight in
-        return Applied(inserted=copy_table(source, target, table, on_bytes, binary=binary))
+        return Applied(inserted=copy_table(source, target, table, on_bytes, binary=binary), method="load")
+    if table.has_primary_key and not whole and not keyed.mostly_different(master_rows, slave_rows):
+        differing = keyed.differing_keys(source, target, table, on_bytes, binary=binary)
+        if differing <= keyed.WHOLE_FRACTION * max(master_rows, slave_rows):
+            inserted, deleted = keyed.replace_keys(source, target, table, on_bytes, binary=binary)
+            return Applied(inserted=inserted, deleted=deleted, method="keys", keys=differing)
+        keyed.discard_keys(target)
     target.execute(
         sql.SQL("CREATE TEMPORARY TABLE {} ON COMMIT DROP AS SELECT {} FROM ONLY {} WITH NO DATA").format(
             STAGE, table.column_list, table.ident
@@ -71,6 +101,7 @@ def update_changed_rows(
     else:
         applied = _replace_differences(target, table)
     target.execute(sql.SQL("DROP TABLE {}").format(STAGE))  # free its space now, not at commit
+    applied.method = "whole"
     return applied
 
 

@@ -60,7 +60,14 @@ SELECT c.relname,
        array_agg(a.attname::text ORDER BY a.attnum),
        array_agg(a.atttypid = ANY(%s::regtype[]) ORDER BY a.attnum),
        bool_and(t.typtype NOT IN ('c', 'r', 'm') AND NOT (t.typelem <> 0 AND t.typlen = -1 AND t.typelem >= 16384)),
-       EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
+       (SELECT coalesce(array_agg(k.attname::text ORDER BY p.position), '{}')
+          FROM pg_index i, unnest(i.indkey) WITH ORDINALITY AS p(attnum, position)
+          JOIN pg_attribute k ON k.attrelid = c.oid AND k.attnum = p.attnum
+         WHERE i.indrelid = c.oid AND i.indisprimary),
+       (SELECT coalesce(array_agg(format_type(k.atttypid, k.atttypmod) ORDER BY p.position), '{}')
+          FROM pg_index i, unnest(i.indkey) WITH ORDINALITY AS p(attnum, position)
+          JOIN pg_attribute k ON k.attrelid = c.oid AND k.attnum = p.attnum
+         WHERE i.indrelid = c.oid AND i.indisprimary)
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
@@ -92,7 +99,13 @@ class Table:
     columns: tuple[str, ...]
     native_hash: tuple[bool, ...] = ()  # per column: hashed as is (else through its text)
     binary: bool = False  # binary COPY is portable for every column
-    has_primary_key: bool = False  # no two rows alike: a set comparison finds every difference
+    key: tuple[str, ...] = ()  # the primary key's columns, in the key's order; () without one
+    key_types: tuple[str, ...] = ()  # their SQL types (format_type), to rebuild a key from its text
+
+    @property
+    def has_primary_key(self) -> bool:
+        """No two rows alike: a set comparison finds every difference, and a row is found by its key."""
+        return bool(self.key)
 
     @property
     def hashed_row(self) -> sql.Composable:
@@ -107,6 +120,12 @@ class Table:
                 column if plain else sql.SQL("{}::text").format(column)
                 for column, plain in zip(self._qualified(alias), native, strict=True)
             )
+        )
+
+    def key_of(self, alias: str | None = None) -> sql.Composable:
+        """The primary key's column list, qualified by ``alias`` if given."""
+        return sql.SQL(", ").join(
+            sql.Identifier(column) if alias is None else sql.Identifier(alias, column) for column in self.key
         )
 
     def columns_of(self, alias: str) -> sql.Composable:
@@ -140,8 +159,8 @@ def read_catalog(cursor, excluded: set[str]) -> Catalog:
     """The replicated tables (with their copyable columns) and sequences of the master."""
     cursor.execute(_TABLES, (_NATIVE_TYPES, SCHEMA))
     all_tables = [
-        Table(name, tuple(columns), tuple(native), binary, keyed)
-        for name, columns, native, binary, keyed in cursor.fetchall()
+        Table(name, tuple(columns), tuple(native), binary, tuple(key), tuple(key_types))
+        for name, columns, native, binary, key, key_types in cursor.fetchall()
     ]
     cursor.execute(_SEQUENCES, (SCHEMA,))
     all_sequences = cursor.fetchall()

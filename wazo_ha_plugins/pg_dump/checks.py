@@ -67,6 +67,18 @@ def scan(cursor, tables: list[Table], *, checksums: bool) -> Figures:
     return _union(cursor, parts)
 
 
+def nonempty(cursor, tables: list[Table]) -> set[str]:
+    """The names of ``tables`` that hold at least one row, in one round trip (a page read per table, no scan)."""
+    parts = [
+        sql.SQL("SELECT {} WHERE EXISTS (SELECT FROM ONLY {})").format(sql.Literal(table.name), table.ident)
+        for table in tables
+    ]
+    if not parts:
+        return set()
+    cursor.execute(sql.SQL(" UNION ALL ").join(parts))
+    return {row[0] for row in cursor.fetchall()}
+
+
 def content_of(values: list) -> list:
     """``[rows, row_hash_sum]`` out of one table's figures from a :func:`scan` with checksums."""
     return [values[0], values[2]]

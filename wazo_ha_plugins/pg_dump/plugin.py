@@ -16,12 +16,16 @@ One run (see :meth:`PgDumpReplication.replicate`):
    second session in the same snapshot (:class:`_TableByTable`) while, in
    ONE slave transaction with ``session_replication_role = replica`` (the
    ``tenant`` ↔ ``endpoint_sip`` cycle), each table that differs is brought
-   to the master's rows streamed from the master (:mod:`.apply`: only the
-   changed rows, or ``TRUNCATE`` and reload); sequences set with the
-   transactional ``ALTER SEQUENCE … RESTART``;
+   to the master's rows (:mod:`.apply`: loaded straight in when empty on the
+   slave, compared by primary key and only the differing keys' rows fetched
+   (:mod:`.keyed`), or streamed whole when most rows differ or it has no
+   key; or ``TRUNCATE`` and reload); sequences set with the transactional
+   ``ALTER SEQUENCE … RESTART``;
 5. verify: row counts and content checksums of every written table, and
-   sequence values, equal to the master's — else roll back and name the
-   tables;
+   sequence values, equal to the master's; a table compared by key that
+   still differs (a collision of the comparison's row hash, which is not
+   the checksum's) is rewritten whole and checked again; any other
+   difference rolls back and names the tables;
 6. commit, remember the fingerprints in ``context.state``.
 
 Before step 4 writes anything, :mod:`.slave_changes` refuses the run when
@@ -52,7 +56,16 @@ from wazo_ha_core import (
 
 from . import apply, slave_changes, tls, user_statuses
 from . import catalog as cat
-from .checks import checksums_of, content_of, differences, fingerprint, fingerprint_of, scan, sequence_values
+from .checks import (
+    checksums_of,
+    content_of,
+    differences,
+    fingerprint,
+    fingerprint_of,
+    nonempty,
+    scan,
+    sequence_values,
+)
 from .connection import Endpoint, close_quietly, connect, first_line
 from .doctor import pg_dump_checks
 from .stream import SourceFailed
@@ -324,6 +337,15 @@ class _Run:
             "bytes": 0,
             "sequences": 0,
             "tls": plugin.slave_tls().link_kind(slave),
+            # per written table, how (apply.Applied.method): load, keys, whole or reload; keys: the
+            # differing keys the key comparisons found (their rows alone travelled); rewritten after
+            # verification: compared by key, still differing (a row-hash collision), rewritten whole.
+            "methods": {},
+            "keys": 0,
+            "rewritten_after_verification": [],
+            # where the copy's time went (seconds): compare (the slave's checksums), write (every table's
+            # comparison by key and writes, and the sequences), verify, rewrite, wait_master, commit
+            "phase_seconds": {},
         }
 
     def lock(self) -> None:
@@ -407,20 +429,38 @@ class _Run:
         # The master's checksums come from a second session in the same snapshot, table by
         # table, while this one streams: the slave waits for none but the first.
         master = _TableByTable(self.open_side(), tables)
+        phases = self.figures["phase_seconds"]
+        clock = time.monotonic()
+
+        def phase(name: str) -> None:
+            nonlocal clock
+            now = time.monotonic()
+            phases[name] = round(phases.get(name, 0) + now - clock, 3)
+            clock = now
+
         try:
             slave_before = {} if self.truncate else scan(self.target, tables, checksums=True)
             self.guard.check(self.source, self.target, tables, slave_before)  # raises: slave-side edits
+            phase("compare")
             written = self._write_tables(tables, slave_before, master)
             copied_sequences = self._copy_sequences(sequences)
+            phase("write")
             self.progress("verifying", dict(self.figures))
             slave_after = {**slave_before, **scan(self.target, written, checksums=True)}
+            phase("verify")
+            rewritten = self._rewrite_whole(written, master, slave_after)
+            if rewritten:
+                slave_after.update(scan(self.target, rewritten, checksums=True))
+                phase("rewrite")
             master_figures = master.all()
+            phase("wait_master")
             self._verify(checksums_of(master_figures), checksums_of(slave_after), copied_sequences, sequences)
             self.fingerprints["master"] = fingerprint_of(master_figures, tables, copied_sequences)
             self.fingerprints["slave"] = fingerprint_of(slave_after, tables, sequence_values(self.target, sequences))
             marks = slave_changes.marks(self.target, tables, slave_after)
             statuses = user_statuses.read_baseline(self.target)
             self.slave.commit()
+            phase("commit")
         except BaseException:
             master.abandon()
             try:
@@ -436,13 +476,22 @@ class _Run:
         """Bring each table that differs to the master's rows (all of them in ``truncate`` mode); returns those."""
         figures, every = self.figures, self.plugin.config["progress_bytes"]
         total = len(tables)
+        empty_on_slave = [table for table in tables if not self.truncate and int(slave_before[table.name][0]) == 0]
+        to_load = nonempty(self.source, empty_on_slave)
         if self.truncate and tables:
             # One statement for all tables: foreign keys between them forbid truncating one at a time.
             everything = sql.SQL(", ").join(table.ident for table in tables)
             self.target.execute(sql.SQL("TRUNCATE ONLY {}").format(everything))
         written = []
         for index, table in enumerate(tables, 1):
-            if not self.truncate and content_of(master.get(table.name)) == content_of(slave_before[table.name]):
+            # An empty slave table (a first copy) is loaded without waiting for the master's checksum
+            # of it, which is needed only by the verification: that scan overlaps the load.
+            empty = not self.truncate and int(slave_before[table.name][0]) == 0
+            if empty and table.name not in to_load:
+                continue  # empty on both sides
+            if not (self.truncate or empty) and content_of(master.get(table.name)) == content_of(
+                slave_before[table.name]
+            ):
                 continue  # same rows, same content: nothing to write
             reported = {"at": -1}  # report the first chunk of every table
 
@@ -456,9 +505,10 @@ class _Run:
                 if self.truncate:
                     applied = apply.reload(self.source, self.target, table, on_bytes, binary=self.binary)
                 else:
+                    master_rows = 0 if empty else int(master.get(table.name)[0])
                     slave_rows = int(slave_before[table.name][0])
                     applied = apply.update_changed_rows(
-                        self.source, self.target, table, slave_rows, on_bytes, binary=self.binary
+                        self.source, self.target, table, master_rows, slave_rows, on_bytes, binary=self.binary
                     )
             except SourceFailed as exc:
                 raise PluginError(
@@ -466,23 +516,64 @@ class _Run:
                     "the slave was left unchanged"
                 ) from None
             written.append(table)
-            figures["written_tables"] += 1
-            figures["rows"] += applied.inserted
-            figures["deleted"] += applied.deleted
+            self._count(table, applied)
             self.progress("table", {**figures, "table": table.name, "table_index": index, "tables": total})
         return written
+
+    def _count(self, table: cat.Table, applied: apply.Applied) -> None:
+        figures = self.figures
+        figures["written_tables"] += 1
+        figures["rows"] += applied.inserted
+        figures["deleted"] += applied.deleted
+        figures["keys"] += applied.keys
+        figures["methods"][table.name] = applied.method
+
+    def _rewrite_whole(self, tables: list[cat.Table], master: _TableByTable, slave_after: dict) -> list[cat.Table]:
+        """Tables compared by key whose checksum still differs (a row-hash collision): rewritten whole.
+
+        Their rows are then compared on exact values; returns them, for the verification to rescan.
+        """
+        suspects = [
+            table
+            for table in tables
+            if self.figures["methods"].get(table.name) == "keys"
+            and content_of(master.get(table.name)) != content_of(slave_after[table.name])
+        ]
+        for table in suspects:
+            self.figures["written_tables"] -= 1  # counted again below
+            applied = apply.update_changed_rows(
+                self.source,
+                self.target,
+                table,
+                int(master.get(table.name)[0]),
+                int(slave_after[table.name][0]),
+                self._count_bytes,
+                binary=self.binary,
+                whole=True,
+            )
+            self._count(table, applied)
+            self.figures["rewritten_after_verification"].append(table.name)
+        return suspects
+
+    def _count_bytes(self, count: int) -> None:
+        self.figures["bytes"] += count
 
     def _copy_sequences(self, sequences: list[str]) -> dict:
         """Give the slave's sequences the master's values; returns the values set."""
         values = sequence_values(self.source, sequences)
+        current = sequence_values(self.target, sequences)
+        statements = []
         for name, (last_value, is_called) in values.items():
+            self.figures["sequences"] += 1
+            if current.get(name) == [last_value, is_called]:
+                continue  # already the master's: not rewritten (the verification still compares it)
             ident = sql.Identifier(cat.SCHEMA, name)
             # ALTER SEQUENCE is transactional (setval is not): a rollback restores the slave's value.
-            restart = sql.SQL("ALTER SEQUENCE {} RESTART WITH {}").format(ident, sql.Literal(int(last_value)))
-            self.target.execute(restart)
+            statements.append(sql.SQL("ALTER SEQUENCE {} RESTART WITH {}").format(ident, sql.Literal(int(last_value))))
             if is_called:
-                self.target.execute(sql.SQL("SELECT nextval({})").format(sql.Literal(f"{cat.SCHEMA}.{name}")))
-            self.figures["sequences"] += 1
+                statements.append(sql.SQL("SELECT nextval({})").format(sql.Literal(f"{cat.SCHEMA}.{name}")))
+        if statements:  # one round trip for all of them
+            self.target.execute(sql.SQL("; ").join(statements))
         return values
 
     def _verify(self, master_sums: dict, slave_sums: dict, copied_sequences: dict, sequences: list[str]) -> None:

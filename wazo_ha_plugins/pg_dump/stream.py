@@ -66,20 +66,28 @@ def copy_table(
     *,
     binary: bool = False,
     into: sql.Composable | None = None,
+    query: sql.Composable | None = None,
+    columns: sql.Composable | None = None,
 ) -> int:
     """Stream ``table``'s rows from the master into the slave; returns the row count the slave loaded.
 
     The rows go into the slave's ``table``, or the table named ``into`` (a
     staging table with the same columns). It must be empty in the current
     transaction.
+    ``query``: a ``SELECT`` run on the master instead of reading the whole
+    table (its output columns those of ``columns``, by default the table's).
     ``binary``: use COPY's binary format when the table allows it (both
     databases UTF8, same types: the caller checked).
     Raises :class:`SourceFailed` when the master side failed, or the slave's
     error as is.
     """
     options = sql.SQL(" (FORMAT binary)" if binary and table.binary else "")
-    copy_out = sql.SQL("COPY {} ({}) TO STDOUT{}").format(table.ident, table.column_list, options)
-    copy_in = sql.SQL("COPY {} ({}) FROM STDIN{}").format(into or table.ident, table.column_list, options)
+    columns = columns or table.column_list
+    if query is None:
+        copy_out = sql.SQL("COPY {} ({}) TO STDOUT{}").format(table.ident, columns, options)
+    else:
+        copy_out = sql.SQL("COPY ({}) TO STDOUT{}").format(query, options)
+    copy_in = sql.SQL("COPY {} ({}) FROM STDIN{}").format(into or table.ident, columns, options)
     read_fd, write_fd = os.pipe()
     with contextlib.suppress(OSError):  # a larger pipe means fewer thread switches; 64 KiB still works
         fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, CHUNK)

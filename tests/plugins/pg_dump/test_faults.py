@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -168,6 +169,13 @@ class socket_nobody_listens:
 BACKGROUND_WAL = {"Standby", "XLOG"}
 
 
+def catalog_page_pruned(record: str) -> bool:
+    """A system catalog's page pruned of dead rows by a reader (here the planner reading ``pg_statistic`` for a
+    query by key): housekeeping any read triggers, even in a read-only transaction, not a write of data."""
+    match = re.fullmatch(r"rmgr: Heap2 .* desc: PRUNE .*, blkref #0: rel \d+/\d+/(\d+) blk \d+", record)
+    return match is not None and int(match.group(1)) < 16384  # FirstNormalObjectId: below are the catalogs'
+
+
 def wal_records(cluster, start: str, end: str) -> list[str]:
     """The WAL records between two LSNs, one ``pg_waldump`` line each."""
     result = subprocess.run(
@@ -207,5 +215,9 @@ def test_the_master_is_never_written(pair):
             cursor.execute("SELECT pg_reload_conf()")
     connection.close()
     records = wal_records(pair.master, start, end) if start != end else []
-    written = [record for record in records if record.split()[1].rstrip(",") not in BACKGROUND_WAL]
+    written = [
+        record
+        for record in records
+        if record.split()[1].rstrip(",") not in BACKGROUND_WAL and not catalog_page_pruned(record)
+    ]
     assert written == [], "the master's WAL has records written during a replication:\n" + "\n".join(written[:10])

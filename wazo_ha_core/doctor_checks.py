@@ -3,14 +3,17 @@
 Which checks run depends on the role (docs/prerequisites.rst lists them):
 
 * every node: plugins load, schedules installed for the role, trunk
-  registration expiry below 300 s (read from this node's configuration DB);
+  registration expiry below 300 s (read from this node's configuration DB),
+  free disk space (:mod:`.doctor_disk`);
 * master: the plugins' checks towards the slave (the pg_dump plugin: same
   Wazo version, slave DB UTF-8, clock offset, TCP 5432; the rsync plugin: the
-  key and its restrictions, TCP 22);
+  slave's sshd and its login methods, the key and its restrictions, TCP 22;
+  the provd plugin: provd answers with its token);
 * slave: each enabled health probe answers from here (slave → master ICMP
   with the icmp probe), this node's configuration DB is UTF-8, the
   witnesses (none configured: a warning), and the plugins' checks (the provd
-  plugin: no provisioning plugins installed).
+  plugin: no provisioning plugins installed; the rsync plugin: what this
+  node's sshd allows the master's root login).
 
 Before enabling, ``wazo-ha doctor --as master|slave --peer ADDRESS`` runs the
 checks of that role and peer (a *preflight*): instead of "schedules
@@ -33,6 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .config import HASettings
 from .config_db import config_db_engine, describe
 from .doctor import Check, CheckReport, CheckResult, FunctionCheck, run_checks
+from .doctor_disk import disk_space
 from .errors import PluginLoadError
 from .extensions import EXTENSION_POINTS
 from .schedules import Schedules
@@ -65,6 +69,7 @@ def doctor_checks(engine: HAEngine, planned: HASettings | None = None) -> list[C
         checks.append(FunctionCheck("schedules installed", lambda: schedules_installed(engine.settings, ha)))
     checks.append(FunctionCheck("systemctl", lambda: systemctl_works(engine.settings, ha)))
     checks.append(FunctionCheck("trunk registration expiry", lambda: trunk_expiry(engine.settings)))
+    checks.append(FunctionCheck("disk space", lambda: disk_space(engine.settings, role)))
     if role == "slave":
         checks.append(FunctionCheck("slave database UTF-8", lambda: local_database_utf8(engine.settings)))
         checks += probe_checks(engine, peer)

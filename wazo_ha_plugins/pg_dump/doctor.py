@@ -10,7 +10,9 @@
 * the slave's database is UTF-8;
 * the clock offset between the nodes, read from the slave PostgreSQL's
   ``clock_timestamp()`` against this node's clock, halfway through the round
-  trip (the uncertainty is half the round trip, and is reported).
+  trip (the uncertainty is half the round trip, and is reported): WARN above
+  ``doctor.clock_offset_warn`` (1 s), FAIL above ``doctor.clock_offset_fail``
+  (30 s, ``watch.stability``'s default), both beyond that uncertainty.
 """
 
 from __future__ import annotations
@@ -48,7 +50,12 @@ def pg_dump_checks(plugin, node_type: str, peer: str | None) -> list:
         FunctionCheck("master → slave TLS", doctor.link_tls),
         FunctionCheck("same Wazo version", doctor.same_version),
         FunctionCheck("slave database UTF-8", doctor.slave_utf8),
-        FunctionCheck("clock offset", lambda: doctor.clock_offset(float(settings.get("doctor.clock_offset_warn")))),
+        FunctionCheck(
+            "clock offset",
+            lambda: doctor.clock_offset(
+                float(settings.get("doctor.clock_offset_warn")), float(settings.get("doctor.clock_offset_fail"))
+            ),
+        ),
     ]
 
 
@@ -85,8 +92,8 @@ class _Doctor:
     def slave_utf8(self) -> CheckResult:
         return self._run(_slave_encoding, master=False)
 
-    def clock_offset(self, warn_above: float) -> CheckResult:
-        return self._run(lambda cursor: _clock_offset(cursor, warn_above), master=False)
+    def clock_offset(self, warn_above: float, fail_above: float) -> CheckResult:
+        return self._run(lambda cursor: _clock_offset(cursor, warn_above, fail_above), master=False)
 
 
 REACH_FIX = (
@@ -169,7 +176,8 @@ def _slave_encoding(slave) -> CheckResult:
     return CheckResult.passed("the slave's database is UTF8")
 
 
-def _clock_offset(slave, warn_above: float) -> CheckResult:
+def _clock_offset(slave, warn_above: float, fail_above: float) -> CheckResult:
+    """WARN above ``warn_above`` seconds, FAIL above ``fail_above``, beyond the measurement's uncertainty."""
     before = time.time()
     slave.execute("SELECT extract(epoch FROM clock_timestamp())::float8")
     remote = float(slave.fetchone()[0])
@@ -180,6 +188,13 @@ def _clock_offset(slave, warn_above: float) -> CheckResult:
     fix = "run NTP (systemd-timesyncd or chrony) on both nodes against the same servers"
     if round_trip > MAX_CLOCK_ROUND_TRIP:
         return CheckResult.warn(f"{shown}: the round trip was too slow to judge", "check the link, then run again")
-    if abs(offset) - round_trip / 2 > warn_above:
-        return CheckResult.warn(f"{shown}, more than {warn_above:g} s", fix)
+    beyond_doubt = abs(offset) - round_trip / 2
+    if beyond_doubt > fail_above:
+        return CheckResult.fail(
+            f"{shown}, more than {fail_above:g} s (doctor.clock_offset_fail): the two nodes' journals, mails and "
+            "certificate and token lifetimes disagree by more than the watch's stability window",
+            fix,
+        )
+    if beyond_doubt > warn_above:
+        return CheckResult.warn(f"{shown}, more than {warn_above:g} s (doctor.clock_offset_warn)", fix)
     return CheckResult.passed(shown)

@@ -1,5 +1,12 @@
-"""The rsync plugin's ``wazo-ha doctor`` checks, on the master.
+"""The rsync plugin's ``wazo-ha doctor`` checks.
 
+On the slave: what its sshd allows the master's login (``sshd -T``, see
+:mod:`.sshd_checks`): a password once for ``sync init``, the key afterwards.
+
+On the master:
+
+* the slave's sshd: it answers, presents the pinned host key, offers the
+  login methods ``sync init`` (a password) or the key needs (:mod:`.sshd_checks`);
 * TCP from the master to the slave's ssh port;
 * the sync key: present, a regular file of mode 0600 (or stricter), its
   public half beside it, the slave's host key pinned;
@@ -19,18 +26,23 @@ import subprocess
 
 from wazo_ha_core import CheckResult, FunctionCheck, PluginError, TcpCheck
 
-from . import hostkeys, transfer, trust
+from . import hostkeys, sshd_checks, transfer, trust
 
 PIN_FIX = "pin the slave's host keys: `ssh root@SLAVE wazo-ha sync host-key show | wazo-ha sync host-key pin`"
 INIT_FIX = "run `wazo-ha sync init` on the master (it creates the key and installs it, restricted, on the slave)"
 
 
 def rsync_checks(plugin, node_type: str, peer: str | None) -> list:
-    if node_type != "master" or not peer:
+    if not peer:
+        return []
+    if node_type == "slave":
+        return [FunctionCheck("sshd lets the master in", lambda: sshd_checks.local_sshd(plugin, peer))]
+    if node_type != "master":
         return []
     port = plugin._port()
     timeout = plugin._connect_timeout()
     return [
+        FunctionCheck("slave sshd", lambda: sshd_checks.peer_sshd(plugin, peer), timeout=timeout * 3 + 5),
         TcpCheck(
             f"master → slave TCP {port}",
             peer,

@@ -67,6 +67,8 @@ class RsyncBackend(FileSyncBackend):
             "/etc/ssh/ssh_host_rsa_key.pub",
         ],
         "password_env": None,
+        # On the slave, `wazo-ha doctor` asks sshd what it allows the master (`-C user=…,host=…,addr=…` added).
+        "sshd_test_command": ["/usr/sbin/sshd", "-T"],
         "io_timeout": 60,
         "bandwidth_limit": None,
     }

@@ -29,8 +29,8 @@ from wazo_ha_core import CheckResult, PluginError
 from . import hostkeys, trust
 
 PASSWORD_METHODS = ("password", "keyboard-interactive")
-#: PermitRootLogin values that let root in with a key (``without-password`` is the old name of prohibit-password).
-KEY_LOGIN_VALUES = ("yes", "prohibit-password", "without-password", "forced-commands-only")
+#: PermitRootLogin values that let root in with a key.
+KEY_LOGIN_VALUES = ("yes", "prohibit-password", "forced-commands-only")
 DROP_IN = "/etc/ssh/sshd_config.d/wazo-ha-sync-init.conf"
 
 
@@ -156,11 +156,13 @@ def local_sshd(plugin, master: str) -> CheckResult:
         )
     options = parse_sshd_t(result.stdout)
     root_login = options.get("permitrootlogin", "prohibit-password") if user == "root" else "yes"
+    if root_login == "without-password":  # how sshd -T prints prohibit-password
+        root_login = "prohibit-password"
     password = options.get("passwordauthentication") == "yes" or options.get("kbdinteractiveauthentication") == "yes"
     key_login = options.get("pubkeyauthentication", "yes") == "yes" and root_login in KEY_LOGIN_VALUES
     password_login = password and root_login == "yes"
     shown = (
-        f"for {user}@ from {master}: "
+        f"for {user} from {master}: "
         + (f"PermitRootLogin {root_login}, " if user == "root" else "")
         + f"PasswordAuthentication {options.get('passwordauthentication', '?')}, "
         f"KbdInteractiveAuthentication {options.get('kbdinteractiveauthentication', '?')}, "

@@ -4,7 +4,8 @@ Which checks run depends on the role (docs/prerequisites.rst lists them):
 
 * every node: plugins load, schedules installed for the role, trunk
   registration expiry below 300 s (read from this node's configuration DB),
-  free disk space (:mod:`.doctor_disk`);
+  free disk space (:mod:`.doctor_disk`), the clock offset to the peer
+  (ICMP timestamps, :mod:`.doctor_clock`);
 * master: the plugins' checks towards the slave (the pg_dump plugin: same
   Wazo version, slave DB UTF-8, clock offset, TCP 5432; the rsync plugin: the
   slave's sshd and its login methods, the key and its restrictions, TCP 22;
@@ -36,6 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .config import HASettings
 from .config_db import config_db_engine, describe
 from .doctor import Check, CheckReport, CheckResult, FunctionCheck, run_checks
+from .doctor_clock import clock_offset_check
 from .doctor_disk import disk_space
 from .errors import PluginLoadError
 from .extensions import EXTENSION_POINTS
@@ -70,11 +72,13 @@ def doctor_checks(engine: HAEngine, planned: HASettings | None = None) -> list[C
     checks.append(FunctionCheck("systemctl", lambda: systemctl_works(engine.settings, ha)))
     checks.append(FunctionCheck("trunk registration expiry", lambda: trunk_expiry(engine.settings)))
     checks.append(FunctionCheck("disk space", lambda: disk_space(engine.settings, role)))
+    if peer:
+        checks.append(FunctionCheck("clock offset", lambda: clock_offset(engine.settings, peer)))
     if role == "slave":
         checks.append(FunctionCheck("slave database UTF-8", lambda: local_database_utf8(engine.settings)))
         checks += probe_checks(engine, peer)
         checks += witness_checks(engine)
-    checks += plugin_checks(engine, role, peer)
+    checks += plugin_checks(engine, role, peer, preflight=planned is not None)
     return checks
 
 
@@ -102,9 +106,9 @@ def plugins_loaded(engine: HAEngine) -> CheckResult:
     return CheckResult.passed(f"{len(enabled)} enabled: {', '.join(enabled) or 'none'}")
 
 
-def plugin_checks(engine: HAEngine, role: str, peer: str | None) -> list[Check]:
-    """Each loaded plugin's optional ``doctor_checks(node_type, peer)``; a plugin that fails to load is skipped
-    (``plugins loaded`` reports it)."""
+def plugin_checks(engine: HAEngine, role: str, peer: str | None, preflight: bool = False) -> list[Check]:
+    """Each loaded plugin's optional ``doctor_checks(node_type, peer[, preflight])``; a plugin that fails to
+    load is skipped (``plugins loaded`` reports it)."""
     checks: list[Check] = []
     for group in EXTENSION_POINTS:
         try:
@@ -113,7 +117,10 @@ def plugin_checks(engine: HAEngine, role: str, peer: str | None) -> list[Check]:
             continue
         for plugin in plugins:
             try:
-                offered = list(plugin.doctor_checks(role, peer))
+                if preflight and _accepts_preflight(plugin.doctor_checks):
+                    offered = list(plugin.doctor_checks(role, peer, preflight=True))
+                else:
+                    offered = list(plugin.doctor_checks(role, peer))
             except Exception as exc:  # a plugin's bug must not hide the other checks
                 checks.append(_broken_offer(plugin.name, exc))
                 continue
@@ -122,6 +129,17 @@ def plugin_checks(engine: HAEngine, role: str, peer: str | None) -> list[Check]:
                     check.name = f"{plugin.name}: {check.name}"
                 checks.append(check)
     return checks
+
+
+def _accepts_preflight(method) -> bool:
+    """Whether a plugin's ``doctor_checks`` takes ``preflight`` (plugins written before it existed do not)."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+    return "preflight" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
 def _broken_offer(name: str, exc: Exception) -> Check:
@@ -209,6 +227,16 @@ def config_database(settings) -> CheckResult:
     finally:
         engine.dispose()
     return CheckResult.passed(f"{describe(engine)}: PostgreSQL {version}")
+
+
+def clock_offset(settings, peer: str) -> CheckResult:
+    """This node's clock against the peer's, by ICMP timestamps (:mod:`.doctor_clock`)."""
+    return clock_offset_check(
+        peer,
+        float(settings.get("timeouts.connect")),
+        float(settings.get("doctor.clock_offset_warn")),
+        float(settings.get("doctor.clock_offset_fail")),
+    )
 
 
 # --- slave: probes and local database -------------------------------------------------------

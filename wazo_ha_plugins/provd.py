@@ -88,7 +88,7 @@ class ProvdProvisioner(DeviceProvisioner):
 
     # --- doctor --------------------------------------------------------------------
 
-    def doctor_checks(self, node_type: str, peer: str | None) -> list:
+    def doctor_checks(self, node_type: str, peer: str | None, preflight: bool = False) -> list:
         """``wazo-ha doctor``: on the master, provd answers with the token (enabling edits its configs);
         on a slave, no provisioning plugin installed (provd does not run there)."""
         if node_type == "master":

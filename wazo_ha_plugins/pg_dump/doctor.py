@@ -31,13 +31,13 @@ from .tls import CLEAR, ENCRYPTED, TlsRefused, TlsSettings
 MAX_CLOCK_ROUND_TRIP = 1.0
 
 
-def pg_dump_checks(plugin, node_type: str, peer: str | None) -> list:
+def pg_dump_checks(plugin, node_type: str, peer: str | None, preflight: bool = False) -> list:
     if node_type != "master" or not peer:
         return []
     settings = plugin.context.settings
     connect_timeout = float(settings.get("timeouts.connect"))
     port = plugin.config["slave_port"]
-    doctor = _Doctor(plugin, peer, connect_timeout)
+    doctor = _Doctor(plugin, peer, connect_timeout, preflight)
     return [
         TcpCheck(
             f"master → slave TCP {port}",
@@ -46,6 +46,8 @@ def pg_dump_checks(plugin, node_type: str, peer: str | None) -> list:
             connect_timeout,
             f"open TCP {port} from the master to the slave {peer} (firewall) and make the slave's PostgreSQL "
             "listen there (enable HA on the slave first: it sets listen_addresses and pg_hba.conf)",
+            # Before the slave is enabled its PostgreSQL listens on localhost only: refused is expected then.
+            refused=("WARN", NOT_YET_FIX) if preflight else None,
         ),
         FunctionCheck("master → slave TLS", doctor.link_tls),
         FunctionCheck("same Wazo version", doctor.same_version),
@@ -60,8 +62,9 @@ def pg_dump_checks(plugin, node_type: str, peer: str | None) -> list:
 
 
 class _Doctor:
-    def __init__(self, plugin, peer: str, connect_timeout: float):
+    def __init__(self, plugin, peer: str, connect_timeout: float, preflight: bool = False):
         self.plugin, self.peer, self.connect_timeout = plugin, peer, connect_timeout
+        self.preflight = preflight
 
     def _run(self, what, *, master: bool) -> CheckResult:
         connections = []
@@ -76,6 +79,8 @@ class _Doctor:
         except TlsRefused as exc:
             return CheckResult.fail(str(exc), TLS_FIX)
         except PluginError as exc:
+            if self.preflight:  # no replication login before both nodes are enabled: said, not failed
+                return CheckResult.warn(f"not measurable yet: {exc}", NOT_YET_FIX)
             return CheckResult.fail(str(exc), REACH_FIX)
         except psycopg2.Error as exc:
             return CheckResult.fail(f"query failed: {first_line(exc)}", REACH_FIX)
@@ -99,6 +104,12 @@ class _Doctor:
 REACH_FIX = (
     "check plugin_config.pg_dump (slave_user, slave_password_file), that HA is enabled on the slave, and "
     "'wazo-ha replication-password' on both nodes"
+)
+
+NOT_YET_FIX = (
+    "expected before HA is enabled on the slave (enabling opens its PostgreSQL to this node and creates the "
+    "replication role, with the password this master generates): enable the master, import the password on "
+    "the slave and enable it, then run `wazo-ha doctor` here again"
 )
 
 TLS_FIX = (

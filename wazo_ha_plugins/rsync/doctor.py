@@ -32,7 +32,14 @@ PIN_FIX = "pin the slave's host keys: `ssh root@SLAVE wazo-ha sync host-key show
 INIT_FIX = "run `wazo-ha sync init` on the master (it creates the key and installs it, restricted, on the slave)"
 
 
-def rsync_checks(plugin, node_type: str, peer: str | None) -> list:
+NOT_YET = "expected before `wazo-ha sync init`"
+NOT_YET_FIX = (
+    "after enabling both nodes, pin the slave's host keys and run `wazo-ha sync init` on the master "
+    "(quick start, step 4), then `wazo-ha doctor` again"
+)
+
+
+def rsync_checks(plugin, node_type: str, peer: str | None, preflight: bool = False) -> list:
     if not peer:
         return []
     if node_type == "slave":
@@ -50,9 +57,24 @@ def rsync_checks(plugin, node_type: str, peer: str | None) -> list:
             timeout,
             f"open TCP {port} from the master to the slave {peer} (firewall) and run sshd on the slave",
         ),
-        FunctionCheck("ssh key", lambda: key_file_check(plugin, peer)),
-        FunctionCheck("ssh key restricted", lambda: restricted_check(plugin, peer), timeout=timeout * 3 + 5),
+        FunctionCheck("ssh key", lambda: _not_yet(key_file_check(plugin, peer), plugin, preflight)),
+        FunctionCheck(
+            "ssh key restricted",
+            lambda: _not_yet(restricted_check(plugin, peer), plugin, preflight),
+            timeout=timeout * 3 + 5,
+        ),
     ]
+
+
+def _not_yet(result: CheckResult, plugin, preflight: bool) -> CheckResult:
+    """Before enabling, no sync key yet is the normal state: a WARN saying when it comes, not a FAIL."""
+    if not preflight or result.status != "FAIL":
+        return result
+    try:
+        missing = not plugin._local_path("key_file").exists()
+    except PluginError:
+        return result
+    return CheckResult.warn(f"{result.detail} ({NOT_YET})", NOT_YET_FIX) if missing else result
 
 
 def key_file_check(plugin, peer: str) -> CheckResult:

@@ -53,9 +53,10 @@ class ProvdError(PluginError):
 
 def token_fix(token_file: str) -> str:
     return (
-        f"put a wazo-auth token allowed to edit provd's configs (ACL provd.#) in {token_file} (mode 0600, owned "
-        f"by root), e.g. one created with `wazo-auth-cli token create`, and set plugin_config.provd.token_file: "
-        f"{token_file} (docs/plugins/provd.rst); {DISABLE_HINT}"
+        f"put a wazo-auth token allowed to edit provd's configs in {token_file} (mode 0600, owned by root), e.g. "
+        f"`(umask 077; wazo-auth-cli token create > {token_file})` as root (such a token lasts an hour: renew it "
+        f"before enabling, disabling or resyncing), and set plugin_config.provd.token_file: {token_file} "
+        f"(docs/plugins/provd.rst); {DISABLE_HINT}"
     )
 
 

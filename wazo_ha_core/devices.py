@@ -11,7 +11,6 @@ from __future__ import annotations
 from .errors import UnsupportedOperation
 from .extensions import OperationResult, ProgressCallback, no_progress
 
-
 NO_PROVISIONER = "no provisioner configured (plugins.device_provisioners is empty): nothing to resync"
 
 

@@ -68,7 +68,7 @@ def judge(offset: float, round_trip: float, warn_above: float, fail_above: float
 
 
 def icmp_timestamp_offset(peer: str, timeout: float) -> tuple[float, float]:
-    """``(peer clock − our clock, round trip)`` in seconds; :class:`NoTimestamp` when not measurable."""
+    """``(peer clock - our clock, round trip)`` in seconds; :class:`NoTimestamp` when not measurable."""
     try:
         address = ipaddress.ip_address(peer)
     except ValueError:
@@ -95,7 +95,9 @@ def icmp_timestamp_offset(peer: str, timeout: float) -> tuple[float, float]:
             received, transmitted = reply
             if (received | transmitted) & 0x80000000:
                 raise NoTimestamp("the peer answers in a non-standard time (high bit set), not UTC milliseconds")
-            offset_ms = (_wrap(received - _ms_of_day(sent, exact=True)) + _wrap(transmitted - _ms_of_day(arrived, exact=True))) / 2
+            offset_ms = (
+                _wrap(received - _ms_of_day(sent, exact=True)) + _wrap(transmitted - _ms_of_day(arrived, exact=True))
+            ) / 2
             return offset_ms / 1000, arrived - sent
     except OSError as exc:
         raise NoTimestamp(f"cannot send to {peer}: {exc.strerror or exc}") from None
@@ -127,7 +129,7 @@ def _parse_reply(data: bytes, identifier: int) -> tuple[int, int] | None:
     icmp = data[header_length : header_length + 20]
     if len(icmp) < 20:
         return None
-    kind, _code, _checksum_, ident, _sequence, _originate, received, transmitted = struct.unpack("!BBHHHIII", icmp)
+    kind, _, _, ident, _, _, received, transmitted = struct.unpack("!BBHHHIII", icmp)
     if kind != TIMESTAMP_REPLY or ident != identifier:
         return None
     return received, transmitted

@@ -45,7 +45,7 @@ def disk_space(settings, role: str) -> CheckResult:
         except OSError as exc:
             return CheckResult.fail(f"cannot measure {path}: {exc.strerror}", "check the path and permissions")
         if device in filesystems:
-            shown, kinds, free = filesystems[device]
+            kinds = filesystems[device][1]
             if what not in kinds:
                 kinds.append(what)
             continue

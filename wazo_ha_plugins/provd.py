@@ -34,7 +34,7 @@ DONE_STATES = {"success": True, "fail": False}
 
 
 #: Where the docs (and the messages) tell the operator to put the token.
-DEFAULT_TOKEN_FILE = "/etc/wazo-ha/provd-token"
+DEFAULT_TOKEN_FILE = "/etc/wazo-ha/provd-token"  # noqa: S105 (a path, not a secret)
 #: How the operator turns the provisioner off (a conf.d file, so that config.yml stays as installed).
 DISABLE_HINT = (
     "or, to manage the phones' backup registrar by hand, turn the provisioner off: "

@@ -105,7 +105,9 @@ def test_preflight_reports_postgresql_version_and_a_missing_schedules_command(tm
     database = checks["configuration database"]
     assert database["status"] == PASS and "PostgreSQL 15" in database["detail"], database
     command = checks["schedules command"]
-    assert command["status"] == FAIL and "venv/bin/wazo-ha" in command["detail"] and "schedules.command" in command["fix"]
+    assert (
+        command["status"] == FAIL and "venv/bin/wazo-ha" in command["detail"] and "schedules.command" in command["fix"]
+    )
     assert checks["disk space"]["status"] == PASS
     assert result.returncode == 1
     # The role asked for is the one the doctor talks about: nothing suggests the other one.

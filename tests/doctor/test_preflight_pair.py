@@ -125,7 +125,10 @@ def test_master_preflight_on_a_fresh_pair_warns_only_about_what_enabling_brings(
         code, checks, _ = doctor(master, config, "master", slave.address)
     finally:
         sshd.run()
-    assert checks["rsync: slave sshd"]["status"] == "FAIL" and "run sshd on the slave" in checks["rsync: slave sshd"]["fix"]
+    assert (
+        checks["rsync: slave sshd"]["status"] == "FAIL"
+        and "run sshd on the slave" in checks["rsync: slave sshd"]["fix"]
+    )
     assert checks["clock offset"]["status"] == "PASS"
 
 

@@ -182,7 +182,8 @@ def local_sshd(plugin, master: str) -> CheckResult:
         return CheckResult.passed(f"{shown}: the master's sync key is installed and may log in")
     if not password_login:
         return CheckResult.fail(
-            f"{shown}: `wazo-ha sync init` on the master cannot log in with the password", open_for_init_fix(user, master)
+            f"{shown}: `wazo-ha sync init` on the master cannot log in with the password",
+            open_for_init_fix(user, master),
         )
     return CheckResult.passed(f"{shown}: `wazo-ha sync init` can log in once with the password")
 

@@ -8,9 +8,8 @@ import re
 
 from tests.rig.plugin_loading import MemoryState
 from wazo_ha_core import PluginContext, Settings
-from wazo_ha_plugins.rsync import RsyncBackend
-
 from wazo_ha_core.doctor import FAIL, PASS, WARN, run_checks
+from wazo_ha_plugins.rsync import RsyncBackend
 
 from .conftest import PEER
 

@@ -95,15 +95,20 @@ def icmp_timestamp_offset(peer: str, timeout: float) -> tuple[float, float]:
             received, transmitted = reply
             if (received | transmitted) & 0x80000000:
                 raise NoTimestamp("the peer answers in a non-standard time (high bit set), not UTC milliseconds")
-            offset_ms = (
-                _wrap(received - _ms_of_day(sent, exact=True)) + _wrap(transmitted - _ms_of_day(arrived, exact=True))
-            ) / 2
-            return offset_ms / 1000, arrived - sent
+            return offset_from_stamps(sent, received, transmitted, arrived), arrived - sent
     except OSError as exc:
         raise NoTimestamp(f"cannot send to {peer}: {exc.strerror or exc}") from None
     finally:
         sock.close()
     raise NoTimestamp(f"no ICMP timestamp reply from {peer} within {timeout:g} s")
+
+
+def offset_from_stamps(sent: float, received_ms: int, transmitted_ms: int, arrived: float) -> float:
+    """The peer's clock minus ours, in seconds: ``sent``/``arrived`` are our epoch times, the others the
+    peer's milliseconds of the UTC day (RFC 792); the network delay, if symmetric, cancels out."""
+    there = _wrap(received_ms - _ms_of_day(sent, exact=True))
+    back = _wrap(transmitted_ms - _ms_of_day(arrived, exact=True))
+    return (there + back) / 2 / 1000
 
 
 def _ms_of_day(epoch: float, exact: bool = False) -> float:

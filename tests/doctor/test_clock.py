@@ -8,7 +8,7 @@ import pytest
 
 from tests.rig.netns import TestNetwork
 from wazo_ha_core.doctor import FAIL, PASS, WARN
-from wazo_ha_core.doctor_clock import _wrap, clock_offset_check, icmp_timestamp_offset, judge
+from wazo_ha_core.doctor_clock import _wrap, clock_offset_check, icmp_timestamp_offset, judge, offset_from_stamps
 
 SUBNET = "10.203.9.0/29"
 
@@ -69,3 +69,11 @@ def test_an_offset_within_the_round_trips_uncertainty_is_not_judged_too_far():
 def test_midnight_between_the_two_stamps():
     assert _wrap(10 - 86_399_990) == 20  # the peer stamped 00:00:00.010, we sent at 23:59:59.990
     assert _wrap(86_399_990 - 10) == -20
+
+
+def test_the_offset_from_the_four_stamps():
+    # Sent at 12:00:00.000 our time, 40 ms each way, the peer 5 s ahead: it stamps 12:00:05.040 twice.
+    sent = 1_700_000_000.0 - (1_700_000_000 % 86_400) + 12 * 3600
+    peer_ms = (12 * 3600 + 5) * 1000 + 40
+    assert offset_from_stamps(sent, peer_ms, peer_ms, sent + 0.080) == pytest.approx(5.0)
+    assert offset_from_stamps(sent, peer_ms - 10_000, peer_ms - 10_000, sent + 0.080) == pytest.approx(-5.0)

@@ -69,6 +69,8 @@ def doctor_checks(engine: HAEngine, planned: HASettings | None = None) -> list[C
         checks.append(FunctionCheck("schedules command", lambda: schedules_command(engine.settings)))
     else:
         checks.append(FunctionCheck("schedules installed", lambda: schedules_installed(engine.settings, ha)))
+        # Installed files that run a command which is not there (a virtualenv install) would fail every minute.
+        checks.append(FunctionCheck("schedules command", lambda: schedules_command(engine.settings)))
     checks.append(FunctionCheck("systemctl", lambda: systemctl_works(engine.settings, ha)))
     checks.append(FunctionCheck("trunk registration expiry", lambda: trunk_expiry(engine.settings)))
     checks.append(FunctionCheck("disk space", lambda: disk_space(engine.settings, role)))

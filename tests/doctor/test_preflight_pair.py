@@ -131,6 +131,21 @@ def test_master_preflight_on_a_fresh_pair_warns_only_about_what_enabling_brings(
     )
     assert checks["clock offset"]["status"] == "PASS"
 
+    # No password login on the slave: the fix opens it for this master's address, as the slave sees it.
+    original = sshd.config.read_text()
+    sshd.config.write_text(original.replace("PasswordAuthentication yes", "PasswordAuthentication no"))
+    sshd.kill()
+    sshd.run()
+    try:
+        code, checks, _ = doctor(master, config, "master", slave.address)
+    finally:
+        sshd.config.write_text(original)
+        sshd.kill()
+        sshd.run()
+    closed = checks["rsync: slave sshd"]
+    assert code == 1 and closed["status"] == "FAIL" and "no password login" in closed["detail"]
+    assert f"Match Address {master.address}'" in closed["fix"] and "PermitRootLogin yes" in closed["fix"]
+
 
 def test_slave_preflight_reads_its_own_sshd_and_pings_the_master(pair, master_db, tmp_path):
     master, slave, sshd, _ = pair

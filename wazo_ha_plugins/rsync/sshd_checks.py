@@ -114,7 +114,8 @@ def peer_sshd(plugin, peer: str) -> CheckResult:
         return CheckResult.passed(f"{shown} (the sync key exists: no password needed)")
     if not any(method in offered for method in PASSWORD_METHODS):
         return CheckResult.fail(
-            f"{shown}: no password login, which `wazo-ha sync init` needs once", open_for_init_fix(user, peer)
+            f"{shown}: no password login, which `wazo-ha sync init` needs once",
+            open_for_init_fix(user, _this_node_towards(peer, port)),
         )
     caveat = (
         "; whether root may use it (PermitRootLogin yes) cannot be seen from here: "
@@ -198,11 +199,17 @@ def parse_sshd_t(output: str) -> dict[str, str]:
     return options
 
 
+def _this_node_towards(peer: str, port: int) -> str:
+    """The address the slave sees this master connect from (for its ``Match Address``)."""
+    try:
+        return trust.source_address(peer, port).partition("%")[0]
+    except PluginError:
+        return "<this master's address>"
+
+
 def _key_installed(authorized) -> bool:
     try:
         content = authorized.read_bytes()
-    except FileNotFoundError:
-        return False
-    except OSError:
+    except OSError:  # missing or unreadable: the doctor cannot tell it is there
         return False
     return trust.without_our_lines(content)[1] > 0

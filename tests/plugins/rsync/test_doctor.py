@@ -83,6 +83,7 @@ def test_from_the_master_an_sshd_without_password_login_fails_with_the_drop_in(p
     check = reports(pair)["slave sshd"]
     assert check.status == FAIL and "no password login" in check.detail
     assert "PermitRootLogin yes" in check.fix and "sshd_config.d/wazo-ha-sync-init.conf" in check.fix
+    assert "Match Address 127.0.0.1" in check.fix  # the master's own address, as the slave sees it
     assert "prohibit-password" in check.fix  # and how to close it again afterwards
     # Once the key exists, the password is not needed any more: publickey is enough.
     pair.key_file.parent.mkdir(parents=True)

@@ -8,15 +8,27 @@ journals it and sums the results.
 
 from __future__ import annotations
 
-from .errors import UnsupportedOperation, WazoHAError
+from .errors import UnsupportedOperation
 from .extensions import OperationResult, ProgressCallback, no_progress
+
+NO_PROVISIONER = "no provisioner configured (plugins.device_provisioners is empty): nothing to resync"
 
 
 def resync_devices(engine, *, all_devices: bool = False, progress: ProgressCallback = no_progress) -> OperationResult:
-    """Resynchronise through each provisioner; failures per device are in ``warnings``."""
+    """Resynchronise through each provisioner; failures per device are in ``warnings``.
+
+    With no provisioner enabled it is a no-op: outcome ``skipped``, message :data:`NO_PROVISIONER`, nothing
+    journaled. A provisioner that cannot be reached raises its :class:`PluginError`.
+    """
     provisioners = engine.loader.load("device_provisioners")
     if not provisioners:
-        raise WazoHAError("no device provisioner enabled (settings plugins.device_provisioners)")
+        # Nothing to ask: a no-op, not a failure (a script resyncing after every enable must not break on a
+        # node that manages its phones by hand). Not journaled: nothing happened.
+        return OperationResult(
+            "skipped",
+            message=NO_PROVISIONER,
+            figures={"devices": 0, "failed": 0, "provisioners": 0},
+        )
     with engine.journal.record("resync") as event:
         total = OperationResult("synced", figures={"devices": 0, "failed": 0})
         for provisioner in provisioners:

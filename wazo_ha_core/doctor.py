@@ -82,10 +82,19 @@ class FunctionCheck(Check):
 
 
 class TcpCheck(Check):
-    """``host:port`` accepts a TCP connection within ``timeout`` seconds."""
+    """``host:port`` accepts a TCP connection within ``timeout`` seconds.
 
-    def __init__(self, name: str, host: str, port: int, timeout: float, fix: str):
+    ``refused``, when given, is the ``(status, fix)`` reported when the host
+    answers but refuses the port (the host is there, nothing listens yet:
+    e.g. a WARN before the peer is enabled); a timeout or an unreachable
+    host stays a FAIL with ``fix``.
+    """
+
+    def __init__(
+        self, name: str, host: str, port: int, timeout: float, fix: str, refused: tuple[str, str] | None = None
+    ):
         self.name, self.host, self.port, self.connect_timeout, self.fix = name, host, port, timeout, fix
+        self.refused = refused
 
     def run(self) -> CheckResult:
         where = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
@@ -95,6 +104,11 @@ class TcpCheck(Check):
                 pass
         except TimeoutError:
             return CheckResult.fail(f"{where}: no answer within {self.connect_timeout:g} s", self.fix)
+        except ConnectionRefusedError as exc:
+            if self.refused:
+                status, fix = self.refused
+                return CheckResult(status, f"{where}: {exc.strerror or exc}", fix)
+            return CheckResult.fail(f"{where}: {exc.strerror or exc}", self.fix)
         except OSError as exc:
             return CheckResult.fail(f"{where}: {exc.strerror or exc}", self.fix)
         return CheckResult.passed(f"{where} accepts connections ({(time.monotonic() - started) * 1000:.0f} ms)")

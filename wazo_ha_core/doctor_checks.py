@@ -3,14 +3,18 @@
 Which checks run depends on the role (docs/prerequisites.rst lists them):
 
 * every node: plugins load, schedules installed for the role, trunk
-  registration expiry below 300 s (read from this node's configuration DB);
+  registration expiry below 300 s (read from this node's configuration DB),
+  free disk space (:mod:`.doctor_disk`), the clock offset to the peer
+  (ICMP timestamps, :mod:`.doctor_clock`);
 * master: the plugins' checks towards the slave (the pg_dump plugin: same
   Wazo version, slave DB UTF-8, clock offset, TCP 5432; the rsync plugin: the
-  key and its restrictions, TCP 22);
+  slave's sshd and its login methods, the key and its restrictions, TCP 22;
+  the provd plugin: provd answers with its token);
 * slave: each enabled health probe answers from here (slave → master ICMP
   with the icmp probe), this node's configuration DB is UTF-8, the
   witnesses (none configured: a warning), and the plugins' checks (the provd
-  plugin: no provisioning plugins installed).
+  plugin: no provisioning plugins installed; the rsync plugin: what this
+  node's sshd allows the master's root login).
 
 Before enabling, ``wazo-ha doctor --as master|slave --peer ADDRESS`` runs the
 checks of that role and peer (a *preflight*): instead of "schedules
@@ -33,6 +37,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from .config import HASettings
 from .config_db import config_db_engine, describe
 from .doctor import Check, CheckReport, CheckResult, FunctionCheck, run_checks
+from .doctor_clock import clock_offset_check
+from .doctor_disk import disk_space
 from .errors import PluginLoadError
 from .extensions import EXTENSION_POINTS
 from .schedules import Schedules
@@ -63,13 +69,18 @@ def doctor_checks(engine: HAEngine, planned: HASettings | None = None) -> list[C
         checks.append(FunctionCheck("schedules command", lambda: schedules_command(engine.settings)))
     else:
         checks.append(FunctionCheck("schedules installed", lambda: schedules_installed(engine.settings, ha)))
+        # Installed files that run a command which is not there (a virtualenv install) would fail every minute.
+        checks.append(FunctionCheck("schedules command", lambda: schedules_command(engine.settings)))
     checks.append(FunctionCheck("systemctl", lambda: systemctl_works(engine.settings, ha)))
     checks.append(FunctionCheck("trunk registration expiry", lambda: trunk_expiry(engine.settings)))
+    checks.append(FunctionCheck("disk space", lambda: disk_space(engine.settings, role)))
+    if peer:
+        checks.append(FunctionCheck("clock offset", lambda: clock_offset(engine.settings, peer)))
     if role == "slave":
         checks.append(FunctionCheck("slave database UTF-8", lambda: local_database_utf8(engine.settings)))
         checks += probe_checks(engine, peer)
         checks += witness_checks(engine)
-    checks += plugin_checks(engine, role, peer)
+    checks += plugin_checks(engine, role, peer, preflight=planned is not None)
     return checks
 
 
@@ -97,9 +108,9 @@ def plugins_loaded(engine: HAEngine) -> CheckResult:
     return CheckResult.passed(f"{len(enabled)} enabled: {', '.join(enabled) or 'none'}")
 
 
-def plugin_checks(engine: HAEngine, role: str, peer: str | None) -> list[Check]:
-    """Each loaded plugin's optional ``doctor_checks(node_type, peer)``; a plugin that fails to load is skipped
-    (``plugins loaded`` reports it)."""
+def plugin_checks(engine: HAEngine, role: str, peer: str | None, preflight: bool = False) -> list[Check]:
+    """Each loaded plugin's optional ``doctor_checks(node_type, peer[, preflight])``; a plugin that fails to
+    load is skipped (``plugins loaded`` reports it)."""
     checks: list[Check] = []
     for group in EXTENSION_POINTS:
         try:
@@ -108,7 +119,10 @@ def plugin_checks(engine: HAEngine, role: str, peer: str | None) -> list[Check]:
             continue
         for plugin in plugins:
             try:
-                offered = list(plugin.doctor_checks(role, peer))
+                if preflight and _accepts_preflight(plugin.doctor_checks):
+                    offered = list(plugin.doctor_checks(role, peer, preflight=True))
+                else:
+                    offered = list(plugin.doctor_checks(role, peer))
             except Exception as exc:  # a plugin's bug must not hide the other checks
                 checks.append(_broken_offer(plugin.name, exc))
                 continue
@@ -117,6 +131,17 @@ def plugin_checks(engine: HAEngine, role: str, peer: str | None) -> list[Check]:
                     check.name = f"{plugin.name}: {check.name}"
                 checks.append(check)
     return checks
+
+
+def _accepts_preflight(method) -> bool:
+    """Whether a plugin's ``doctor_checks`` takes ``preflight`` (plugins written before it existed do not)."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+    return "preflight" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
 def _broken_offer(name: str, exc: Exception) -> Check:
@@ -204,6 +229,16 @@ def config_database(settings) -> CheckResult:
     finally:
         engine.dispose()
     return CheckResult.passed(f"{describe(engine)}: PostgreSQL {version}")
+
+
+def clock_offset(settings, peer: str) -> CheckResult:
+    """This node's clock against the peer's, by ICMP timestamps (:mod:`.doctor_clock`)."""
+    return clock_offset_check(
+        peer,
+        float(settings.get("timeouts.connect")),
+        float(settings.get("doctor.clock_offset_warn")),
+        float(settings.get("doctor.clock_offset_fail")),
+    )
 
 
 # --- slave: probes and local database -------------------------------------------------------

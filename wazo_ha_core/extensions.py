@@ -93,8 +93,15 @@ class Plugin:
     def name(self) -> str:
         return self.context.name
 
-    def doctor_checks(self, node_type: str, peer: str | None) -> list[Check]:
+    def doctor_checks(self, node_type: str, peer: str | None, preflight: bool = False) -> list[Check]:
         """Optional: this plugin's own prerequisites, for ``wazo-ha doctor``.
+
+        ``preflight`` is true before enabling (``wazo-ha doctor --as ROLE --peer ADDRESS``):
+        a check that can only pass once HA is enabled on this node or on the
+        peer (the slave's PostgreSQL opened to the master, the sync key made
+        by ``sync init``) then returns a WARN saying when to run the doctor
+        again, not a FAIL. A plugin whose method has no ``preflight``
+        parameter is called without it (its checks are the same either way).
 
         Called on every loaded plugin with this node's role (``"master"`` or
         ``"slave"``; never called while HA is disabled) and the peer's address

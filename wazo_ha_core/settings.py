@@ -305,9 +305,35 @@ OPTIONS: tuple[Option, ...] = (
     Option("doctor.check_timeout", 15.0, "number", "Seconds one `wazo-ha doctor` check may take before it is a FAIL."),
     Option(
         "doctor.clock_offset_warn",
-        2.0,
+        1.0,
         "number",
         "`wazo-ha doctor` warns when the nodes' clocks differ by more than this many seconds.",
+    ),
+    Option(
+        "doctor.clock_offset_fail",
+        30.0,
+        "number",
+        "`wazo-ha doctor` fails when the nodes' clocks differ by more than this many seconds "
+        "(the default `watch.stability`).",
+    ),
+    Option(
+        "doctor.disk_free_warn_mb",
+        1024,
+        "number",
+        "`wazo-ha doctor` warns when a filesystem holding the synced directories, the voicemail spool, "
+        "the state or the log has less than this many MiB free.",
+    ),
+    Option(
+        "doctor.disk_free_fail_mb",
+        100,
+        "number",
+        "`wazo-ha doctor` fails when one of those filesystems has less than this many MiB free.",
+    ),
+    Option(
+        "doctor.spool_dirs",
+        ["/var/spool/asterisk"],
+        "paths",
+        "Directories a serving node writes to (voicemail, old recordings), checked for free space by `wazo-ha doctor`.",
     ),
 )
 

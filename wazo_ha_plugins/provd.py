@@ -33,6 +33,40 @@ REGISTRAR_QUERY = json.dumps({"X_type": "registrar"}, separators=(",", ":"))
 DONE_STATES = {"success": True, "fail": False}
 
 
+#: Where the docs (and the messages) tell the operator to put the token.
+DEFAULT_TOKEN_FILE = "/etc/wazo-ha/provd-token"  # noqa: S105 (a path, not a secret)
+#: How the operator turns the provisioner off (a conf.d file, so that config.yml stays as installed).
+DISABLE_HINT = (
+    "or, to manage the phones' backup registrar by hand, turn the provisioner off: "
+    "`plugins: {device_provisioners: []}` in /etc/wazo-ha/conf.d/provd.yml"
+)
+
+
+class ProvdError(PluginError):
+    """provd cannot be used as configured: the message is ``reason`` then ``fix`` (what to do), for the CLI's
+    one line; the doctor shows them apart."""
+
+    def __init__(self, reason: str, fix: str):
+        super().__init__(f"{reason}. To fix: {fix}")
+        self.reason, self.fix = reason, fix
+
+
+def token_fix(token_file: str) -> str:
+    return (
+        f"put a wazo-auth token allowed to edit provd's configs in {token_file} (mode 0600, owned by root), e.g. "
+        f"`(umask 077; wazo-auth-cli token create > {token_file})` as root (such a token lasts an hour: renew it "
+        f"before enabling, disabling or resyncing), and set plugin_config.provd.token_file: {token_file} "
+        f"(docs/plugins/provd.rst); {DISABLE_HINT}"
+    )
+
+
+def unreachable_fix(token_file: str) -> str:
+    return (
+        f"start wazo-provd on this node (systemctl start wazo-provd) or set plugin_config.provd.url, and give "
+        f"wazo-ha its token in {token_file} (plugin_config.provd.token_file, docs/plugins/provd.rst); {DISABLE_HINT}"
+    )
+
+
 class ProvdProvisioner(DeviceProvisioner):
     default_config: dict[str, Any] = {
         "url": "http://127.0.0.1:8666/provd",
@@ -55,7 +89,7 @@ class ProvdProvisioner(DeviceProvisioner):
 
     # --- doctor --------------------------------------------------------------------
 
-    def doctor_checks(self, node_type: str, peer: str | None) -> list:
+    def doctor_checks(self, node_type: str, peer: str | None, preflight: bool = False) -> list:
         """``wazo-ha doctor``: on the master, provd answers with the token (enabling edits its configs);
         on a slave, no provisioning plugin installed (provd does not run there)."""
         if node_type == "master":
@@ -67,14 +101,11 @@ class ProvdProvisioner(DeviceProvisioner):
     def _reachable(self) -> CheckResult:
         try:
             configs = self._registrar_configs()
+        except ProvdError as exc:
+            return CheckResult.fail(exc.reason, exc.fix)
         except PluginError as exc:
-            return CheckResult.fail(
-                str(exc),
-                "start wazo-provd, set plugin_config.provd.token_file to a file (mode 0600) holding a wazo-auth "
-                "token that may edit provd's configs (docs/plugins/provd.rst), or remove provd from "
-                "plugins.device_provisioners to manage the phones' backup registrar by hand",
-            )
-        return CheckResult.passed(f"{self.base}: {len(configs)} registrar config(s) readable")
+            return CheckResult.fail(str(exc), unreachable_fix(self._token_file_shown()))
+        return CheckResult.passed(f"{self.base}: {len(configs)} registrar config(s) readable ({self._token_source()})")
 
     def _no_plugins_installed(self) -> CheckResult:
         directory = self.context.settings.resolve(self.config["plugins_dir"])
@@ -258,6 +289,18 @@ class ProvdProvisioner(DeviceProvisioner):
 
     # --- HTTP --------------------------------------------------------------------------
 
+    def _token_file_shown(self) -> str:
+        """The token file as the operator should create it (the configured one, else the documented default)."""
+        return str(self.config["token_file"] or DEFAULT_TOKEN_FILE)
+
+    def _token_source(self) -> str:
+        """Where the token came from, for messages (never the token itself)."""
+        if self.config["token"]:
+            return "token from plugin_config.provd.token"
+        if self.config["token_file"]:
+            return f"token from {self.context.settings.resolve(self.config['token_file'])}"
+        return "no token configured: plugin_config.provd.token_file is not set"
+
     def _token(self) -> str | None:
         if self.config["token"]:
             return str(self.config["token"])
@@ -267,10 +310,14 @@ class ProvdProvisioner(DeviceProvisioner):
         try:
             mode = os.stat(path).st_mode
             if mode & (stat.S_IRWXG | stat.S_IRWXO):
-                raise PluginError(f"provd token file {path} is readable by others (mode {mode & 0o777:04o}): chmod 600")
+                raise ProvdError(
+                    f"provd token file {path} is readable by others (mode {mode & 0o777:04o})", f"chmod 600 {path}"
+                )
             return path.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise PluginError(f"cannot read the provd token file {path}: {exc.strerror}") from None
+            raise ProvdError(
+                f"cannot read the provd token file {path}: {exc.strerror}", token_fix(self._token_file_shown())
+            ) from None
 
     def _request(self, method: str, path: str, body: Any = None, want_location: bool = False) -> Any:
         headers = {"Accept": MEDIA_TYPE}
@@ -291,6 +338,12 @@ class ProvdProvisioner(DeviceProvisioner):
                     return response.headers.get("Location")
         except urllib.error.HTTPError as exc:
             detail = exc.read(300).decode(errors="replace").strip()
+            if exc.code in (401, 403):
+                raise ProvdError(
+                    f"provd {method} {path}: HTTP {exc.code} {exc.reason}: the token was refused "
+                    f"({self._token_source()})",
+                    token_fix(self._token_file_shown()),
+                ) from None
             raise PluginError(
                 f"provd {method} {path}: HTTP {exc.code} {exc.reason}{': ' + detail if detail else ''}"
             ) from None
@@ -299,7 +352,9 @@ class ProvdProvisioner(DeviceProvisioner):
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, TimeoutError):
                 raise PluginTimeout(f"provd {method} {path}: no answer within {self.timeout:g} s") from None
-            raise PluginError(f"provd at {self.base} unreachable: {exc.reason}") from None
+            raise ProvdError(
+                f"provd at {self.base} unreachable: {exc.reason}", unreachable_fix(self._token_file_shown())
+            ) from None
         if not payload:
             return {}
         try:

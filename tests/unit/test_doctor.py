@@ -249,3 +249,12 @@ def test_installed_units_with_a_stub_systemctl_are_not_reported_enabled(make_eng
         path.write_text(content)
     result = schedules_installed(engine.settings, master)
     assert "enabled by wazo-ha" not in result.detail and "not enabled" in result.detail
+
+
+def test_an_enabled_node_whose_schedules_run_a_missing_command_fails(make_engine, sandbox):
+    """A virtualenv install: the cron file runs /usr/bin/wazo-ha, which is not there (issue 16, item 1)."""
+    engine = make_engine(schedules={"systemctl": ["true"], "command": str(sandbox / "nowhere/wazo-ha")})
+    engine.store.write_ha_settings(HASettings("master", "10.0.0.2"))
+    reports = {report.name: report for report in engine.doctor()}
+    assert reports["schedules command"].status == FAIL and "nowhere/wazo-ha" in reports["schedules command"].detail
+    assert "schedules installed" in reports  # beside it, not instead of it

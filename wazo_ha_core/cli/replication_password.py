@@ -5,6 +5,12 @@ The master generates it when it becomes master; copy it to the slave once::
     master# wazo-ha replication-password show
     slave#  wazo-ha replication-password import      (paste it, or pipe it over ssh)
 
+Over ssh, name the executable by its full path (a non-interactive ssh session has a
+short ``PATH``) and, when the slave's settings are not ``/etc/wazo-ha/config.yml``,
+pass ``--config`` (``$WAZO_HA_CONFIG`` does not cross ssh)::
+
+    master# wazo-ha replication-password show | ssh root@SLAVE /usr/bin/wazo-ha replication-password import
+
 It is read from stdin (a hidden prompt on a terminal), never from arguments.
 """
 
@@ -58,5 +64,10 @@ def cmd_import(args, engine: HAEngine) -> int:
         raise UsageError("no password given on stdin")
     role_updated = engine.import_replication_password(password)
     path = engine.settings.path("replication_password")
-    print(f"replication password stored in {path}" + ("; the replication role now uses it" if role_updated else ""))
+    # Over ssh the settings file is easy to get wrong (no $WAZO_HA_CONFIG there): say which one was used.
+    sources = ", ".join(engine.settings.sources) or "none found, the defaults"
+    print(
+        f"replication password stored in {path} (settings: {sources})"
+        + ("; the replication role now uses it" if role_updated else "")
+    )
     return EXIT_OK

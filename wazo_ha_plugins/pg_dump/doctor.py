@@ -10,7 +10,9 @@
 * the slave's database is UTF-8;
 * the clock offset between the nodes, read from the slave PostgreSQL's
   ``clock_timestamp()`` against this node's clock, halfway through the round
-  trip (the uncertainty is half the round trip, and is reported).
+  trip (the uncertainty is half the round trip, and is reported): WARN above
+  ``doctor.clock_offset_warn`` (1 s), FAIL above ``doctor.clock_offset_fail``
+  (30 s, ``watch.stability``'s default), both beyond that uncertainty.
 """
 
 from __future__ import annotations
@@ -29,13 +31,13 @@ from .tls import CLEAR, ENCRYPTED, TlsRefused, TlsSettings
 MAX_CLOCK_ROUND_TRIP = 1.0
 
 
-def pg_dump_checks(plugin, node_type: str, peer: str | None) -> list:
+def pg_dump_checks(plugin, node_type: str, peer: str | None, preflight: bool = False) -> list:
     if node_type != "master" or not peer:
         return []
     settings = plugin.context.settings
     connect_timeout = float(settings.get("timeouts.connect"))
     port = plugin.config["slave_port"]
-    doctor = _Doctor(plugin, peer, connect_timeout)
+    doctor = _Doctor(plugin, peer, connect_timeout, preflight)
     return [
         TcpCheck(
             f"master → slave TCP {port}",
@@ -44,17 +46,25 @@ def pg_dump_checks(plugin, node_type: str, peer: str | None) -> list:
             connect_timeout,
             f"open TCP {port} from the master to the slave {peer} (firewall) and make the slave's PostgreSQL "
             "listen there (enable HA on the slave first: it sets listen_addresses and pg_hba.conf)",
+            # Before the slave is enabled its PostgreSQL listens on localhost only: refused is expected then.
+            refused=("WARN", NOT_YET_FIX) if preflight else None,
         ),
         FunctionCheck("master → slave TLS", doctor.link_tls),
         FunctionCheck("same Wazo version", doctor.same_version),
         FunctionCheck("slave database UTF-8", doctor.slave_utf8),
-        FunctionCheck("clock offset", lambda: doctor.clock_offset(float(settings.get("doctor.clock_offset_warn")))),
+        FunctionCheck(
+            "clock offset",
+            lambda: doctor.clock_offset(
+                float(settings.get("doctor.clock_offset_warn")), float(settings.get("doctor.clock_offset_fail"))
+            ),
+        ),
     ]
 
 
 class _Doctor:
-    def __init__(self, plugin, peer: str, connect_timeout: float):
+    def __init__(self, plugin, peer: str, connect_timeout: float, preflight: bool = False):
         self.plugin, self.peer, self.connect_timeout = plugin, peer, connect_timeout
+        self.preflight = preflight
 
     def _run(self, what, *, master: bool) -> CheckResult:
         connections = []
@@ -69,6 +79,8 @@ class _Doctor:
         except TlsRefused as exc:
             return CheckResult.fail(str(exc), TLS_FIX)
         except PluginError as exc:
+            if self.preflight:  # no replication login before both nodes are enabled: said, not failed
+                return CheckResult.warn(f"not measurable yet: {exc}", NOT_YET_FIX)
             return CheckResult.fail(str(exc), REACH_FIX)
         except psycopg2.Error as exc:
             return CheckResult.fail(f"query failed: {first_line(exc)}", REACH_FIX)
@@ -85,13 +97,19 @@ class _Doctor:
     def slave_utf8(self) -> CheckResult:
         return self._run(_slave_encoding, master=False)
 
-    def clock_offset(self, warn_above: float) -> CheckResult:
-        return self._run(lambda cursor: _clock_offset(cursor, warn_above), master=False)
+    def clock_offset(self, warn_above: float, fail_above: float) -> CheckResult:
+        return self._run(lambda cursor: _clock_offset(cursor, warn_above, fail_above), master=False)
 
 
 REACH_FIX = (
     "check plugin_config.pg_dump (slave_user, slave_password_file), that HA is enabled on the slave, and "
     "'wazo-ha replication-password' on both nodes"
+)
+
+NOT_YET_FIX = (
+    "expected before HA is enabled on the slave (enabling opens its PostgreSQL to this node and creates the "
+    "replication role, with the password this master generates): enable the master, import the password on "
+    "the slave and enable it, then run `wazo-ha doctor` here again"
 )
 
 TLS_FIX = (
@@ -169,7 +187,8 @@ def _slave_encoding(slave) -> CheckResult:
     return CheckResult.passed("the slave's database is UTF8")
 
 
-def _clock_offset(slave, warn_above: float) -> CheckResult:
+def _clock_offset(slave, warn_above: float, fail_above: float) -> CheckResult:
+    """WARN above ``warn_above`` seconds, FAIL above ``fail_above``, beyond the measurement's uncertainty."""
     before = time.time()
     slave.execute("SELECT extract(epoch FROM clock_timestamp())::float8")
     remote = float(slave.fetchone()[0])
@@ -180,6 +199,13 @@ def _clock_offset(slave, warn_above: float) -> CheckResult:
     fix = "run NTP (systemd-timesyncd or chrony) on both nodes against the same servers"
     if round_trip > MAX_CLOCK_ROUND_TRIP:
         return CheckResult.warn(f"{shown}: the round trip was too slow to judge", "check the link, then run again")
-    if abs(offset) - round_trip / 2 > warn_above:
-        return CheckResult.warn(f"{shown}, more than {warn_above:g} s", fix)
+    beyond_doubt = abs(offset) - round_trip / 2
+    if beyond_doubt > fail_above:
+        return CheckResult.fail(
+            f"{shown}, more than {fail_above:g} s (doctor.clock_offset_fail): the two nodes' journals, mails and "
+            "certificate and token lifetimes disagree by more than the watch's stability window",
+            fix,
+        )
+    if beyond_doubt > warn_above:
+        return CheckResult.warn(f"{shown}, more than {warn_above:g} s (doctor.clock_offset_warn)", fix)
     return CheckResult.passed(shown)

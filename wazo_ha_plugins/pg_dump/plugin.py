@@ -191,9 +191,9 @@ class PgDumpReplication(ReplicationBackend):
             self.slave_tls(),
         )
 
-    def doctor_checks(self, node_type: str, peer: str | None) -> list:
+    def doctor_checks(self, node_type: str, peer: str | None, preflight: bool = False) -> list:
         """``wazo-ha doctor``: TCP, TLS of the link, same version, slave UTF-8, clock offset (see :mod:`.doctor`)."""
-        return pg_dump_checks(self, node_type, peer)
+        return pg_dump_checks(self, node_type, peer, preflight)
 
     def slave_changes(self, peer: str) -> dict[str, Any]:
         """``wazo-ha slave-changes``: the slave's edits since the last good copy (see :mod:`.slave_changes`)."""

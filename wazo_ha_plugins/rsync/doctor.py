@@ -1,5 +1,12 @@
-"""The rsync plugin's ``wazo-ha doctor`` checks, on the master.
+"""The rsync plugin's ``wazo-ha doctor`` checks.
 
+On the slave: what its sshd allows the master's login (``sshd -T``, see
+:mod:`.sshd_checks`): a password once for ``sync init``, the key afterwards.
+
+On the master:
+
+* the slave's sshd: it answers, presents the pinned host key, offers the
+  login methods ``sync init`` (a password) or the key needs (:mod:`.sshd_checks`);
 * TCP from the master to the slave's ssh port;
 * the sync key: present, a regular file of mode 0600 (or stricter), its
   public half beside it, the slave's host key pinned;
@@ -19,18 +26,30 @@ import subprocess
 
 from wazo_ha_core import CheckResult, FunctionCheck, PluginError, TcpCheck
 
-from . import hostkeys, transfer, trust
+from . import hostkeys, sshd_checks, transfer, trust
 
 PIN_FIX = "pin the slave's host keys: `ssh root@SLAVE wazo-ha sync host-key show | wazo-ha sync host-key pin`"
 INIT_FIX = "run `wazo-ha sync init` on the master (it creates the key and installs it, restricted, on the slave)"
 
 
-def rsync_checks(plugin, node_type: str, peer: str | None) -> list:
-    if node_type != "master" or not peer:
+NOT_YET = "expected before `wazo-ha sync init`"
+NOT_YET_FIX = (
+    "after enabling both nodes, pin the slave's host keys and run `wazo-ha sync init` on the master "
+    "(quick start, step 4), then `wazo-ha doctor` again"
+)
+
+
+def rsync_checks(plugin, node_type: str, peer: str | None, preflight: bool = False) -> list:
+    if not peer:
+        return []
+    if node_type == "slave":
+        return [FunctionCheck("sshd lets the master in", lambda: sshd_checks.local_sshd(plugin, peer))]
+    if node_type != "master":
         return []
     port = plugin._port()
     timeout = plugin._connect_timeout()
     return [
+        FunctionCheck("slave sshd", lambda: sshd_checks.peer_sshd(plugin, peer), timeout=timeout * 3 + 5),
         TcpCheck(
             f"master → slave TCP {port}",
             peer,
@@ -38,9 +57,24 @@ def rsync_checks(plugin, node_type: str, peer: str | None) -> list:
             timeout,
             f"open TCP {port} from the master to the slave {peer} (firewall) and run sshd on the slave",
         ),
-        FunctionCheck("ssh key", lambda: key_file_check(plugin, peer)),
-        FunctionCheck("ssh key restricted", lambda: restricted_check(plugin, peer), timeout=timeout * 3 + 5),
+        FunctionCheck("ssh key", lambda: _not_yet(key_file_check(plugin, peer), plugin, preflight)),
+        FunctionCheck(
+            "ssh key restricted",
+            lambda: _not_yet(restricted_check(plugin, peer), plugin, preflight),
+            timeout=timeout * 3 + 5,
+        ),
     ]
+
+
+def _not_yet(result: CheckResult, plugin, preflight: bool) -> CheckResult:
+    """Before enabling, no sync key yet is the normal state: a WARN saying when it comes, not a FAIL."""
+    if not preflight or result.status != "FAIL":
+        return result
+    try:
+        missing = not plugin._local_path("key_file").exists()
+    except PluginError:
+        return result
+    return CheckResult.warn(f"{result.detail} ({NOT_YET})", NOT_YET_FIX) if missing else result
 
 
 def key_file_check(plugin, peer: str) -> CheckResult:

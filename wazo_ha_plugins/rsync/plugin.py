@@ -67,6 +67,8 @@ class RsyncBackend(FileSyncBackend):
             "/etc/ssh/ssh_host_rsa_key.pub",
         ],
         "password_env": None,
+        # On the slave, `wazo-ha doctor` asks sshd what it allows the master (`-C user=…,host=…,addr=…` added).
+        "sshd_test_command": ["/usr/sbin/sshd", "-T"],
         "io_timeout": 60,
         "bandwidth_limit": None,
     }
@@ -407,9 +409,9 @@ class RsyncBackend(FileSyncBackend):
             raise PluginError(f"cannot forget the file-sync trust ({role}): {exc}") from None
         return removed
 
-    def doctor_checks(self, node_type: str, peer: str | None) -> list:
-        """``wazo-ha doctor``: TCP to sshd, the key and its restrictions (see :mod:`.doctor`)."""
-        return rsync_checks(self, node_type, peer)
+    def doctor_checks(self, node_type: str, peer: str | None, preflight: bool = False) -> list:
+        """``wazo-ha doctor``: the slave's sshd, TCP to it, the key and its restrictions (see :mod:`.doctor`)."""
+        return rsync_checks(self, node_type, peer, preflight)
 
     # --- settings --------------------------------------------------------------------
 

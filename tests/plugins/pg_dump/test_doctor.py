@@ -75,6 +75,11 @@ class ShiftedClock:
         return (self.value,)
 
 
-def test_a_clock_ahead_beyond_the_threshold_warns():
-    assert _clock_offset(ShiftedClock(5.0), warn_above=2.0).status == WARN
-    assert _clock_offset(ShiftedClock(1.0), warn_above=2.0).status == PASS
+def test_a_clock_ahead_beyond_the_threshold_warns_and_beyond_the_stability_window_fails():
+    assert _clock_offset(ShiftedClock(5.0), warn_above=2.0, fail_above=30.0).status == WARN
+    assert _clock_offset(ShiftedClock(1.0), warn_above=2.0, fail_above=30.0).status == PASS
+    behind = _clock_offset(ShiftedClock(-45.0), warn_above=1.0, fail_above=30.0)
+    assert (
+        behind.status == FAIL and "slave clock -45.0" in behind.detail and "doctor.clock_offset_fail" in behind.detail
+    )
+    assert "NTP" in behind.fix

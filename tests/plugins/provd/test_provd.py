@@ -279,3 +279,66 @@ def test_doctor_before_enabling_a_master_checks_provd_and_its_token(make_engine,
     assert wrong.status == "FAIL" and "HTTP 401" in wrong.detail and "token_file" in wrong.fix
     gone = provd_check(make_engine(url="http://127.0.0.1:9/provd", timeout=2))
     assert gone.status == "FAIL" and "unreachable" in gone.detail and "start wazo-provd" in gone.fix
+
+
+def test_doctor_names_the_token_file_on_a_401(make_engine, configs, sandbox):
+    token_file = sandbox / "etc/wazo-ha/provd-token"
+    token_file.parent.mkdir(parents=True, exist_ok=True)
+    token_file.write_text("expired-token\n")
+    token_file.chmod(0o600)
+    refused = provd_check(make_engine(token=None, token_file="/etc/wazo-ha/provd-token"))
+    assert refused.status == "FAIL" and "HTTP 401" in refused.detail
+    assert f"token from {token_file}" in refused.detail and "expired-token" not in refused.detail + refused.fix
+    assert "/etc/wazo-ha/provd-token" in refused.fix and "device_provisioners: []" in refused.fix
+    # No token configured at all: said as such, with the file to create.
+    missing = provd_check(make_engine(token=None))
+    assert missing.status == "FAIL" and "no token configured" in missing.detail
+    assert "/etc/wazo-ha/provd-token" in missing.fix
+
+
+def cli(config, *argv, stdin=None):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "wazo_ha_core.cli.main", *argv, "--config", str(config)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, input=stdin)
+
+
+def write_config(path, tree):
+    path.write_text(json.dumps(tree))
+    path.chmod(0o600)
+    return path
+
+
+def test_config_set_with_provd_down_says_what_to_do(make_engine, tmp_path, sandbox):
+    """Quick start step 2 with the defaults on a node where provd does not answer: the one error line says
+    where the token goes and how to turn the provisioner off; nothing changed."""
+    config = write_config(
+        tmp_path / "config.yml",
+        {
+            "root": str(sandbox),
+            "local_addresses": ["10.0.0.1"],
+            "plugins": {"device_provisioners": ["provd"], "replication": [], "file_sync": [], "health_probes": []},
+            "plugin_config": {"provd": {"url": "http://127.0.0.1:9/provd", "timeout": 2}},
+            "sip_expiry": {"enabled": False},
+            "slave_db": {"enabled": False},
+            "schedules": {"enabled": False},
+        },
+    )
+    make_engine()  # migrates the store in the sandbox
+    result = cli(config, "config", "set", "node_type=master", "remote_address=10.0.0.2")
+    assert result.returncode == 1, result
+    error = [line for line in result.stderr.splitlines() if line.startswith("wazo-ha:")]
+    assert len(error) == 1 and "127.0.0.1:9" in error[0] and "Connection refused" in error[0], result.stderr
+    assert "/etc/wazo-ha/provd-token" in error[0] and "device_provisioners: []" in error[0]
+    assert not (sandbox / "etc/xivo/ha.conf").exists()
+
+
+def test_devices_resync_without_provisioner_is_a_clear_no_op(make_engine, tmp_path, sandbox):
+    config = write_config(tmp_path / "config.yml", {"root": str(sandbox), "plugins": {"device_provisioners": []}})
+    make_engine()
+    result = cli(config, "devices", "resync")
+    assert result.returncode == 0, result.stderr
+    assert "no provisioner configured" in result.stdout and "nothing to resync" in result.stdout
+    as_json = json.loads(cli(config, "devices", "resync", "--json").stdout)
+    assert as_json["outcome"] == "skipped" and as_json["devices"] == 0

@@ -1,0 +1,96 @@
+"""Skip by markers (since_verified.py): no scan when neither server committed anything since the last verified
+run; every change, on either side, in flight or not, still copied."""
+
+from __future__ import annotations
+
+import psycopg2
+import pytest
+
+from wazo_ha_plugins.pg_dump.since_verified import STATE_KEY
+
+from .conftest import DATABASE
+
+
+@pytest.fixture
+def verified(pair):
+    """A pair after a good copy and one run that verified it unchanged by the fingerprints (markers recorded)."""
+    store = pair.store()
+    plugin = pair.plugin(store)
+    assert plugin.replicate(pair.peer).outcome == "copied"
+    assert plugin.context.state.get(STATE_KEY) is None  # a copy records none: its commit moved the slave's
+    result = plugin.replicate(pair.peer)
+    assert (result.outcome, result.figures["unchanged_by"]) == ("skipped", "fingerprints")
+    assert plugin.context.state.get(STATE_KEY) is not None
+    return plugin
+
+
+def master_connection(pair):
+    return psycopg2.connect(host=str(pair.master.socket_dir), port=pair.master.port, user="postgres", dbname=DATABASE)
+
+
+def test_nothing_committed_is_skipped_by_the_markers(pair, verified):
+    result = verified.replicate(pair.peer)
+    assert (result.outcome, result.figures["unchanged_by"]) == ("skipped", "markers")
+    assert result.figures["tables"] > 0 and "cel" in result.figures["excluded"]  # reported as a scan would
+    assert verified.replicate(pair.peer).figures["unchanged_by"] == "markers"
+
+
+@pytest.mark.parametrize(
+    "change, check, expected",
+    [
+        (
+            "UPDATE userfeatures SET firstname = 'Zoë' WHERE id = 100007",
+            "SELECT firstname FROM userfeatures WHERE id = 100007",
+            "Zoë",
+        ),
+        ("DELETE FROM extensions WHERE id = 100003", "SELECT count(*) FROM extensions WHERE id = 100003", "0"),
+        ("SELECT nextval('userfeatures_id_seq')", "SELECT last_value FROM userfeatures_id_seq", "100041"),
+    ],
+    ids=["update", "delete", "sequence-only-no-transaction-id"],
+)
+def test_any_replicated_change_on_the_master_is_copied(pair, verified, change, check, expected):
+    pair.master_sql(change)
+
+    assert verified.replicate(pair.peer).outcome == "copied"
+    assert pair.slave_sql(check).strip() == expected
+
+
+def test_an_edit_on_the_slave_is_copied_over(pair, verified):
+    pair.slave_sql("UPDATE userfeatures SET firstname = 'edited on the slave' WHERE id = 100001")
+
+    assert verified.replicate(pair.peer).outcome == "copied"
+    assert pair.slave_sql("SELECT firstname FROM userfeatures WHERE id = 100001").strip() == "Prénom 1"
+
+
+def test_a_change_in_an_excluded_table_falls_back_to_the_fingerprints(pair, verified):
+    pair.master_sql("DELETE FROM queue_log WHERE id IN (SELECT min(id) FROM queue_log)")
+
+    result = verified.replicate(pair.peer)
+    assert (result.outcome, result.figures["unchanged_by"]) == ("skipped", "fingerprints")
+
+
+def test_a_transaction_in_flight_when_the_markers_were_recorded_is_copied_once_committed(pair):
+    """The in-flight transaction's id is below the snapshot's xmax (a later one committed first): only the
+    in-progress list shows it. A marker of xmax (or of the WAL position at the run) alone would skip its commit."""
+    store = pair.store()
+    plugin = pair.plugin(store)
+    assert plugin.replicate(pair.peer).outcome == "copied"
+    in_flight = master_connection(pair)
+    try:
+        with in_flight.cursor() as cursor:
+            cursor.execute("UPDATE userfeatures SET firstname = 'committed late' WHERE id = 100002")
+        pair.master_sql("UPDATE cel SET userfield = 'later, committed first' WHERE id IN (SELECT min(id) FROM cel)")
+        result = plugin.replicate(pair.peer)  # records the markers with the update in flight
+        assert (result.outcome, result.figures["unchanged_by"]) == ("skipped", "fingerprints")
+        in_flight.commit()
+    finally:
+        in_flight.close()
+
+    assert plugin.replicate(pair.peer).outcome == "copied"
+    assert pair.slave_sql("SELECT firstname FROM userfeatures WHERE id = 100002").strip() == "committed late"
+
+
+def test_markers_of_another_peer_or_exclusion_list_are_not_used(pair, verified):
+    other = pair.plugin(pair.store(), exclude_tables_add=["extensions"])
+    result = other.replicate(pair.peer)
+    assert result.figures.get("unchanged_by") != "markers"

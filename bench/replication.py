@@ -337,7 +337,11 @@ def main() -> int:
         report.append((f"{state} / baseline  ({written})", paired(state_runs), TARGETS["full"]))
     report += [
         ("  first copy, whole process with Python start-up", paired(full, "wall"), None),
-        (f"unchanged run / baseline ({markers} of {REPEAT} by markers)", median(unchanged, "seconds") / b_time, TARGETS["unchanged"]),
+        (
+            f"unchanged run / baseline ({markers} of {REPEAT} by markers)",
+            median(unchanged, "seconds") / b_time,
+            TARGETS["unchanged"],
+        ),
         ("  (whole process, with Python start-up)", median(unchanged, "wall") / b_time, None),
         ("  unchanged, by fingerprints (first after a copy) / baseline", by_fingerprints["seconds"] / b_time, None),
         (

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     from .services import ServiceControl
 
 
-def status_report(source, ha: HASettings, control: Callable[[], ServiceControl], store: str, limit: int) -> dict[str, Any]:
+def status_report(
+    source, ha: HASettings, control: Callable[[], ServiceControl], store: str, limit: int
+) -> dict[str, Any]:
     """The whole of ``wazo-ha status``.
 
     ``source``: the store, or a :class:`~wazo_ha_core.status_snapshot.SnapshotView` of it (the same read

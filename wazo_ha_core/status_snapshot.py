@@ -1,6 +1,6 @@
 """The status snapshot: what ``wazo-ha status`` shows from the store, readable without SQLAlchemy.
 
-Importing SQLAlchemy alone costs 20–30 bare interpreter starts, so the store
+Importing SQLAlchemy alone costs 20 to 30 bare interpreter starts, so the store
 (:class:`~wazo_ha_core.store.Store`, SQLite file only) writes, after each of its
 writes, the answers to the queries ``status`` makes into a small JSON file beside
 the database (``<state_db>.status.json``, mode 0600 like the store: journal
@@ -249,8 +249,10 @@ class SnapshotWriter:
                 if _marker(fd, self.database) == before:  # no commit in between: the answers are of `before`
                     self._write({"format": FORMAT, "revision": HEAD_REVISION, "database": before, **answers})
                     return True
-        except Exception:  # noqa: BLE001 - a store error included: the snapshot is only ever a shortcut
-            pass
+        except Exception as exc:  # a store error included: the snapshot is only ever a shortcut
+            import logging  # here only: the reading side (status) never needs it
+
+            logging.getLogger(__name__).debug("status snapshot of %s not written: %s", self.database, exc)
         self.discard()
         return False
 
@@ -272,7 +274,10 @@ class SnapshotWriter:
         last = {}
         for kind in LAST_KINDS:
             newest = store.events(kind=kind, limit=1)
-            last[kind] = {"newest": one(newest[0] if newest else None), "good": one(store.last_event((kind,), GOOD_OUTCOMES))}
+            last[kind] = {
+                "newest": one(newest[0] if newest else None),
+                "good": one(store.last_event((kind,), GOOD_OUTCOMES)),
+            }
         return {
             "ha": None if ha is None else {"node_type": ha.node_type, "remote_address": ha.remote_address},
             "events_limit": self.events_limit,

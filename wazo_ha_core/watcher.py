@@ -36,8 +36,8 @@ from .errors import SettingsError, WazoHAError
 from .extensions import HealthProbe, PluginState
 from .journal import Event, Journal, utcnow
 from .services import ServiceControl
-from .watch import STATE_OWNER  # noqa: F401 (the engine and the demo import it from here)
 from .watch import (
+    STATE_OWNER,  # noqa: F401 (the engine and the demo import it from here)
     Action,
     Decision,
     Health,

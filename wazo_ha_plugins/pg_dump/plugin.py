@@ -409,7 +409,10 @@ class _Run:
                 since_verified.scope(self._state(), self.plugin.excluded),
                 sequences,
                 {"tables": len(tables), "excluded": list(self.catalog.excluded)},
-                {**since_verified.transactions(self.source), "sequences": since_verified.sequences_digest(master_sequences)},
+                {
+                    **since_verified.transactions(self.source),
+                    "sequences": since_verified.sequences_digest(master_sequences),
+                },
                 {**slave_before, "sequences": since_verified.sequences_digest(slave_sequences)},
             )
         return True

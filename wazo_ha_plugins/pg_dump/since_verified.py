@@ -1,4 +1,4 @@
-""""Nothing committed on either server since the last verified run": an exact test, without scanning a table.
+""" "Nothing committed on either server since the last verified run": an exact test, without scanning a table.
 
 The fingerprints (:mod:`.checks`) scan every replicated table on both servers.
 This module answers the same question for the common idle case with a few

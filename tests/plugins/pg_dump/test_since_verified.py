@@ -66,13 +66,28 @@ def test_nothing_committed_is_skipped_by_the_markers(pair, verified):
         ("DELETE FROM extensions WHERE id = 100003", "SELECT count(*) FROM extensions WHERE id = 100003", "0"),
         ("SELECT nextval('userfeatures_id_seq')", "SELECT last_value FROM userfeatures_id_seq", "100041"),
     ],
-    ids=["update", "delete", "sequence-only-no-transaction-id"],
+    ids=["update", "delete", "sequence-only"],
 )
 def test_any_replicated_change_on_the_master_is_copied(pair, verified, change, check, expected):
     pair.master_sql(change)
 
     assert verified.replicate(pair.peer).outcome == "copied"
     assert pair.slave_sql(check).strip() == expected
+
+
+def test_a_nextval_that_takes_no_transaction_id_is_copied(pair):
+    """nextval logs (and takes a transaction id) once per 32 values: the others move no snapshot, only the value."""
+    pair.master_sql("SELECT nextval('userfeatures_id_seq')")  # logged: the next 32 are not
+    plugin = pair.plugin(pair.store())
+    assert plugin.replicate(pair.peer).outcome == "copied"
+    settle(pair)
+    verify_unchanged(pair, plugin)
+    assert pair.master_sql(
+        "SELECT nextval('userfeatures_id_seq'); SELECT pg_current_xact_id_if_assigned() IS NULL"
+    ).split() == ["100042", "t"]  # the premise: no transaction id
+
+    assert plugin.replicate(pair.peer).outcome == "copied"
+    assert pair.slave_sql("SELECT last_value FROM userfeatures_id_seq").strip() == "100042"
 
 
 def test_an_edit_on_the_slave_is_copied_over(pair, verified):

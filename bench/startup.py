@@ -5,9 +5,11 @@ scripts of this venv), timed from outside from start to exit:
 
 * ``wazo-ha --help``;
 * ``wazo-ha status`` on a sandboxed node (SQLite store, migrated; no plugin
-  enabled, so the figure is start-up plus the store's reads);
-* an unchanged ``xivo-master-slave-db-replication`` (the pg_dump plugin finds
-  both fingerprints equal to the last copy's: ``skipped``) against today's
+  enabled, so the figure is start-up plus reading the store's status snapshot,
+  ``wazo_ha_core/status_snapshot.py``, without SQLAlchemy);
+* an unchanged ``xivo-master-slave-db-replication`` (``skipped``: the first run after
+  the copy by the fingerprints, the others by the markers of
+  ``wazo_ha_plugins/pg_dump/since_verified.py``, without a scan) against today's
   method on the same clusters, set up as :mod:`bench.replication` does (Wazo's
   schema, 20,000 users, 2 M excluded rows). Needs root (the clusters run as
   ``postgres``); ``--no-replication`` leaves it out.
@@ -31,7 +33,7 @@ import time
 from pathlib import Path
 
 ROUNDS, REPLICATION_ROUNDS = 21, 7
-TARGETS = {"--help": 5.0, "status": 10.0, "unchanged legacy replication": 0.1}
+TARGETS = {"--help": 5.0, "status": 10.0, "status (no snapshot)": 10.0, "unchanged legacy replication": 0.1}
 NO_PLUGINS = "{replication: [], file_sync: [], health_probes: [], device_provisioners: [], service_managers: []}"
 
 
@@ -81,10 +83,15 @@ def sandbox_node(root: Path) -> Path:
 
 def startup_rows(workdir: Path) -> list[tuple[str, float, float, float]]:
     config = sandbox_node(workdir / "node")
+    # The same node without its status snapshot: status reads the store through SQLAlchemy (reading
+    # writes no snapshot, so it stays that way); as a PostgreSQL store, or a snapshot just made stale.
+    without = sandbox_node(workdir / "node-without-snapshot")
+    (workdir / "node-without-snapshot/var/lib/wazo-ha/state.db.status.json").unlink()
     commands = {
         "bare": [sys.executable, "-c", "pass"],
         "--help": [script("wazo-ha"), "--help"],
         "status": [script("wazo-ha"), "status", "--config", str(config)],
+        "status (no snapshot)": [script("wazo-ha"), "status", "--config", str(without)],
     }
     runs = paired_rounds(commands, ROUNDS)
     bare = runs.pop("bare")
@@ -108,12 +115,14 @@ def replication_rows(workdir: Path) -> list[tuple[str, float, float, float]]:
     from tests.rig.postgres import PgCluster
 
     print(f"\nloading: {USERS} users + {EXCLUDED_ROWS} excluded rows...", flush=True)
-    with PgCluster.start() as master, PgCluster.start() as slave:
-        slave.psql("postgres", "CREATE ROLE asterisk NOLOGIN")
+    # Today's method loads into a cluster of its own: a write to any database of the slave's cluster
+    # (as its loads would be) moves the markers ours skips by, which no other writer does on a real slave.
+    with PgCluster.start() as master, PgCluster.start() as slave, PgCluster.start() as today_slave:
         data = wazo_data.tenant_sql() + wazo_data.users_sql(USERS) + wazo_data.excluded_rows_sql(EXCLUDED_ROWS)
         load(master, "asterisk", data)
-        for database in ("asterisk", "today"):  # ours replicates into one, today's method into the other
-            load(slave, database, "UPDATE infos SET uuid = md5('slave');" + OWNED_BY_ASTERISK)
+        for cluster, database in ((slave, "asterisk"), (today_slave, "today")):
+            cluster.psql("postgres", "CREATE ROLE asterisk NOLOGIN")
+            load(cluster, database, "UPDATE infos SET uuid = md5('slave');" + OWNED_BY_ASTERISK)
         create_replication_role(slave, workdir)
 
         root = workdir / "master-node"
@@ -132,7 +141,7 @@ def replication_rows(workdir: Path) -> list[tuple[str, float, float, float]]:
         subprocess.run([script("wazo-ha"), "db", "upgrade", "--config", str(config)], check=True, capture_output=True)
         legacy = [script("xivo-master-slave-db-replication"), "127.0.0.1", "--config", str(config)]
         timed(legacy)  # the first copy; from now on the slave holds the master's data
-        baseline(master, slave, "asterisk", workdir, target="today")
+        baseline(master, today_slave, "asterisk", workdir, target="today")
 
         ours, today = [], []
         for index in range(REPLICATION_ROUNDS):
@@ -140,7 +149,7 @@ def replication_rows(workdir: Path) -> list[tuple[str, float, float, float]]:
                 if which == "ours":
                     ours.append(timed(legacy))
                 else:  # its dump and its load, as bench/replication.py times them
-                    today.append(baseline(master, slave, "asterisk", workdir, target="today")["seconds"])
+                    today.append(baseline(master, today_slave, "asterisk", workdir, target="today")["seconds"])
         history = subprocess.run(
             [script("wazo-ha"), "history", "--kind", "replication", "--json", "--config", str(config)],
             check=True,
@@ -148,10 +157,13 @@ def replication_rows(workdir: Path) -> list[tuple[str, float, float, float]]:
             text=True,
         ).stdout
         assert history.count('"skipped"') >= REPLICATION_ROUNDS, "the unchanged runs must all be skipped"
+        # The first unchanged run scans (fingerprints) and records the markers; the next ones skip by them.
+        markers = history.count('"unchanged_by": "markers"')
     print(
         f"today's method (pg_dump to a file + psql -f with TRUNCATE): {statistics.median(today):.2f} s; "
         f"unchanged xivo-master-slave-db-replication: {statistics.median(o[0] for o in ours):.3f} s wall, "
-        f"{statistics.median(o[1] for o in ours):.3f} s CPU (median of {REPLICATION_ROUNDS})"
+        f"{statistics.median(o[1] for o in ours):.3f} s CPU (median of {REPLICATION_ROUNDS}; "
+        f"{markers} skipped by markers, the others by fingerprints)"
     )
     wall = statistics.median(run[0] / ref for run, ref in zip(ours, today, strict=True))
     label = "unchanged xivo-master-slave-db-replication / today's method"

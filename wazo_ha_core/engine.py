@@ -322,13 +322,9 @@ class HAEngine:
     # --- status -----------------------------------------------------------------------
 
     def status(self, limit: int | None = None) -> dict[str, Any]:
-        ha = self.current_settings()
-        events = self.store.events(limit=limit or int(self.settings.get("history.default_limit")))
-        from .status import node_status  # role, master as seen, services, last operations, pause
+        """``wazo-ha status`` (see :mod:`.status`), read from the store."""
+        from .status import status_report  # role, master as seen, services, last operations, pause
 
-        return {
-            **ha.as_dict(),
-            **node_status(self),
-            "store": self.store.describe(),
-            "events": [event.as_dict() for event in events],
-        }
+        ha = self.current_settings()
+        limit = limit or int(self.settings.get("history.default_limit"))
+        return status_report(self.store, ha, self.service_control, self.store.describe(), limit)

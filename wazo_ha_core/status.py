@@ -15,27 +15,39 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import PluginLoadError
 from .journal import Event, utcnow
-from .watcher import STATE_OWNER
+from .status_snapshot import GOOD_OUTCOMES, LAST_KINDS, SWITCH_KINDS, SWITCH_OUTCOMES, SWITCHOVER_OWNER
+from .watch import STATE_OWNER
 
 if TYPE_CHECKING:
-    from .engine import HAEngine
+    from collections.abc import Callable
 
-LAST_KINDS = ("replication", "sync", "failover", "failback", "switchover", "switchback")
+    from .config import HASettings
+    from .services import ServiceControl
 
 
-def node_status(engine: HAEngine) -> dict[str, Any]:
-    ha = engine.current_settings()
-    state = engine.store.plugin_state(STATE_OWNER)
+def status_report(
+    source, ha: HASettings, control: Callable[[], ServiceControl], store: str, limit: int
+) -> dict[str, Any]:
+    """The whole of ``wazo-ha status``.
+
+    ``source``: the store, or a :class:`~wazo_ha_core.status_snapshot.SnapshotView` of it (the same read
+    methods; it raises ``SnapshotMiss`` for a question it cannot answer exactly). ``control``: loads the
+    service managers, asked locally (never from a snapshot: their state is not in the store).
+    """
+    state = source.plugin_state(STATE_OWNER)
     watch_last = state.get("status")
-    last = {kind: _last(engine, kind) for kind in LAST_KINDS}
+    events = source.events(limit=limit)
     return {
+        **ha.as_dict(),
         "role": ha.node_type,
         "peer": ha.remote_address or None,
-        "master": master_view(ha.node_type, watch_last, engine.store.last_event(("failover", "failback"), ("ok",))),
-        "services": services(engine),
-        "last": last,
+        "master": master_view(ha.node_type, watch_last, source.last_event(SWITCH_KINDS, SWITCH_OUTCOMES)),
+        "services": services(control),
+        "last": {kind: _last(source, kind) for kind in LAST_KINDS},
         "paused": state.get("paused"),
-        "switched_over": engine.store.plugin_state("core.switchover").get("switched"),
+        "switched_over": source.plugin_state(SWITCHOVER_OWNER).get("switched"),
+        "store": store,
+        "events": [event.as_dict() for event in events],
     }
 
 
@@ -68,21 +80,21 @@ def _countdown(due: datetime, now: datetime | None = None) -> str:
     return "failback due (waiting for calls to end, a retry or `wazo-ha resume`)"
 
 
-def services(engine: HAEngine) -> list[dict[str, Any]]:
+def services(control: Callable[[], ServiceControl]) -> list[dict[str, Any]]:
     try:
-        states = engine.service_control().status()
+        states = control().status()
     except PluginLoadError as exc:
         return [{"name": exc.name, "state": "unknown", "detail": str(exc)}]
     shown = {True: "active", False: "standby", None: "unknown"}
     return [{"name": name, "state": shown[state.active], "detail": state.detail} for name, state in states]
 
 
-def _last(engine: HAEngine, kind: str) -> dict[str, Any] | None:
-    events = engine.store.events(kind=kind, limit=1)
+def _last(source, kind: str) -> dict[str, Any] | None:
+    events = source.events(kind=kind, limit=1)
     if not events:
         return None
     event = events[0]
-    ok = engine.store.last_event((kind,), ("ok", "skipped"))
+    ok = source.last_event((kind,), GOOD_OUTCOMES)
     return {
         "outcome": event.outcome,
         "at": (event.ended_at or event.started_at).isoformat(),

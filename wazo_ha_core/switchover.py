@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import PluginError, PreflightError, WazoHAError
 from .journal import Event, utcnow
+from .status_snapshot import SWITCHOVER_OWNER
 
 if TYPE_CHECKING:
     from .engine import HAEngine
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SWITCHOVER, SWITCHBACK = "switchover", "switchback"
-STATE_OWNER = "core.switchover"
+STATE_OWNER = SWITCHOVER_OWNER  # also in the status snapshot
 STATE_KEY = "switched"
 WATCH_OWNER = "core.watch"  # the slave's watch state, as watcher.STATE_OWNER (not imported: no SQLAlchemy here)
 POLL = 0.05  # seconds between two SIP probes of the slave while waiting

@@ -44,6 +44,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+#: Owner of the watch's plugin state (its last verdict, the pause); ``status`` reads it too.
+STATE_OWNER = "core.watch"
+
 
 class Health(enum.Enum):
     UP = "up"

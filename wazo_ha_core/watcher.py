@@ -37,6 +37,7 @@ from .extensions import HealthProbe, PluginState
 from .journal import Event, Journal, utcnow
 from .services import ServiceControl
 from .watch import (
+    STATE_OWNER,  # noqa: F401 (the engine and the demo import it from here)
     Action,
     Decision,
     Health,
@@ -57,7 +58,6 @@ JOURNALED_NOTES = ("failover-refused", "failover-paused", "failback-delayed")
 PROBE_GRACE = 0.5
 #: Between two cron runs of ``check``, the machine's memory stays valid this long.
 CHECK_MAX_GAP = 150.0
-STATE_OWNER = "core.watch"
 
 
 class PauseSwitch:

@@ -14,12 +14,14 @@ import textwrap
 
 import pytest
 
+from wazo_ha_core.settings import Settings
+from wazo_ha_core.status_snapshot import snapshot_path
 from wazo_ha_core.store.store import HEAD_REVISION, Store
 
 #: Third-party packages too costly to load where they are not used (top-level names).
 HEAVY = {"sqlalchemy", "alembic", "mako", "paramiko", "cryptography", "psycopg2", "yaml", "stevedore", "icmplib"}
 #: Our own modules that drag the heavy ones in.
-HEAVY_OURS = {"wazo_ha_core.engine", "wazo_ha_core.store", "wazo_ha_core.plugins"}
+HEAVY_OURS = {"wazo_ha_core.engine", "wazo_ha_core.store.store", "wazo_ha_core.plugins"}
 
 
 def modules_after(code: str, *args: str) -> set[str]:
@@ -75,19 +77,31 @@ def test_legacy_replication_help_is_light():
     assert heavy_in(modules_after(code)) == set()
 
 
-def test_status_opens_the_store_without_alembic_nor_plugins(tmp_path):
+def status_node(tmp_path, snapshot: bool):
     config = tmp_path / "config.yml"
     config.write_text(
         f"root: {tmp_path}/root\nlocal_addresses: [10.0.0.1]\n"
         "plugins: {replication: [], file_sync: [], health_probes: [], device_provisioners: [], service_managers: []}\n"
     )
-    Store(f"sqlite:///{tmp_path}/root/var/lib/wazo-ha/state.db").upgrade()
+    Store.from_settings(Settings.load(config)).upgrade()  # writes the status snapshot
+    if not snapshot:
+        snapshot_path(tmp_path / "root/var/lib/wazo-ha/state.db").unlink()
     code = """
     import sys
     from wazo_ha_core.cli.main import main
     sys.exit(main(sys.argv[1:]))
     """
-    modules = modules_after(code, "status", "--config", str(config))
+    return modules_after(code, "status", "--config", str(config))
+
+
+def test_status_from_its_snapshot_loads_nothing_heavy_but_the_settings_parser(tmp_path):
+    modules = status_node(tmp_path, snapshot=True)
+    assert "wazo_ha_core.status" in modules  # the status was really built
+    assert heavy_in(modules) == {"yaml"} | {name for name in modules if name.startswith("yaml.")}
+
+
+def test_status_without_snapshot_opens_the_store_without_alembic_nor_plugins(tmp_path):
+    modules = status_node(tmp_path, snapshot=False)
     assert "sqlalchemy" in modules  # the store was opened: it is behind SQLAlchemy
     assert {name.split(".")[0] for name in heavy_in(modules)} - {"sqlalchemy", "yaml", "wazo_ha_core"} == set()
 

@@ -50,20 +50,26 @@ def common_options() -> argparse.ArgumentParser:
 def run(
     handler: Handler, args: argparse.Namespace, engine_factory: Callable[[Settings], HAEngine] | None = None
 ) -> int:
-    """Load the settings, build the engine (default :class:`HAEngine`), run ``handler``; errors become exit codes."""
-    from sqlalchemy.exc import SQLAlchemyError
+    """Load the settings, build the engine (default :class:`HAEngine`), run ``handler``; errors become exit codes.
 
-    from ..engine import HAEngine
+    A handler with a ``without_engine(args, settings)`` attribute is offered the settings first (with the
+    default engine only): it returns an exit code when it could do its work without the engine (and so
+    without SQLAlchemy), ``None`` to have ``handler`` run as usual.
+    """
     from ..logs import setup_logging
     from ..settings import Settings
 
-    engine_factory = engine_factory or HAEngine
     verbose, quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
     setup_logging(verbose, quiet)
     try:
         settings = Settings.load(getattr(args, "config", None))
         setup_logging(verbose, quiet, settings.path("log_file"))
-        code = handler(args, engine_factory(settings))
+        shortcut = getattr(handler, "without_engine", None)
+        code = shortcut(args, settings) if shortcut is not None and engine_factory is None else None
+        if code is None:
+            if engine_factory is None:
+                from ..engine import HAEngine as engine_factory
+            code = handler(args, engine_factory(settings))
         sys.stdout.flush()  # here, where a reader that went away is caught below, not at interpreter exit
         return code
     except ValidationError as exc:
@@ -77,9 +83,6 @@ def run(
     except WazoHAError as exc:
         fail(str(exc), verbose)
         return EXIT_FAILED
-    except SQLAlchemyError as exc:
-        fail(f"state store error: {str(getattr(exc, 'orig', None) or exc).strip().splitlines()[0]}", verbose)
-        return EXIT_FAILED
     except KeyboardInterrupt:
         print("wazo-ha: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -87,6 +90,17 @@ def run(
         # The reader stopped reading (`wazo-ha status | head -1`): what it wanted, not a failure.
         _discard_stdout()
         return EXIT_OK
+    except Exception as exc:
+        if not _is_store_error(exc):
+            raise
+        fail(f"state store error: {str(getattr(exc, 'orig', None) or exc).strip().splitlines()[0]}", verbose)
+        return EXIT_FAILED
+
+
+def _is_store_error(exc: Exception) -> bool:
+    """An SQLAlchemy error; asked without importing SQLAlchemy (a command that never loaded it raised none)."""
+    errors = sys.modules.get("sqlalchemy.exc")
+    return errors is not None and isinstance(exc, errors.SQLAlchemyError)
 
 
 def _discard_stdout() -> None:

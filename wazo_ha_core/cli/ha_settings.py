@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import UTC, datetime, timedelta
 
 from .common import EXIT_OK, UsageError, positive_int, print_events, print_json
@@ -12,6 +13,7 @@ if TYPE_CHECKING:  # the engine imports SQLAlchemy: only the command that runs n
     from typing import Any
 
     from ..engine import HAEngine
+    from ..settings import Settings
 
 
 def register(commands, common) -> None:
@@ -44,7 +46,58 @@ def register(commands, common) -> None:
 
 
 def cmd_status(args, engine: HAEngine) -> int:
-    status = engine.status()
+    return print_status(args, engine.status())
+
+
+def status_without_engine(args, settings: Settings) -> int | None:
+    """``status`` from the store's snapshot, without SQLAlchemy; ``None`` when the snapshot is not
+    exactly current (or the store is not the embedded SQLite file): then the store is read."""
+    if settings.get("store.url"):
+        return None
+    from ..status import status_report
+    from ..status_snapshot import SnapshotMiss, load
+
+    database, limit = settings.path("state_db"), int(settings.get("history.default_limit"))
+    try:
+        view = load(database, limit)
+        ha = view.read_ha_settings()
+        if ha is None:  # nothing stored yet: the engine imports an existing ha.conf (a write), else disabled
+            if os.path.lexists(settings.path("ha_conf")):
+                return None
+            from ..config import DISABLED as ha
+        report = status_report(view, ha, _service_control(settings), f"sqlite:///{database}", limit)
+    except SnapshotMiss:
+        return None
+    return print_status(args, report)
+
+
+cmd_status.without_engine = status_without_engine
+
+
+def _service_control(settings: Settings):
+    """Loads the enabled service managers (after the snapshot was read: their plugin state opens the store)."""
+
+    def load():
+        if not settings.get("plugins.service_managers"):
+            return _NoServices()
+        from ..plugins import PluginLoader
+        from ..services import ServiceControl
+        from ..store import Store
+
+        loader = PluginLoader(settings, lambda owner: Store.from_settings(settings).plugin_state(owner))
+        return ServiceControl(loader.load("service_managers"))
+
+    return load
+
+
+class _NoServices:
+    """ServiceControl with no manager, without importing the plugin machinery."""
+
+    def status(self) -> list:
+        return []
+
+
+def print_status(args, status: dict[str, Any]) -> int:
     if args.json:
         print_json(status)
         return EXIT_OK

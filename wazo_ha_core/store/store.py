@@ -16,14 +16,12 @@ from ..config import HASettings
 from ..errors import StoreError, StoreNotMigrated
 from ..extensions import PluginState
 from ..journal import Event
+from ..status_snapshot import SnapshotWriter
 from .models import EventRow, HASettingsRow, PluginStateRow
+from .revision import HEAD_REVISION
 
 VERSION_TABLE = "wazo_ha_alembic_version"
 MIGRATIONS = Path(__file__).parent / "migrations"
-#: The newest shipped migration. Every read and write compares the database with it, so it is
-#: a constant rather than alembic's script directory (importing alembic and parsing the scripts
-#: cost more than a whole `wazo-ha status`); tests/unit/test_startup.py keeps it equal to alembic's head.
-HEAD_REVISION = "0001"
 
 # alembic's version table, as alembic creates it: read with one SELECT, without alembic.
 _VERSIONS = Table(VERSION_TABLE, MetaData(), Column("version_num", String(32), nullable=False))
@@ -32,8 +30,10 @@ _VERSIONS = Table(VERSION_TABLE, MetaData(), Column("version_num", String(32), n
 class Store:
     """One state store. ``url`` is an SQLAlchemy URL; ``schema`` is used on PostgreSQL only."""
 
-    def __init__(self, url: str, schema: str = "wazo_ha"):
+    def __init__(self, url: str, schema: str = "wazo_ha", snapshot: SnapshotWriter | None = None):
+        """``snapshot``: rewritten after every write (``wazo-ha status`` reads it without SQLAlchemy)."""
         self.url = make_url(url)
+        self.snapshot = snapshot
         if self.url.drivername == "postgresql":
             # SQLAlchemy 2.1 defaults to psycopg 3; Wazo nodes ship psycopg2.
             self.url = self.url.set(drivername="postgresql+psycopg2")
@@ -51,8 +51,11 @@ class Store:
 
     @classmethod
     def from_settings(cls, settings) -> Store:
-        url = settings.get("store.url") or f"sqlite:///{settings.path('state_db')}"
-        return cls(url, settings.get("store.schema"))
+        if settings.get("store.url"):  # PostgreSQL (or another file): no connection-free staleness test
+            return cls(settings.get("store.url"), settings.get("store.schema"))
+        database = settings.path("state_db")
+        snapshot = SnapshotWriter(database, int(settings.get("history.default_limit")))
+        return cls(f"sqlite:///{database}", settings.get("store.schema"), snapshot)
 
     def describe(self) -> str:
         """The URL with any password hidden, for messages."""
@@ -86,11 +89,13 @@ class Store:
         from alembic import command  # alembic only to migrate: the other commands never load it
 
         self._run_alembic(command.upgrade, revision)
+        self._wrote()
 
     def downgrade(self, revision: str) -> None:
         from alembic import command
 
         self._run_alembic(command.downgrade, revision)
+        self._wrote()
 
     def require_migrated(self) -> None:
         current, head = self.current_revision(), self.head_revision()
@@ -131,12 +136,14 @@ class Store:
             session.add(row)
             if event is not None:
                 session.add(_event_row(event))
+        self._wrote()
 
     # --- journal -------------------------------------------------------------------
 
     def append_event(self, event: Event) -> None:
         with self._session() as session, session.begin():
             session.add(_event_row(event))
+        self._wrote()
 
     def events(self, kind: str | None = None, since: datetime | None = None, limit: int | None = 20) -> list[Event]:
         """Events newest first, optionally filtered by kind and start time."""
@@ -180,6 +187,10 @@ class Store:
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open state store {self.describe()}: {_first_line(exc)}") from None
 
+    def _wrote(self) -> None:
+        if self.snapshot is not None:
+            self.snapshot.refresh(self)
+
     def _session(self) -> Session:
         self.require_migrated()
         return Session(self.engine, expire_on_commit=False)
@@ -199,10 +210,12 @@ class _StoredPluginState(PluginState):
             row = session.get(PluginStateRow, (self.owner, key)) or PluginStateRow(owner=self.owner, key=key)
             row.value, row.updated_at = value, _now()
             session.add(row)
+        self.store._wrote()
 
     def delete(self, key: str) -> None:
         with self.store._session() as session, session.begin():
             session.execute(delete(PluginStateRow).where(PluginStateRow.owner == self.owner, PluginStateRow.key == key))
+        self.store._wrote()
 
 
 def _event_row(event: Event) -> EventRow:

@@ -54,13 +54,12 @@ from wazo_ha_core import (
     ReplicationBackend,
 )
 
-from . import apply, slave_changes, tls, user_statuses
+from . import apply, since_verified, slave_changes, tls, user_statuses
 from . import catalog as cat
 from .checks import (
     checksums_of,
     content_of,
     differences,
-    fingerprint,
     fingerprint_of,
     nonempty,
     scan,
@@ -225,7 +224,11 @@ class PgDumpReplication(ReplicationBackend):
             run = _Run(self, peer, master, slave, progress, connect_master)
             run.guard = slave_changes.Guard(self.context.state, peer, self.config["database"], discard_slave_changes)
             run.lock()
-            run.carry_back_user_statuses()  # commits on the master before this run's snapshot is taken
+            # Before anything reads the master in the run's snapshot: what it commits must be in that snapshot
+            # (and moves the master's marker, so a run that carried statuses back is never skipped).
+            run.carry_back_user_statuses()
+            if not force and run.unchanged_since_verified():  # a few catalogue reads, no scan
+                return run.result("skipped", time.monotonic() - started)
             run.preflight()
             if not force and run.unchanged():
                 return run.result("skipped", time.monotonic() - started)
@@ -325,6 +328,7 @@ class _Run:
         self.source, self.target = master.cursor(), slave.cursor()
         self.catalog: cat.Catalog | None = None
         self.guard: slave_changes.Guard | None = None
+        self.known: dict[str, Any] = {}  # the catalogue's figures, as recorded with the markers (when skipped by them)
         self.fingerprints: dict[str, str] = {}
         # tables: replicated (all verified); written_tables: those that differed and were written;
         # rows: rows written; deleted: rows removed (not counted by TRUNCATE); tls: the link to the
@@ -403,16 +407,56 @@ class _Run:
     def _state(self) -> dict[str, Any]:
         return {"peer": self.peer, "database": self.plugin.config["database"], **self.fingerprints}
 
+    def unchanged_since_verified(self) -> bool:
+        """Nothing committed on either server since the last run that verified them unchanged
+        (:mod:`.since_verified`). Must be the master transaction's first statement: its snapshot is read."""
+        state = self.plugin.context.state
+        recorded = since_verified.recorded_for(state, since_verified.scope(state.get(STATE_KEY), self.plugin.excluded))
+        if recorded is None:
+            return False
+        names = recorded["sequences"]
+        if not since_verified.still(self.target, recorded["slave"], names, sequence_values):
+            return False
+        if not since_verified.still(self.source, recorded["master"], names, sequence_values):
+            return False
+        self.known = recorded["figures"]
+        self.figures["unchanged_by"] = "markers"
+        return True
+
     def unchanged(self) -> bool:
         tables, sequences = self.catalog.tables, self.catalog.sequences
-        master = _Background("fingerprint-master", self.source, lambda cursor: fingerprint(cursor, tables, sequences))
+
+        def fingerprint_parts(cursor) -> tuple:
+            return scan(cursor, tables, checksums=False), sequence_values(cursor, sequences)
+
+        slave_before = since_verified.transactions(self.target)
+        master = _Background("fingerprint-master", self.source, fingerprint_parts)
         try:
-            self.fingerprints["slave"] = fingerprint(self.target, tables, sequences)
+            slave_scan, slave_sequences = fingerprint_parts(self.target)
         except BaseException:
             master.abandon()
             raise
-        self.fingerprints["master"] = master.result()  # both servers scanned at once
-        return self.plugin.context.state.get(STATE_KEY) == self._state()
+        master_scan, master_sequences = master.result()  # both servers scanned at once
+        self.fingerprints["slave"] = fingerprint_of(slave_scan, tables, slave_sequences)
+        self.fingerprints["master"] = fingerprint_of(master_scan, tables, master_sequences)
+        state = self.plugin.context.state
+        if state.get(STATE_KEY) != self._state():
+            return False
+        self.figures["unchanged_by"] = "fingerprints"
+        # Verified unchanged: remember both markers, if the slave's scan saw one committed state.
+        if since_verified.transactions(self.target) == slave_before:
+            since_verified.record(
+                state,
+                since_verified.scope(self._state(), self.plugin.excluded),
+                sequences,
+                {"tables": len(tables), "excluded": list(self.catalog.excluded)},
+                {
+                    **since_verified.transactions(self.source),
+                    "sequences": since_verified.sequences_digest(master_sequences),
+                },
+                {**slave_before, "sequences": since_verified.sequences_digest(slave_sequences)},
+            )
+        return True
 
     def open_side(self):
         """A second master session reading the main one's snapshot (``pg_export_snapshot``)."""
@@ -426,6 +470,7 @@ class _Run:
 
     def copy_verify_commit(self) -> None:
         tables, sequences = self.catalog.tables, self.catalog.sequences
+        since_verified.forget(self.plugin.context.state)  # the slave's commit moves its marker anyway
         # The master's checksums come from a second session in the same snapshot, table by
         # table, while this one streams: the slave waits for none but the first.
         master = _TableByTable(self.open_side(), tables)
@@ -588,8 +633,8 @@ class _Run:
 
     def result(self, outcome: str, duration: float) -> OperationResult:
         figures = {**self.figures, "duration": round(duration, 3), "outcome": outcome}
-        figures["excluded"] = list(self.catalog.excluded) if self.catalog else []
-        figures["tables"] = len(self.catalog.tables) if self.catalog else 0
+        figures["excluded"] = list(self.catalog.excluded) if self.catalog else self.known.get("excluded", [])
+        figures["tables"] = len(self.catalog.tables) if self.catalog else self.known.get("tables", 0)
         if self.guard is not None and self.guard.discarded:
             figures["slave_changes_discarded"] = self.guard.discarded
         if outcome == "skipped":

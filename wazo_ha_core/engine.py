@@ -242,15 +242,52 @@ class HAEngine:
         return ServiceControl(self.loader.load("service_managers"))
 
     def watcher(self, master: str | None = None) -> Watcher:
-        """The watch over ``master`` (default: ``remote_address`` while this node is a slave)."""
+        """The watch over ``master`` (default: ``remote_address`` while this node is a slave).
+
+        With a coordinator other than ``none``, the watch runs on every node and a
+        :class:`~wazo_ha_core.coordination.driver.LeaseKeeper` starts and stops telephony under the lock.
+        """
+        services = self.service_control()
+        is_slave = lambda: master is not None or self.current_settings().node_type == "slave"  # noqa: E731
         return Watcher(
             settings=self.settings,
             journal=self.journal,
             state=self.store.plugin_state(STATE_OWNER),
             probes=self.loader.load("health_probes"),
-            services=self.service_control(),
+            services=services,
             target=lambda: master or self.current_settings().remote_address or None,
-            is_slave=lambda: master is not None or self.current_settings().node_type == "slave",
+            is_slave=is_slave,
+            keeper=self.lease_keeper(services, standby=is_slave()),
+        )
+
+    def coordinator(self):
+        """The configured coordinator plugin (``none`` by default)."""
+        [coordinator] = self.loader.load("coordinators") or [None]
+        return coordinator
+
+    def lease_keeper(self, services: ServiceControl, standby: bool):
+        """The leader lock's keeper in coordinated mode; ``None`` with the ``none`` coordinator (or none at all)."""
+        coordinator = self.coordinator()
+        if coordinator is None or not coordinator.coordinated:
+            return None
+        from .coordination import LeaderGuard
+        from .coordination.config import guard_config
+        from .coordination.driver import LeaseKeeper
+        from .coordination.node import CoordinatedNode
+
+        section = self.settings.get("coordination")
+        guard = LeaderGuard(guard_config(section))
+        guard.serving = services.is_active()  # running already: stopped unless the lock is ours
+        rank = int(section["priority"] or 1) if standby else 0
+        return LeaseKeeper(
+            node=CoordinatedNode(guard, rank=rank, standby_delay=float(section["standby_delay"])),
+            coordinator=coordinator,
+            services=services,
+            journal=self.journal,
+            state=self.store.plugin_state(STATE_OWNER),
+            name=coordinator.config.get("node") or section["node"] or _host_name(),
+            ttl=float(section["lease_ttl"]),
+            interval=min(1.0, float(self.settings.get("watch.interval"))),
         )
 
     def switch_services(self, take_over: bool) -> dict[str, Any]:
@@ -305,3 +342,9 @@ class HAEngine:
             "store": self.store.describe(),
             "events": [event.as_dict() for event in events],
         }
+
+
+def _host_name() -> str:
+    import socket
+
+    return socket.gethostname().split(".")[0]

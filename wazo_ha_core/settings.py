@@ -278,6 +278,56 @@ OPTIONS: tuple[Option, ...] = (
         "and does not take over. Empty: no witness check.",
     ),
     Option("watch.retry", 10.0, "number", "Seconds before a failed take-over or give-back is tried again."),
+    # --- coordinated mode (docs/coordination.rst); used only when plugins.coordinators is not `none` ---
+    Option(
+        "coordination.endpoints",
+        [],
+        "names",
+        "The etcd members' client URLs, `http://host:2379` or `https://host:2379` (all of them: a call that "
+        "fails on one member is tried on the next). Required with a coordinator.",
+    ),
+    Option("coordination.ca_file", None, "path-or-null", "CA bundle that signed the etcd members' certificates."),
+    Option("coordination.cert_file", None, "path-or-null", "Client certificate presented to etcd (with `key_file`)."),
+    Option("coordination.key_file", None, "path-or-null", "The client certificate's private key (mode 0600)."),
+    Option(
+        "coordination.key_prefix",
+        "wazo-ha",
+        "str",
+        "etcd key prefix of this HA cluster; give each cluster sharing one etcd its own.",
+    ),
+    Option(
+        "coordination.node",
+        None,
+        "str-or-null",
+        "This node's name in the lock (unique in the cluster). Empty: the host name.",
+    ),
+    Option(
+        "coordination.priority",
+        None,
+        "number-or-null",
+        "A standby's rank: 1 takes over first, 2 waits `standby_delay` more, and so on. Empty: 1. "
+        "The master (preferred node) is always rank 0.",
+    ),
+    Option(
+        "coordination.lease_ttl",
+        5,
+        "number",
+        "Seconds of the leader lease (whole seconds); must exceed `stop_margin + 2 × timeout`.",
+    ),
+    Option("coordination.timeout", 1, "number", "Seconds one etcd call may take (whole seconds)."),
+    Option(
+        "coordination.stop_margin",
+        2.0,
+        "number",
+        "The active node stops its telephony this many seconds before its lease could expire when it cannot "
+        "renew (self-fencing): the time a stop takes plus clock-rate drift.",
+    ),
+    Option(
+        "coordination.standby_delay",
+        3.0,
+        "number",
+        "Seconds each standby rank after the first waits before trying to take the lock.",
+    ),
     # --- wazo-ha doctor (docs/prerequisites.rst) ---
     Option("doctor.check_timeout", 15.0, "number", "Seconds one `wazo-ha doctor` check may take before it is a FAIL."),
     Option(
@@ -453,6 +503,11 @@ def _validate(tree: dict[str, Any], source: str) -> None:
     if len(coordinators) > 1:
         raise SettingsError(source, "plugins.coordinators", f"names at most one coordinator, got {coordinators!r}")
     problem = setting_checks.tree_problem(tree, OPTIONS)
+    if problem:
+        raise SettingsError(source, *problem)
+    from .coordination import config as coordination_config  # light: pure checks
+
+    problem = coordination_config.problem(tree)
     if problem:
         raise SettingsError(source, *problem)
 

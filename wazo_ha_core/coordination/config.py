@@ -67,12 +67,22 @@ def problem(tree: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+def _masked(endpoint: str) -> str:
+    """The endpoint as shown in an error: a password in it (refused anyway) is never printed."""
+    head, at, tail = endpoint.rpartition("@")
+    if not at:
+        return endpoint
+    scheme, sep, user = head.partition("://")
+    return f"{scheme}{sep}{user.split(':', 1)[0]}:***@{tail}" if sep else f"***@{tail}"
+
+
 def _endpoint_problem(endpoint: str) -> str | None:
+    shown_endpoint = shown(_masked(endpoint))
     try:
         parts = urllib.parse.urlsplit(endpoint)
         port = parts.port
     except ValueError:
-        return f"is not a valid URL, got {shown(endpoint)}"
+        return f"is not a valid URL, got {shown_endpoint}"
     if (
         parts.scheme not in ENDPOINT_SCHEMES
         or not parts.hostname
@@ -81,9 +91,9 @@ def _endpoint_problem(endpoint: str) -> str | None:
         or parts.username
         or any(c.isspace() for c in endpoint)
     ):
-        return f"must be http://host:port or https://host:port (no path, no user), got {shown(endpoint)}"
+        return f"must be http://host:port or https://host:port (no path, no user), got {shown_endpoint}"
     if port is None:
-        return f"must name the client port (usually 2379), got {shown(endpoint)}"
+        return f"must name the client port (usually 2379), got {shown_endpoint}"
     return None
 
 

@@ -192,7 +192,8 @@ class LeaseKeeper:
                 ok = True
         except WazoHAError as exc:
             log.error("%s with token %s failed: %s (retried while the lock is held)", kind, decision.token, exc)
-        self.node.guard.started(ok)
+        finally:  # whatever raised (even the journal), the services may run now: the guard must fence them
+            self.node.guard.started(ok)
 
     def _stop(self, reason: str, kind: str) -> None:
         ok = False
@@ -206,7 +207,8 @@ class LeaseKeeper:
                 ok = True
         except WazoHAError as exc:
             log.error("%s failed: %s (asked again at once)", kind, exc)
-        self.node.guard.stopped(ok)
+        finally:
+            self.node.guard.stopped(ok)
 
     def _backend_down(self, exc: CoordinatorUnavailable) -> None:
         if self._unavailable != str(exc):

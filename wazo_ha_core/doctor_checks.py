@@ -65,6 +65,12 @@ def doctor_checks(engine: HAEngine, planned: HASettings | None = None) -> list[C
         checks.append(FunctionCheck("schedules installed", lambda: schedules_installed(engine.settings, ha)))
     checks.append(FunctionCheck("systemctl", lambda: systemctl_works(engine.settings, ha)))
     checks.append(FunctionCheck("trunk registration expiry", lambda: trunk_expiry(engine.settings)))
+    from .coordination.config import coordinated
+
+    if coordinated(engine.settings.tree):
+        from .coordination.doctor import coordination_checks
+
+        checks += coordination_checks(engine.settings)
     if role == "slave":
         checks.append(FunctionCheck("slave database UTF-8", lambda: local_database_utf8(engine.settings)))
         checks += probe_checks(engine, peer)

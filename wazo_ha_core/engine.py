@@ -334,11 +334,13 @@ class HAEngine:
     def status(self, limit: int | None = None) -> dict[str, Any]:
         ha = self.current_settings()
         events = self.store.events(limit=limit or int(self.settings.get("history.default_limit")))
+        from .coordination.status import coordination_status  # one bounded etcd read in coordinated mode
         from .status import node_status  # role, master as seen, services, last operations, pause
 
         return {
             **ha.as_dict(),
             **node_status(self),
+            "coordination": coordination_status(self),
             "store": self.store.describe(),
             "events": [event.as_dict() for event in events],
         }

@@ -113,6 +113,9 @@ class ToozCoordinator(Coordinator):
             url = self._url_with_timeout(self._urls[self._current])
             member = f"{self.config['node']}-{uuid.uuid4().hex[:8]}".encode()
             coordinator = coordination.get_coordinator(url, member)
+            # requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE (and proxy variables) override the session's own CA
+            # file: etcd must be verified with coordination.ca_file and reached directly, whatever the environment.
+            coordinator.client.session.trust_env = False
             try:
                 coordinator.start(start_heart=False)
             except Exception as exc:

@@ -56,6 +56,10 @@ def cmd_status(args, engine: HAEngine) -> int:
     if status["role"] == "slave" or paused:  # the watch acts on a slave only
         since = f"PAUSED since {paused['since'][:19]} {paused['reason']}".rstrip() if paused else "not paused"
         print(f"watch           {since}")
+    from ..coordination.status import status_lines
+
+    for line in status_lines(status["coordination"]):
+        print(line)
     for service in status["services"] or [{"name": "-", "state": "no service manager enabled", "detail": ""}]:
         print(f"services        {service['name']}: {service['state']}  {service['detail']}".rstrip())
     for kind, last in status["last"].items():

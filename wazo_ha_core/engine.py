@@ -238,6 +238,12 @@ class HAEngine:
 
     # --- the standby's watch and the services (logic in watcher.py and services.py) -----
 
+    def standby_peers(self) -> list[str]:
+        """Where the master copies to: ``remote_address`` (the first standby), then each of ``standbys``."""
+        first = self.current_settings().remote_address
+        peers = [first] if first else []
+        return peers + [peer for peer in self.settings.get("standbys") if peer not in peers]
+
     def service_control(self) -> ServiceControl:
         return ServiceControl(self.loader.load("service_managers"))
 

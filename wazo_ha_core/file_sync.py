@@ -94,14 +94,14 @@ def sync_files(engine: HAEngine, *, progress: ProgressCallback = no_progress) ->
     ``initialised=False``.
     """
     try:
-        peer = _master_peer(engine, "file sync")
+        _master_peer(engine, "file sync")
     except PreflightError as exc:
         _journal_refusal(engine, "sync", exc)
         raise
     report = SyncReport()
     with run_locks.exclusive(engine.settings.path("run_dir"), SYNC_LOCK_FILE, "file sync"):
         paths = sync_paths(engine.settings)
-        for backend in _backends(engine):
+        for backend, peer in [(backend, peer) for peer in engine.standby_peers() for backend in _backends(engine)]:
             with engine.journal.record("sync") as event:
                 event.figures = {"plugin": backend.name, "peer": peer, "directories": len(paths)}
                 try:

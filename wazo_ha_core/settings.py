@@ -147,6 +147,13 @@ OPTIONS: tuple[Option, ...] = (
         "This node's own addresses, refused as `remote_address`. Empty: read from the network interfaces.",
     ),
     Option(
+        "standbys",
+        [],
+        "names",
+        "N nodes: the addresses of the standbys after the first, in priority order. The master replicates and "
+        "syncs to `remote_address` (the first standby), then to each of these. Empty: two nodes, as today.",
+    ),
+    Option(
         "notifications.mail_to",
         "root",
         "str-or-null",

@@ -89,3 +89,13 @@ def test_the_engine_builds_no_lease_keeper_with_the_none_coordinator(tmp_path):
     store.upgrade()
     engine = HAEngine(settings, store)
     assert engine.lease_keeper(ServiceControl([]), standby=True) is None
+
+
+def test_in_coordinated_mode_the_master_runs_the_watch_unit_too():
+    from wazo_ha_core.config import HASettings
+    from wazo_ha_core.schedules import WATCH, Schedules
+
+    master = HASettings("master", "10.0.0.2")
+    assert WATCH not in Schedules(Settings.from_tree({"schedules": {"kind": "systemd"}})).wanted(master)[1]
+    tree = {**ETCD, "schedules": {"kind": "systemd"}}
+    assert WATCH in Schedules(Settings.from_tree(tree)).wanted(master)[1]

@@ -8,7 +8,9 @@ least every ``interval`` seconds, and does what the step says:
 * ``ACQUIRE`` / ``RENEW``: one coordinator call, bounded by its
   ``time_bound``; :class:`~wazo_ha_core.errors.CoordinatorUnavailable` counts
   as "not granted" / "not renewed" (never a guess).
-* ``START``: the service managers take over with the fencing token
+* ``START``: in a thread of its own (a Wazo start takes longer than a
+  lease; renewals and the fencing point go on meanwhile), the service
+  managers take over with the fencing token
   (:meth:`~wazo_ha_core.extensions.ServiceManager.accept_token`), journaled
   as ``failover`` (a standby) or ``serve`` (the preferred node) with the token.
 * ``STOP``: the managers give back, journaled as ``self-fence`` (the lease
@@ -76,6 +78,8 @@ class LeaseKeeper:
         self._wake = threading.Event()
         self._unavailable: str | None = None  # the last backend error, to log each outage once
         self._published: tuple | None = None
+        self._starting: threading.Thread | None = None  # a start under way
+        self._start_result: bool | None = None
 
     # --- from the watch thread ----------------------------------------------------------------
 
@@ -110,9 +114,10 @@ class LeaseKeeper:
         """One step and the action it asks for. Steps again at once after a state change (up to a few times)."""
         decision = Decision(Action.NONE)
         with self._lock:
+            self._collect_start()
             for _ in range(4):
                 decision = self.node.step(self.clock())
-                if decision.action is Action.NONE:
+                if decision.action is Action.NONE or (decision.action is Action.START and self._starting):
                     break
                 self._do(decision)
             self._publish()
@@ -181,6 +186,18 @@ class LeaseKeeper:
             self.refused[lease.token] = lease
 
     def _start(self, decision: Decision) -> None:
+        """Start in a thread of its own, so renewals and the fencing point go on during a long start.
+
+        The guard counts the services as (maybe) running from now on; the result is applied at the
+        keeper's next step. A start already under way is not started twice.
+        """
+        if self._starting is not None:
+            return
+        self.node.guard.started(False)
+        self._starting = threading.Thread(target=self._start_body, args=(decision,), name="start", daemon=True)
+        self._starting.start()
+
+    def _start_body(self, decision: Decision) -> None:
         kind = "serve" if self.node.preferred else "failover"
         ok = False
         try:
@@ -192,10 +209,27 @@ class LeaseKeeper:
                 ok = True
         except WazoHAError as exc:
             log.error("%s with token %s failed: %s (retried while the lock is held)", kind, decision.token, exc)
-        finally:  # whatever raised (even the journal), the services may run now: the guard must fence them
+        except Exception:
+            log.exception("%s with token %s failed", kind, decision.token)
+        finally:
+            self._start_result = ok
+            self._wake.set()
+
+    def _collect_start(self, wait: bool = False) -> None:
+        """Apply the result of a finished start (waiting for it when ``wait``: a stop must follow it)."""
+        if self._starting is None:
+            return
+        if wait:
+            self._starting.join()
+        if self._starting.is_alive():
+            return
+        self._starting = None
+        ok, self._start_result = bool(self._start_result), None
+        if self.node.guard.serving:  # not stopped meanwhile
             self.node.guard.started(ok)
 
     def _stop(self, reason: str, kind: str) -> None:
+        self._collect_start(wait=True)  # a start under way finishes first: stopping half-started services races it
         ok = False
         token = self.lease.token if self.lease is not None else None
         try:

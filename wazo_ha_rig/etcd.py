@@ -12,6 +12,7 @@ directories. Debian runs etcd as the ``etcd`` user; so does the rig.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import ssl
 import subprocess
@@ -19,6 +20,7 @@ import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .postgres import free_port
 from .waiting import wait_for
@@ -36,20 +38,26 @@ class Member:
     data: Path
     process: subprocess.Popen | None = None
     tls_ca: Path | None = None  # clients are served over https, verified with this CA
+    host: Any = None  # a wazo_ha_rig.netns.Host: the member runs in that namespace, on its address
+
+    @property
+    def address(self) -> str:
+        return self.host.address if self.host is not None else HOST
 
     @property
     def client_url(self) -> str:
         scheme = "https" if self.tls_ca else "http"
-        return f"{scheme}://{HOST}:{self.client_port}"
+        return f"{scheme}://{self.address}:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
-        return f"http://{HOST}:{self.peer_port}"
+        return f"http://{self.address}:{self.peer_port}"
 
     def healthy(self) -> bool:
         context = ssl.create_default_context(cafile=str(self.tls_ca)) if self.tls_ca else None
-        with urllib.request.urlopen(f"{self.client_url}/health", timeout=1, context=context) as answer:  # noqa: S310
-            return b'"health":"true"' in answer.read()
+        with self.host.entered() if self.host is not None else contextlib.nullcontext():
+            with urllib.request.urlopen(f"{self.client_url}/health", timeout=1, context=context) as answer:  # noqa: S310
+                return b'"health":"true"' in answer.read()
 
 
 class EtcdCluster:
@@ -59,16 +67,23 @@ class EtcdCluster:
         self.tls_files: tuple[Path, Path] | None = None
 
     @classmethod
-    def start(cls, members: int = 1, tls=None) -> EtcdCluster:
+    def start(cls, members: int = 1, tls=None, hosts=None) -> EtcdCluster:
         """``tls``: a :class:`~wazo_ha_rig.certificates.ServerCertificate` for ``IP:127.0.0.1``; clients then
-        speak https to the members (server TLS; peers stay on loopback http)."""
+        speak https to the members (server TLS; peers stay on loopback http). ``hosts``: one network
+        namespace host (:class:`wazo_ha_rig.netns.Host`) per member, each member on its host's address
+        with the standard ports 2379/2380 (the e2e rig); default: all on loopback, free ports."""
         if not Path(ETCD).exists():
             raise RuntimeError("etcd not found: apt-get install etcd-server (see wazo_ha_rig/apt-packages.txt)")
         directory = Path(tempfile.mkdtemp(prefix="wazo-ha-etcd-"))
         shutil.chown(directory, ETCD_USER, ETCD_USER)
         cluster = cls(
             directory,
-            [Member(f"m{i}", free_port(HOST), free_port(HOST), directory / f"m{i}") for i in range(members)],
+            [
+                Member(f"m{i}", free_port(HOST), free_port(HOST), directory / f"m{i}")
+                if hosts is None
+                else Member(f"m{i}", 2379, 2380, directory / f"m{i}", host=hosts[i])
+                for i in range(members)
+            ],
         )
         if tls is not None:
             cluster.tls_files = cluster._install_tls(tls)
@@ -118,7 +133,10 @@ class EtcdCluster:
         if self.tls_files is not None:
             argv += ["--cert-file", str(self.tls_files[0]), "--key-file", str(self.tls_files[1])]
         log = open(self.directory / f"{member.name}.log", "ab")
-        member.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        if member.host is not None:
+            member.process = member.host.popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        else:
+            member.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
 
     def tooz_url(self, member: int = 0) -> str:

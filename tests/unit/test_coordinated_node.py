@@ -49,6 +49,8 @@ class Cluster:
             for index, sim in enumerate(self.nodes):
                 if sim.node.rank:
                     sim.node.watched(self.now, sim.wish, RoundVerdict.FAILED)
+                if sim.node.wants_holder() and (not sim.reaches_lock or self.lock.held(self.now)):
+                    sim.node.held_elsewhere(self.now)  # what the driver reads from the backend
                 for _ in range(4):
                     decision = sim.node.step(self.now)
                     if decision.action is Action.NONE:
@@ -139,6 +141,8 @@ def test_the_first_standby_wins_and_the_second_waits_its_delay():
     assert cluster.serving() == [2]
     first.reaches_lock = False  # the first standby is cut off as well
     cluster.run(6)
+    assert cluster.serving() == [], "the first standby fenced; its lease then has to stay free for the delay"
+    cluster.run(4)
     assert cluster.serving() == [1]
 
 
@@ -176,3 +180,20 @@ def test_guard_timings_miss_one_renewal_and_still_stop_in_time(ttl, margin, time
     config = guard_config({"lease_ttl": ttl, "stop_margin": margin, "timeout": timeout})
     # one renewal lost, the next sent renew_every later takes the full timeout: still before the fencing point
     assert 2 * config.renew_every + timeout <= ttl - margin
+
+
+def test_a_lock_given_back_at_failback_goes_to_the_preferred_node_not_to_the_next_standby():
+    cluster = Cluster(ranks=(2, 0, 1), standby_delay=3.0)  # the second standby steps first at every tick
+    second, master, first = cluster.nodes
+    master.reaches_lock = False
+    first.wish = second.wish = WatchAction.TAKE_OVER  # nobody sees the master serve from now on
+    cluster.run(10)
+    assert cluster.serving() == [2]
+    master.reaches_lock = True
+    cluster.run(3)
+    first.wish = WatchAction.GIVE_BACK  # the preferred node's host has been good for the window
+    cluster.run(0.2)
+    first.wish = WatchAction.NONE
+    cluster.run(10)
+    assert cluster.serving() == [1], "the preferred node took the lock"
+    assert second.tokens == []

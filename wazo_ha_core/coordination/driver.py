@@ -115,6 +115,8 @@ class LeaseKeeper:
         decision = Decision(Action.NONE)
         with self._lock:
             self._collect_start()
+            if self.node.wants_holder():
+                self._look_at_holder()
             for _ in range(4):
                 decision = self.node.step(self.clock())
                 if decision.action is Action.NONE or (decision.action is Action.START and self._starting):
@@ -167,6 +169,17 @@ class LeaseKeeper:
                 self.coordinator.release(lease)
             self.node.guard.released(decision.token)
             log.info("leader lock %s released: %s", decision.token, decision.reason)
+
+    def _look_at_holder(self) -> None:
+        """A standby of rank 2 or more waits for the lock to stay free: who holds it now (unknown counts as held)."""
+        try:
+            holder = self.coordinator.holder()
+            self._available()
+        except CoordinatorUnavailable as exc:
+            self._backend_down(exc)
+            holder = True
+        if holder:
+            self.node.held_elsewhere(self.clock())
 
     def _acquire(self) -> None:
         sent = self.clock()

@@ -15,9 +15,11 @@ The rules added here:
 * **A standby** (rank 1, 2, …) asks for the lock only while its watch says
   the active node is gone (the watch asked to take over: ``fall`` failed
   rounds, witnesses agreeing, not paused), and a standby of rank ``r`` only
-  after that has lasted ``(r - 1) × standby_delay`` seconds, so that the
-  first standby wins when it can. A good round, a paused watch or an unknown
-  verdict withdraw the request.
+  after that has lasted ``(r - 1) × standby_delay`` seconds *with the lock
+  free* (:meth:`CoordinatedNode.held_elsewhere`), so that the first standby
+  wins when it can and a lock released at failback goes to the preferred
+  node. A good round, a paused watch or an unknown verdict withdraw the
+  request.
 * **Failback**: when the watch of a serving standby asks to give back (the
   preferred node's host answered ``rise`` rounds and ``stability`` seconds),
   the standby stops its telephony, then releases the lock; the preferred node
@@ -63,6 +65,21 @@ class CoordinatedNode:
             self.down_since = None
         if action is WatchAction.GIVE_BACK and not self.preferred:
             self.resigning = True
+
+    def held_elsewhere(self, now: float) -> None:
+        """The lock is held by another node at ``now`` (or the backend could not say): restart the rank delay.
+
+        A standby of rank ``r`` thus takes a lock only after it has been free for
+        ``(r - 1) × standby_delay`` seconds while its watch says the active node is
+        gone, so the lock a standby gives back at failback goes to the preferred
+        node, not to the next standby, whose watch still sees no master serving.
+        """
+        if self.down_since is not None:
+            self.down_since = now
+
+    def wants_holder(self) -> bool:
+        """Whether the driver should read the lock's holder before this step (a standby waiting its delay)."""
+        return not self.preferred and self.rank > 1 and self.down_since is not None and self.guard.token is None
 
     def others_serving(self, now: float) -> bool | None:
         """The guard's input: ``False`` lets it acquire; ``True``/``None`` never do."""

@@ -319,7 +319,7 @@ OPTIONS: tuple[Option, ...] = (
         "coordination.lease_ttl",
         5,
         "number",
-        "Seconds of the leader lease (whole seconds); must exceed `stop_margin + 2 × timeout`.",
+        "Seconds of the leader lease (whole seconds); must exceed `stop_margin + 2 x timeout`.",
     ),
     Option("coordination.timeout", 1, "number", "Seconds one etcd call may take (whole seconds)."),
     Option(

@@ -46,8 +46,10 @@ def check_config(config: dict[str, Any]) -> None:
     def bad(key: str, reason: str) -> PluginError:
         value = config.get(key)
         if key == "url":
-            value = [_without_secrets(v) if isinstance(v, str) else v for v in value] if isinstance(value, list) else (
-                _without_secrets(value) if isinstance(value, str) else value
+            value = (
+                [_without_secrets(v) if isinstance(v, str) else v for v in value]
+                if isinstance(value, list)
+                else (_without_secrets(value) if isinstance(value, str) else value)
             )
         shown = _shown(value)
         return PluginError(f"plugin_config.tooz.{key}: {reason}, got {shown}")

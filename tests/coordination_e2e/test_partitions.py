@@ -31,7 +31,9 @@ def test_master_cut_from_etcd_stops_within_the_ttl_the_first_standby_takes_over_
     started = time.monotonic()
     rig.cut("master", rig.etcd_addresses)  # cut from etcd, still reachable by the phones and the standbys
     stopped = rig.wait_serving(set(), TTL + 1, "the master self-fenced")
-    failover = stopped + rig.wait_serving({"slave1"}, TTL + 3 * WATCH["fall"] * WATCH["interval"] + 10, "slave1 serving")
+    failover = stopped + rig.wait_serving(
+        {"slave1"}, TTL + 3 * WATCH["fall"] * WATCH["interval"] + 10, "slave1 serving"
+    )
     print(f"\nmaster stopped after {stopped:.1f} s; slave1 answered {failover:.1f} s after the cut (ttl {TTL} s)")
     assert stopped <= TTL, "self-fencing happens before the lease can expire"
     [fence] = rig.events("master", "self-fence")
@@ -45,3 +47,54 @@ def test_master_cut_from_etcd_stops_within_the_ttl_the_first_standby_takes_over_
     assert rig.doubles(started) == []
     assert rig.events("slave2", "failover") == [], "the second standby never served"
     assert healed  # the whole scenario: no sample with two nodes answering
+
+
+def test_etcd_minority_lost_nothing_moves(coordinated):
+    rig = coordinated
+    started = time.monotonic()
+    fences = len(rig.events("master", "self-fence"))
+    etcd3 = rig.network.hosts["etcd3"]
+    rig.network.link_down(etcd3)
+    try:
+        time.sleep(3 * TTL)  # observation window: renewals go through the two remaining members
+    finally:
+        rig.network.link_up(etcd3)
+    samples = rig.sampler.since(started)
+    assert all(serving == {"master"} for _, serving in samples), "the master served throughout, alone"
+    assert len(rig.events("master", "self-fence")) == fences
+
+
+def test_etcd_majority_lost_nobody_serves_then_the_master_again(coordinated):
+    rig = coordinated
+    started = time.monotonic()
+    fences = len(rig.events("master", "self-fence"))
+    down = [rig.network.hosts["etcd2"], rig.network.hosts["etcd3"]]
+    for host in down:
+        rig.network.link_down(host)
+    try:
+        stopped = rig.wait_serving(set(), TTL + 1, "the master self-fenced (no etcd majority)")
+        assert stopped <= TTL
+        time.sleep(2 * TTL)  # observation window: the documented policy is that nobody serves
+        assert rig.serving() == frozenset()
+    finally:
+        for host in down:
+            rig.network.link_up(host)
+    back = rig.wait_serving({"master"}, 30, "the master serving once the majority is back")
+    print(f"\nmajority lost: master stopped after {stopped:.1f} s; serving {back:.1f} s after etcd came back")
+    assert rig.doubles(started) == []
+    assert len(rig.events("master", "self-fence")) == fences + 1
+
+
+def test_first_standby_cut_from_etcd_as_well_the_second_takes_over(coordinated):
+    rig = coordinated
+    started = time.monotonic()
+    rig.cut("master", rig.etcd_addresses)
+    rig.cut("slave1", rig.etcd_addresses)
+    try:
+        took = rig.wait_serving({"slave2"}, 3 * TTL + 15, "slave2 serving")
+        print(f"\nslave2 answered {took:.1f} s after both cuts")
+    finally:
+        rig.heal("slave1")
+        rig.heal("master")
+    rig.wait_serving({"master"}, 60, "failback to the master")
+    assert rig.doubles(started) == []

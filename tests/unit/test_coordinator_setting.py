@@ -58,7 +58,7 @@ def test_a_coordinator_with_endpoints_is_accepted_and_none_needs_no_endpoint():
         (_with(priority=1.5), "coordination.priority", "1.5"),
         (_with(priority=101), "coordination.priority", "101"),
         (_with(lease_ttl=4.5), "coordination.lease_ttl", "4.5"),
-        (_with(lease_ttl=4), "coordination.lease_ttl", "stop_margin \\+ 2 × timeout \\(4 s\\)"),
+        (_with(lease_ttl=4), "coordination.lease_ttl", "stop_margin \\+ 2 x timeout \\(4 s\\)"),
         (_with(timeout=2), "coordination.lease_ttl", "\\(6 s\\)"),
         (_with(stop_margin=3.5), "coordination.lease_ttl", "\\(5.5 s\\)"),
         (_with(cert_file="/etc/wazo-ha/etcd.pem"), "coordination.cert_file", "key_file go together"),
@@ -72,7 +72,7 @@ def test_bad_coordination_settings_name_the_field_and_the_value(tree, key, value
 
 
 def test_the_lease_must_outlive_a_missed_renewal_plus_the_stop():
-    # 5 s > 2 + 2 × 1: accepted; the derived renewal interval leaves room for one lost renewal and a slow one
+    # 5 s > 2 + 2 x 1: accepted; the derived renewal interval leaves room for one lost renewal and a slow one
     from wazo_ha_core.coordination.config import guard_config
 
     config = guard_config(Settings.from_tree(ETCD).get("coordination"))

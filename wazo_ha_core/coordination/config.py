@@ -3,7 +3,7 @@
 Pure and light (imported while settings are validated). The timing rule the
 checks enforce: a renewal may take the whole ``timeout``, and the active node
 must be able to miss one renewal and still stop ``stop_margin`` seconds before
-its lease can expire, so ``lease_ttl > stop_margin + 2 × timeout``.
+its lease can expire, so ``lease_ttl > stop_margin + 2 x timeout``.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def problem(tree: dict[str, Any]) -> tuple[str, str] | None:
     needed = section["stop_margin"] + 2 * section["timeout"]
     if section["lease_ttl"] <= needed:
         return "coordination.lease_ttl", (
-            f"must be longer than stop_margin + 2 × timeout ({needed:g} s) so that the active node can miss a "
+            f"must be longer than stop_margin + 2 x timeout ({needed:g} s) so that the active node can miss a "
             f"renewal and still stop before its lease expires, got {shown(section['lease_ttl'])}"
         )
     if not coordinated(tree):

@@ -11,7 +11,7 @@ Checks (run only when ``plugins.coordinators`` is not ``none``):
   ``stop_margin`` is a warning (only clock *rates* matter to the lease, but a
   large offset usually means no NTP, and then rates drift too).
 * ``lease vs watch``: ``lease_ttl - stop_margin`` must be at least
-  ``watch.fall × watch.interval``, else a network blip the watch would
+  ``watch.fall x watch.interval``, else a network blip the watch would
   tolerate makes the active node stop its telephony (a warning); and the
   failover time to expect (the larger of the two, plus the start).
 """
@@ -98,7 +98,9 @@ def endpoint_health(settings, endpoint: str) -> CheckResult:
             f"{detail}, over plain http: the lock and its tokens travel in clear",
             "use https:// endpoints with coordination.ca_file (and a client certificate)",
         )
-    return CheckResult.passed(f"{detail}, TLS verified" + (", client certificate presented" if section["cert_file"] else ""))
+    return CheckResult.passed(
+        f"{detail}, TLS verified" + (", client certificate presented" if section["cert_file"] else "")
+    )
 
 
 def _offset(date: str | None) -> float | None:
@@ -115,7 +117,7 @@ def lease_vs_watch(settings) -> CheckResult:
     failover = max(ttl, detection)
     detail = (
         f"lease {ttl:g} s, self-fencing {ttl - margin:g} s after the last renewal, the watch declares a node down "
-        f"after {detection:g} s (fall × interval): expect a failover about {failover:g} s plus the start"
+        f"after {detection:g} s (fall x interval): expect a failover about {failover:g} s plus the start"
     )
     if ttl - margin < detection:
         return CheckResult.warn(

@@ -15,7 +15,7 @@ The rules added here:
 * **A standby** (rank 1, 2, …) asks for the lock only while its watch says
   the active node is gone (the watch asked to take over: ``fall`` failed
   rounds, witnesses agreeing, not paused), and a standby of rank ``r`` only
-  after that has lasted ``(r - 1) × standby_delay`` seconds *with the lock
+  after that has lasted ``(r - 1) x standby_delay`` seconds *with the lock
   free* (:meth:`CoordinatedNode.held_elsewhere`), so that the first standby
   wins when it can and a lock released at failback goes to the preferred
   node. A good round, a paused watch or an unknown verdict withdraw the
@@ -33,9 +33,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..watch import HOST
+from ..watch import HOST, Observation, RoundVerdict
 from ..watch import Action as WatchAction
-from ..watch import Observation, RoundVerdict
 from .leader import Action, Decision, LeaderGuard
 
 
@@ -70,7 +69,7 @@ class CoordinatedNode:
         """The lock is held by another node at ``now`` (or the backend could not say): restart the rank delay.
 
         A standby of rank ``r`` thus takes a lock only after it has been free for
-        ``(r - 1) × standby_delay`` seconds while its watch says the active node is
+        ``(r - 1) x standby_delay`` seconds while its watch says the active node is
         gone, so the lock a standby gives back at failback goes to the preferred
         node, not to the next standby, whose watch still sees no master serving.
         """

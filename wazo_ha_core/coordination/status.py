@@ -60,5 +60,7 @@ def status_lines(status: dict[str, Any]) -> list[str]:
     if mine:
         serving = "serving" if mine["serving"] else "not serving"
         token = f"token {mine['token']}" if mine["token"] is not None else "no lock"
-        lines.append(f"this node       {mine['node']} (rank {mine['rank']}): {serving}, {token}, as of {mine['at'][:19]}")
+        lines.append(
+            f"this node       {mine['node']} (rank {mine['rank']}): {serving}, {token}, as of {mine['at'][:19]}"
+        )
     return lines

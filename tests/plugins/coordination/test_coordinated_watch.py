@@ -82,9 +82,7 @@ class RecordingServices(ServiceManager):
 
 class Node:
     def __init__(self, tmp_path, board, coordinator, name, standby):
-        self.settings = Settings.from_tree(
-            {"root": str(tmp_path / name), "watch": WATCH, "coordination": COORDINATION}
-        )
+        self.settings = Settings.from_tree({"root": str(tmp_path / name), "watch": WATCH, "coordination": COORDINATION})
         (tmp_path / name).mkdir()
         self.store = Store.from_settings(self.settings)
         self.store.upgrade()
@@ -161,7 +159,7 @@ def cluster(tmp_path, etcd3, make_coordinator):
 
 
 def test_the_master_serves_under_the_lock_with_its_token_journaled(cluster):
-    board, master, standby, etcd, sampler = cluster
+    board, master, _standby, _etcd, _sampler = cluster
     wait_for(lambda: board.serving["master"], 10, "master serving")
     [event] = master.events("serve")
     assert event.figures["token"] == board.tokens["master"][0] > 0
@@ -169,7 +167,7 @@ def test_the_master_serves_under_the_lock_with_its_token_journaled(cluster):
 
 
 def test_link_cut_between_master_and_standby_both_reaching_etcd_gives_no_takeover(cluster):
-    board, master, standby, etcd, sampler = cluster
+    board, _master, standby, _etcd, sampler = cluster
     wait_for(lambda: board.serving["master"], 10, "master serving")
     board.link_up = False  # the standby's probes now fail: it asks for the lock every round, in vain
     wait_for(lambda: standby.watcher.watch.state.master_down, 5, "standby sees the master down")

@@ -115,7 +115,7 @@ def test_tls_verified_endpoint_passes_and_the_lock_works_over_it(tmp_path, etcd_
 
 def test_tls_with_the_wrong_authority_fails_in_doctor_and_in_the_lock(tmp_path, etcd_tls):
     cluster, _ = etcd_tls
-    wrong, other_authority = certificate_from_another_authority("IP:127.0.0.1")
+    _wrong, other_authority = certificate_from_another_authority("IP:127.0.0.1")
     try:
         engine = make_engine(tmp_path, cluster.endpoints(), ca_file=str(other_authority.certificate))
         engine.settings.tree["root"] = "/"

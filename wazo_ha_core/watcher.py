@@ -16,6 +16,11 @@ Two ways to drive it:
   state kept in the store between runs so that fall/rise counts and the
   stability window span invocations.
 
+In coordinated mode (a coordinator other than ``none``, ``docs/coordination.rst``)
+the watch runs on every node and only judges; a
+:class:`~wazo_ha_core.coordination.driver.LeaseKeeper` thread starts and stops
+telephony while it holds the leader lock.
+
 Pausing is a flag in the store (:class:`PauseSwitch`), read every round, so
 ``wazo-ha pause`` from another shell takes effect at the next round.
 """

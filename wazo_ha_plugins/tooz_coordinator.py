@@ -1,10 +1,14 @@
 """The ``tooz`` coordinator: the leader lock on etcd through OpenStack's tooz (``etcd3+http(s)://`` URLs).
 
-Settings (``plugin_config.tooz``): ``url`` (``etcd3+http://host:2379``; TLS
+Settings: the core's ``coordination.*`` (endpoints, TLS files, key prefix,
+node, lease TTL, timeout), turned into this plugin's keys by
+:func:`settings_config`; ``plugin_config.tooz`` overrides them: ``url`` (``etcd3+http://host:2379``; TLS
 through ``etcd3+https://…?ca_cert=…&cert_cert=…&cert_key=…``), ``key_prefix``
 (one per HA cluster on a shared etcd), ``node`` (this node's name, unique in
 the cluster), ``priority`` (0 = preferred), ``lease_ttl`` (whole seconds,
 etcd leases are integers) and ``timeout`` (whole seconds, every HTTP call).
+Several URLs (one per etcd member): a call that fails moves the next call to
+the next member, and the lease is renewed through whichever member answers.
 
 The lock is tooz's etcd lock: a transaction that creates the key only if it
 does not exist, attached to a lease. The fencing token is the key's

@@ -13,6 +13,9 @@ from tests.rig.coordinated import TTL, WATCH
 
 def test_master_slave_link_cut_while_both_reach_etcd_gives_no_takeover(coordinated):
     rig = coordinated
+    shown = rig.wazo_ha("slave1", "status").stdout  # what an operator sees on a standby
+    assert "coordinator     tooz" in shown and "lock holder     master  token " in shown
+    assert "this node       slave1 (rank 1): not serving, no lock" in shown
     standbys = [rig.nodes["slave1"].address, rig.nodes["slave2"].address]
     started = time.monotonic()
     rig.cut("master", standbys)  # a switch port / VLAN mistake: the standbys lose the master, not etcd nor the phone

@@ -99,3 +99,14 @@ def test_in_coordinated_mode_the_master_runs_the_watch_unit_too():
     assert WATCH not in Schedules(Settings.from_tree({"schedules": {"kind": "systemd"}})).wanted(master)[1]
     tree = {**ETCD, "schedules": {"kind": "systemd"}}
     assert WATCH in Schedules(Settings.from_tree(tree)).wanted(master)[1]
+
+
+def test_wazo_services_refuses_a_fencing_token_older_than_one_it_served_under():
+    from wazo_ha_core.errors import PluginError
+
+    manager = load_plugin("service_managers", "wazo_services")
+    manager.accept_token(5)
+    manager.accept_token(7)
+    with pytest.raises(PluginError, match="fencing token 6 is older than 7"):
+        manager.accept_token(6)
+    manager.accept_token(7)  # the same lease's start retried

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from tests.rig.coordinated import TTL, WATCH
+from wazo_ha_rig.waiting import wait_for
 
 
 def test_master_slave_link_cut_while_both_reach_etcd_gives_no_takeover(coordinated):
@@ -40,7 +41,7 @@ def test_master_cut_from_etcd_stops_within_the_ttl_the_first_standby_takes_over_
     print(f"\nmaster stopped after {stopped:.1f} s; slave1 answered {failover:.1f} s after the cut (ttl {TTL} s)")
     assert stopped <= TTL, "self-fencing happens before the lease can expire"
     [fence] = rig.events("master", "self-fence")
-    [takeover] = rig.events("slave1", "failover")
+    [takeover] = wait_for(lambda: rig.events("slave1", "failover"), 10, "slave1's failover journaled")
     assert takeover.figures["token"] > fence.figures["token"]
     healed = time.monotonic()
     rig.heal("master")

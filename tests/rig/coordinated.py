@@ -242,5 +242,11 @@ class CoordinatedRig:
         wait_for(lambda: self.serving() == expected, timeout, what)
         return time.monotonic() - started
 
+    def wait_serving_any(self, timeout: float, what: str) -> float:
+        """Seconds until exactly one node answers."""
+        started = time.monotonic()
+        wait_for(lambda: len(self.serving()) == 1, timeout, what)
+        return time.monotonic() - started
+
     def doubles(self, since: float = 0.0) -> list[tuple[float, frozenset[str]]]:
         return [sample for sample in self.sampler.since(since) if len(sample[1]) > 1]

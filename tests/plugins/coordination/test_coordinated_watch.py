@@ -161,7 +161,7 @@ def cluster(tmp_path, etcd3, make_coordinator):
 def test_the_master_serves_under_the_lock_with_its_token_journaled(cluster):
     board, master, _standby, _etcd, _sampler = cluster
     wait_for(lambda: board.serving["master"], 10, "master serving")
-    [event] = master.events("serve")
+    [event] = wait_for(lambda: master.events("serve"), 5, "the serve event journaled (when the start returns)")
     assert event.figures["token"] == board.tokens["master"][0] > 0
     assert master.keeper.coordinator.holder().node == "master"
 
@@ -190,7 +190,7 @@ def test_master_cut_from_etcd_stops_within_the_ttl_and_the_standby_takes_over_wi
     assert board.tokens["standby"][-1] > first_token
     [event] = master.events("self-fence")
     assert event.figures["token"] == first_token
-    [event] = standby.events("failover")
+    [event] = wait_for(lambda: standby.events("failover"), 5, "the failover journaled (when the start returns)")
     assert event.figures["token"] == board.tokens["standby"][-1]
     print(f"self-fenced after {fenced:.2f} s, standby serving after {failover:.2f} s (ttl {TTL} s)")
     samples = sampler.finish()

@@ -211,22 +211,26 @@ class HAEngine:
         return file_sync.sync_files(self, progress=progress)
 
     def init_file_sync(
-        self, rotate: bool = False, verification: PeerVerification = ONLY_PINNED
+        self, rotate: bool = False, verification: PeerVerification = ONLY_PINNED, peer: str | None = None
     ) -> list[dict[str, Any]]:
         """Set up (or rotate) the file-sync trust with the slave; see :mod:`wazo_ha_core.file_sync`.
 
         The slave's host key must be pinned first (:meth:`pin_host_keys`) or
         verified as ``verification`` allows; otherwise nothing is sent to it.
+        ``peer``: one of :meth:`standby_peers` (N nodes); default the first.
         """
-        return file_sync.init_file_sync(self, rotate=rotate, verification=verification)
+        return file_sync.init_file_sync(self, rotate=rotate, verification=verification, peer=peer)
 
     def show_host_keys(self) -> list[dict[str, Any]]:
         """On the slave: its identity (sshd host keys) for the master to pin, per file sync plugin."""
         return file_sync.show_host_keys(self)
 
-    def pin_host_keys(self, text: str, replace: bool = False) -> list[dict[str, Any]]:
-        """On the master: pin the slave's identity from the text :meth:`show_host_keys` printed there."""
-        return file_sync.pin_host_keys(self, text, replace=replace)
+    def pin_host_keys(self, text: str, replace: bool = False, peer: str | None = None) -> list[dict[str, Any]]:
+        """On the master: pin the slave's identity from the text :meth:`show_host_keys` printed there.
+
+        ``peer``: one of :meth:`standby_peers` (N nodes); default the first.
+        """
+        return file_sync.pin_host_keys(self, text, replace=replace, peer=peer)
 
     # --- replication --------------------------------------------------------------------
 

@@ -98,3 +98,16 @@ def test_n_nodes_sync_files_to_every_standby(make_engine):
     report = sync_files(engine)
     assert [call[2][0] for call in sample_plugins.CALLS if call[1] == "sync"] == ["10.0.0.2", "10.0.0.3"]
     assert len(report.results) == 2
+
+
+def test_n_nodes_sync_init_for_a_chosen_standby_and_never_for_another_address(make_engine):
+    from wazo_ha_core.file_sync import init_file_sync
+
+    engine = make_engine(plugins={"file_sync": ["recording_file_sync"]}, standbys=["10.0.0.3"])
+    engine.store.write_ha_settings(HASettings("master", "10.0.0.2"))
+    init_file_sync(engine, peer="10.0.0.3")
+    init_file_sync(engine)
+    assert [call[2][0] for call in sample_plugins.CALLS if call[1] == "init"] == ["10.0.0.3", "10.0.0.2"]
+    with pytest.raises(PreflightError, match=r"'10.0.0.9' is not a standby of this master"):
+        init_file_sync(engine, peer="10.0.0.9")
+    assert len([call for call in sample_plugins.CALLS if call[1] == "init"]) == 2

@@ -13,6 +13,7 @@ BENCHMARKS = {
     "failover": "bench.failover",
     "switchover": "bench.switchover",
     "startup": "bench.startup",
+    "coordinated_failover": "bench.coordinated_failover",
 }
 
 

@@ -76,6 +76,12 @@ def doctor_checks(engine: HAEngine, planned: HASettings | None = None) -> list[C
     checks.append(FunctionCheck("disk space", lambda: disk_space(engine.settings, role)))
     if peer:
         checks.append(FunctionCheck("clock offset", lambda: clock_offset(engine.settings, peer)))
+    from .coordination.config import coordinated
+
+    if coordinated(engine.settings.tree):
+        from .coordination.doctor import coordination_checks
+
+        checks += coordination_checks(engine.settings)
     if role == "slave":
         checks.append(FunctionCheck("slave database UTF-8", lambda: local_database_utf8(engine.settings)))
         checks += probe_checks(engine, peer)

@@ -211,22 +211,26 @@ class HAEngine:
         return file_sync.sync_files(self, progress=progress)
 
     def init_file_sync(
-        self, rotate: bool = False, verification: PeerVerification = ONLY_PINNED
+        self, rotate: bool = False, verification: PeerVerification = ONLY_PINNED, peer: str | None = None
     ) -> list[dict[str, Any]]:
         """Set up (or rotate) the file-sync trust with the slave; see :mod:`wazo_ha_core.file_sync`.
 
         The slave's host key must be pinned first (:meth:`pin_host_keys`) or
         verified as ``verification`` allows; otherwise nothing is sent to it.
+        ``peer``: one of :meth:`standby_peers` (N nodes); default the first.
         """
-        return file_sync.init_file_sync(self, rotate=rotate, verification=verification)
+        return file_sync.init_file_sync(self, rotate=rotate, verification=verification, peer=peer)
 
     def show_host_keys(self) -> list[dict[str, Any]]:
         """On the slave: its identity (sshd host keys) for the master to pin, per file sync plugin."""
         return file_sync.show_host_keys(self)
 
-    def pin_host_keys(self, text: str, replace: bool = False) -> list[dict[str, Any]]:
-        """On the master: pin the slave's identity from the text :meth:`show_host_keys` printed there."""
-        return file_sync.pin_host_keys(self, text, replace=replace)
+    def pin_host_keys(self, text: str, replace: bool = False, peer: str | None = None) -> list[dict[str, Any]]:
+        """On the master: pin the slave's identity from the text :meth:`show_host_keys` printed there.
+
+        ``peer``: one of :meth:`standby_peers` (N nodes); default the first.
+        """
+        return file_sync.pin_host_keys(self, text, replace=replace, peer=peer)
 
     # --- replication --------------------------------------------------------------------
 
@@ -251,19 +255,62 @@ class HAEngine:
 
     # --- the standby's watch and the services (logic in watcher.py and services.py) -----
 
+    def standby_peers(self) -> list[str]:
+        """Where the master copies to: ``remote_address`` (the first standby), then each of ``standbys``."""
+        first = self.current_settings().remote_address
+        peers = [first] if first else []
+        return peers + [peer for peer in self.settings.get("standbys") if peer not in peers]
+
     def service_control(self) -> ServiceControl:
         return ServiceControl(self.loader.load("service_managers"))
 
     def watcher(self, master: str | None = None) -> Watcher:
-        """The watch over ``master`` (default: ``remote_address`` while this node is a slave)."""
+        """The watch over ``master`` (default: ``remote_address`` while this node is a slave).
+
+        With a coordinator other than ``none``, the watch runs on every node and a
+        :class:`~wazo_ha_core.coordination.driver.LeaseKeeper` starts and stops telephony under the lock.
+        """
+        services = self.service_control()
+        is_slave = lambda: master is not None or self.current_settings().node_type == "slave"  # noqa: E731
         return Watcher(
             settings=self.settings,
             journal=self.journal,
             state=self.store.plugin_state(STATE_OWNER),
             probes=self.loader.load("health_probes"),
-            services=self.service_control(),
+            services=services,
             target=lambda: master or self.current_settings().remote_address or None,
-            is_slave=lambda: master is not None or self.current_settings().node_type == "slave",
+            is_slave=is_slave,
+            keeper=self.lease_keeper(services, standby=is_slave()),
+        )
+
+    def coordinator(self):
+        """The configured coordinator plugin (``none`` by default)."""
+        [coordinator] = self.loader.load("coordinators") or [None]
+        return coordinator
+
+    def lease_keeper(self, services: ServiceControl, standby: bool):
+        """The leader lock's keeper in coordinated mode; ``None`` with the ``none`` coordinator (or none at all)."""
+        coordinator = self.coordinator()
+        if coordinator is None or not coordinator.coordinated:
+            return None
+        from .coordination import LeaderGuard
+        from .coordination.config import guard_config
+        from .coordination.driver import LeaseKeeper
+        from .coordination.node import CoordinatedNode
+
+        section = self.settings.get("coordination")
+        guard = LeaderGuard(guard_config(section))
+        guard.serving = services.is_active()  # running already: stopped unless the lock is ours
+        rank = int(section["priority"] or 1) if standby else 0
+        return LeaseKeeper(
+            node=CoordinatedNode(guard, rank=rank, standby_delay=float(section["standby_delay"])),
+            coordinator=coordinator,
+            services=services,
+            journal=self.journal,
+            state=self.store.plugin_state(STATE_OWNER),
+            name=coordinator.config.get("node") or section["node"] or _host_name(),
+            ttl=float(section["lease_ttl"]),
+            interval=min(1.0, float(self.settings.get("watch.interval"))),
         )
 
     def switch_services(self, take_over: bool) -> dict[str, Any]:
@@ -322,9 +369,18 @@ class HAEngine:
     # --- status -----------------------------------------------------------------------
 
     def status(self, limit: int | None = None) -> dict[str, Any]:
-        """``wazo-ha status`` (see :mod:`.status`), read from the store."""
+        """``wazo-ha status`` (see :mod:`.status`), read from the store; in coordinated mode one bounded
+        etcd read too (:mod:`.coordination.status`)."""
+        from .coordination.status import coordination_status
         from .status import status_report  # role, master as seen, services, last operations, pause
 
         ha = self.current_settings()
         limit = limit or int(self.settings.get("history.default_limit"))
-        return status_report(self.store, ha, self.service_control, self.store.describe(), limit)
+        report = status_report(self.store, ha, self.service_control, self.store.describe(), limit)
+        return {**report, "coordination": coordination_status(self)}
+
+
+def _host_name() -> str:
+    import socket
+
+    return socket.gethostname().split(".")[0]

@@ -397,6 +397,19 @@ class ServiceManager(Plugin, abc.ABC):
     def status(self) -> ServiceState:
         """Whether the services are taken over on this node. No side effects."""
 
+    def accept_token(self, token: int) -> None:
+        """Coordinated mode: the fencing token the coming :meth:`start` serves under; called just before it.
+
+        ``token`` is the leader lock's fencing token (etcd: the lock key's
+        revision); it grows with every acquisition by any node. The default
+        does nothing. A manager that drives something shared by the nodes (a
+        relay, a proxy) should hand it on so that side refuses a token lower
+        than the highest it has seen. Raising
+        :class:`~wazo_ha_core.errors.PluginError` refuses the start (the node
+        keeps trying while it holds the lock). Never called with the ``none``
+        coordinator.
+        """
+
     def active_calls(self) -> int | None:
         """How many calls this node carries now, or ``None`` when it cannot tell.
 

@@ -71,11 +71,19 @@ def sync_paths(settings: Settings) -> list[str]:
     return paths
 
 
-def _master_peer(engine: HAEngine, operation: str) -> str:
+def _master_peer(engine: HAEngine, operation: str, peer: str | None = None) -> str:
+    """The standby to work with: ``peer`` if it is one of the master's standbys, else the first one."""
     ha = engine.current_settings()
     if ha.node_type != "master":
         raise PreflightError(f"{operation} runs on the master only; this node is {ha.node_type!r}")
-    return ha.remote_address
+    if peer is None:
+        return ha.remote_address
+    standbys = engine.standby_peers()
+    if peer not in standbys:
+        raise PreflightError(
+            f"{operation}: {peer!r} is not a standby of this master (remote_address and standbys: {standbys})"
+        )
+    return peer
 
 
 def _backends(engine: HAEngine) -> list[FileSyncBackend]:
@@ -94,14 +102,14 @@ def sync_files(engine: HAEngine, *, progress: ProgressCallback = no_progress) ->
     ``initialised=False``.
     """
     try:
-        peer = _master_peer(engine, "file sync")
+        _master_peer(engine, "file sync")
     except PreflightError as exc:
         _journal_refusal(engine, "sync", exc)
         raise
     report = SyncReport()
     with run_locks.exclusive(engine.settings.path("run_dir"), SYNC_LOCK_FILE, "file sync"):
         paths = sync_paths(engine.settings)
-        for backend in _backends(engine):
+        for backend, peer in [(backend, peer) for peer in engine.standby_peers() for backend in _backends(engine)]:
             with engine.journal.record("sync") as event:
                 event.figures = {"plugin": backend.name, "peer": peer, "directories": len(paths)}
                 try:
@@ -123,15 +131,19 @@ def sync_files(engine: HAEngine, *, progress: ProgressCallback = no_progress) ->
 
 
 def init_file_sync(
-    engine: HAEngine, *, rotate: bool = False, verification: PeerVerification = ONLY_PINNED
+    engine: HAEngine, *, rotate: bool = False, verification: PeerVerification = ONLY_PINNED, peer: str | None = None
 ) -> list[dict[str, Any]]:
-    """Set up (or, with ``rotate``, renew) the trust of every enabled backend; journaled with its warnings."""
+    """Set up (or, with ``rotate``, renew) the trust of every enabled backend; journaled with its warnings.
+
+    ``peer``: which standby (N nodes, one of ``remote_address`` and ``standbys``); default ``remote_address``.
+    """
     return _on_master_per_backend(
         engine,
         "sync-init",
         "file sync init",
         {"rotate": rotate},
         lambda backend, peer: backend.init(peer, rotate=rotate, verification=verification),
+        peer,
     )
 
 
@@ -140,7 +152,9 @@ def show_host_keys(engine: HAEngine) -> list[dict[str, Any]]:
     return [{"plugin": backend.name, "text": backend.show_host_keys()} for backend in _backends(engine)]
 
 
-def pin_host_keys(engine: HAEngine, text: str, *, replace: bool = False) -> list[dict[str, Any]]:
+def pin_host_keys(
+    engine: HAEngine, text: str, *, replace: bool = False, peer: str | None = None
+) -> list[dict[str, Any]]:
     """Pin the slave's identity (the text of ``show_host_keys`` on the slave) on the master; journaled."""
     return _on_master_per_backend(
         engine,
@@ -148,6 +162,7 @@ def pin_host_keys(engine: HAEngine, text: str, *, replace: bool = False) -> list
         "host key pin",
         {"replace": replace},
         lambda backend, peer: backend.pin_host_keys(peer, text, replace=replace),
+        peer,
     )
 
 
@@ -157,10 +172,11 @@ def _on_master_per_backend(
     operation: str,
     figures: dict[str, Any],
     call: Callable[[FileSyncBackend, str], OperationResult],
+    peer: str | None = None,
 ) -> list[dict[str, Any]]:
     """``call(backend, peer)`` for every file-sync backend, on the master only; one ``kind`` event each."""
     try:
-        peer = _master_peer(engine, operation)
+        peer = _master_peer(engine, operation, peer)
     except PreflightError as exc:
         _journal_refusal(engine, kind, exc)
         raise

@@ -59,17 +59,46 @@ def replicate(
     """Copy the configuration DB to the slave with every enabled replication backend, in order.
 
     ``peer`` is for the legacy script, which names the slave on its command
-    line; otherwise the peer is the master's ``remote_address``. Raises
-    :class:`PreflightError` on a node that may not replicate, and whatever the
-    plugin raises (journaled as ``failed``, or ``refused`` for a held lock).
+    line; otherwise the peers are the master's ``remote_address`` then each of
+    the ``standbys`` setting (N nodes), one journal event each; a failed peer
+    does not stop the next, and the first failure is raised once all were
+    tried. Raises :class:`PreflightError` on a node that may not replicate,
+    and whatever the plugin raises (journaled as ``failed``, or ``refused``
+    for a held lock).
     """
+    peers = None if peer is not None else engine.standby_peers()
+    options = {"force": force, "progress": progress, "discard_slave_changes": discard_slave_changes}
+    if not peers or len(peers) == 1:
+        return _replicate_to(engine, peer=peer, **options)
+    results, first_error = [], None
+    for standby in peers:
+        try:
+            results += _replicate_to(engine, peer=None, standby=standby, **options)
+        except AlreadyRunning:
+            raise
+        except Exception as exc:  # journaled and logged by _replicate_to; the other standbys still get their copy
+            first_error = first_error or exc
+    if first_error is not None:
+        raise first_error
+    return results
+
+
+def _replicate_to(
+    engine: HAEngine,
+    *,
+    peer: str | None,
+    force: bool,
+    progress: ProgressCallback,
+    discard_slave_changes: bool,
+    standby: str | None = None,
+) -> list[OperationResult]:
     ha = engine.current_settings()
     event = Event(kind=KIND, started_at=utcnow(), figures={"node_type": ha.node_type})
     try:
         if peer is None:
             if ha.node_type != "master":
                 raise PreflightError(f"replication runs on the master only; this node's node_type is {ha.node_type!r}")
-            peer = ha.remote_address
+            peer = standby or ha.remote_address
         elif ha.node_type == "slave":
             raise PreflightError("this node is a slave: replicating from it would overwrite the master's configuration")
         event.figures["peer"] = peer

@@ -3,6 +3,9 @@
 * master → ``wazo-ha replicate`` and ``wazo-ha sync`` every
   ``schedules.master_interval`` minutes (default 1; 60 is today's "hourly at
   :00"), as a cron file (``schedules.kind: cron``) or two systemd timers.
+* master in coordinated mode (a coordinator other than ``none``) → also
+  ``wazo-ha-watch.service``: it holds the leader lock, without which the
+  master does not serve;
 * slave → ``wazo-ha watch`` as the systemd service ``wazo-ha-watch.service``
   (``schedules.slave_mode: watch``) or ``wazo-ha check`` every minute from a
   cron file (``check``).
@@ -75,6 +78,11 @@ class Schedules:
                     files[self.systemd_dir / service] = header + _oneshot_unit(action, self.unit_command(action))
                     files[self.systemd_dir / timer] = header + _timer_unit(action, calendar)
                     units.append(timer)
+            from .coordination.config import coordinated
+
+            if coordinated(self.settings.tree):  # the preferred node serves only while its watch holds the lock
+                files[self.systemd_dir / WATCH] = header + _watch_unit(self.unit_command("watch"))
+                units.append(WATCH)
         elif ha.node_type == "slave":
             if self.settings.get("schedules.slave_mode") == "check":
                 files[self.cron_dir / CRON_SLAVE] = header + _cron_env() + f"* * * * * root {self.command('check')}\n"

@@ -27,8 +27,9 @@ class ServiceControl:
     def __init__(self, managers: Sequence[ServiceManager]):
         self.managers = list(managers)
 
-    def take_over(self) -> dict[str, Any]:
-        return self._switch(TAKE_OVER, self.managers)
+    def take_over(self, token: int | None = None) -> dict[str, Any]:
+        """Start every manager in order; with a fencing ``token`` (coordinated mode) each gets it first."""
+        return self._switch(TAKE_OVER, self.managers, token)
 
     def give_back(self) -> dict[str, Any]:
         return self._switch(GIVE_BACK, list(reversed(self.managers)))
@@ -60,12 +61,14 @@ class ServiceControl:
                 counts.append(count)
         return sum(counts) if counts else None
 
-    def _switch(self, action: str, managers: list[ServiceManager]) -> dict[str, Any]:
+    def _switch(self, action: str, managers: list[ServiceManager], token: int | None = None) -> dict[str, Any]:
         failures: dict[str, str] = {}
         done = []
         for manager in managers:
             try:
                 if action == TAKE_OVER:
+                    if token is not None:
+                        manager.accept_token(token)
                     manager.start()
                 else:
                     manager.stop()
@@ -77,4 +80,7 @@ class ServiceControl:
                 log.error("%s %s failed: %s", manager.name, action, failures[manager.name], extra=REPORTED)
         if failures:
             raise ServiceSwitchError(action, failures)
-        return {"managers": done}
+        figures: dict[str, Any] = {"managers": done}
+        if token is not None:
+            figures["token"] = token
+        return figures

@@ -108,6 +108,17 @@ def executable_problem(value: Any) -> str | None:
     return None
 
 
+def peer_address_problem(value: Any) -> str | None:
+    """A standby's address: an IP address of another host, as ``remote_address`` takes it."""
+    from .config import normalise_address  # config imports this module
+
+    try:
+        normalise_address(value)
+    except (ValueError, TypeError) as exc:
+        return str(exc)
+    return None
+
+
 def _each(check):
     def problem(values: Any) -> str | None:
         for value in values or ():
@@ -128,6 +139,7 @@ CHECKS = {
     "file_sync.directories": _each(absolute_path_problem),
     "file_sync.tenant_sounds_excluded": _each(file_name_problem),
     "schedules.command": executable_problem,
+    "standbys": _each(peer_address_problem),
 }
 
 

@@ -147,6 +147,13 @@ OPTIONS: tuple[Option, ...] = (
         "This node's own addresses, refused as `remote_address`. Empty: read from the network interfaces.",
     ),
     Option(
+        "standbys",
+        [],
+        "names",
+        "N nodes: the addresses of the standbys after the first, in priority order. The master replicates and "
+        "syncs to `remote_address` (the first standby), then to each of these. Empty: two nodes, as today.",
+    ),
+    Option(
         "notifications.mail_to",
         "root",
         "str-or-null",
@@ -300,6 +307,56 @@ OPTIONS: tuple[Option, ...] = (
         "SQLAlchemy URL of the slave's state store, read by switchover/switchback to refuse while the slave's "
         "watch is paused. Empty: the pause is not checked beforehand (a paused slave makes the switchover time out "
         "and telephony start here again).",
+    ),
+    # --- coordinated mode (docs/coordination.rst); used only when plugins.coordinators is not `none` ---
+    Option(
+        "coordination.endpoints",
+        [],
+        "names",
+        "The etcd members' client URLs, `http://host:2379` or `https://host:2379` (all of them: a call that "
+        "fails on one member is tried on the next). Required with a coordinator.",
+    ),
+    Option("coordination.ca_file", None, "path-or-null", "CA bundle that signed the etcd members' certificates."),
+    Option("coordination.cert_file", None, "path-or-null", "Client certificate presented to etcd (with `key_file`)."),
+    Option("coordination.key_file", None, "path-or-null", "The client certificate's private key (mode 0600)."),
+    Option(
+        "coordination.key_prefix",
+        "wazo-ha",
+        "str",
+        "etcd key prefix of this HA cluster; give each cluster sharing one etcd its own.",
+    ),
+    Option(
+        "coordination.node",
+        None,
+        "str-or-null",
+        "This node's name in the lock (unique in the cluster). Empty: the host name.",
+    ),
+    Option(
+        "coordination.priority",
+        None,
+        "number-or-null",
+        "A standby's rank: 1 takes over first, 2 waits `standby_delay` more, and so on. Empty: 1. "
+        "The master (preferred node) is always rank 0.",
+    ),
+    Option(
+        "coordination.lease_ttl",
+        5,
+        "number",
+        "Seconds of the leader lease (whole seconds); must exceed `stop_margin + 2 x timeout`.",
+    ),
+    Option("coordination.timeout", 1, "number", "Seconds one etcd call may take (whole seconds)."),
+    Option(
+        "coordination.stop_margin",
+        2.0,
+        "number",
+        "The active node stops its telephony this many seconds before its lease could expire when it cannot "
+        "renew (self-fencing): the time a stop takes plus clock-rate drift.",
+    ),
+    Option(
+        "coordination.standby_delay",
+        3.0,
+        "number",
+        "Seconds each standby rank after the first waits before trying to take the lock.",
     ),
     # --- wazo-ha doctor (docs/prerequisites.rst) ---
     Option("doctor.check_timeout", 15.0, "number", "Seconds one `wazo-ha doctor` check may take before it is a FAIL."),
@@ -502,6 +559,11 @@ def _validate(tree: dict[str, Any], source: str) -> None:
     if len(coordinators) > 1:
         raise SettingsError(source, "plugins.coordinators", f"names at most one coordinator, got {coordinators!r}")
     problem = setting_checks.tree_problem(tree, OPTIONS)
+    if problem:
+        raise SettingsError(source, *problem)
+    from .coordination import config as coordination_config  # light: pure checks
+
+    problem = coordination_config.problem(tree)
     if problem:
         raise SettingsError(source, *problem)
 

@@ -280,6 +280,26 @@ class Watch:
         s.courtesy_since = None
         s.refused = s.paused_noted = False
 
+    def withdraw(self, action: Action) -> None:
+        """Forget the pending ``action`` without acting and without the retry delay (coordinated mode).
+
+        The leader lock decides when the take-over or give-back happens; the
+        watch asks again at its next round while the condition still holds.
+        """
+        if self.state.pending != action.value:
+            raise RuntimeError(f"withdraw({action.value}) but the pending action is {self.state.pending}")
+        self.state.pending = None
+
+    def serving_changed(self, serving: bool) -> None:
+        """The services were started or stopped outside the watch (the leader lock did it)."""
+        role = Role.ACTIVE if serving else Role.STANDBY
+        if role is self.role:
+            return
+        self.state.role = role.value
+        self.state.good_streak, self.state.good_since, self.state.courtesy_since = 0, None, None
+        if not serving:
+            self.state.master_down = self.state.fail_streak >= self.config.fall
+
     # --- internals -----------------------------------------------------------------
 
     def _decide(self, now, paused, active_calls, verdict, reason, notes) -> Decision:

@@ -16,6 +16,11 @@ Two ways to drive it:
   state kept in the store between runs so that fall/rise counts and the
   stability window span invocations.
 
+In coordinated mode (a coordinator other than ``none``, ``docs/coordination.rst``)
+the watch runs on every node and only judges; a
+:class:`~wazo_ha_core.coordination.driver.LeaseKeeper` thread starts and stops
+telephony while it holds the leader lock.
+
 Pausing is a flag in the store (:class:`PauseSwitch`), read every round, so
 ``wazo-ha pause`` from another shell takes effect at the next round.
 """
@@ -118,6 +123,7 @@ class Watcher:
         target: Callable[[], str | None],
         is_slave: Callable[[], bool],
         clock: Callable[[], float] = time.monotonic,
+        keeper=None,
     ):
         self.settings = settings
         self.journal = journal
@@ -128,6 +134,9 @@ class Watcher:
         self.target = target
         self.is_slave = is_slave
         self.clock = clock
+        #: Coordinated mode (:class:`~wazo_ha_core.coordination.driver.LeaseKeeper`): the leader lock decides
+        #: when telephony starts and stops; ``None`` with the ``none`` coordinator (the watch acts itself).
+        self.keeper = keeper
         self.interval = float(settings.get("watch.interval"))
         self.witnesses = list(settings.get("watch.witnesses"))
         self.watch: Watch | None = None
@@ -145,6 +154,10 @@ class Watcher:
         log.info(
             "watch started: %s, %d probe(s), role %s", self._describe_config(), len(self.probes), self.watch.role.value
         )
+        keeper_thread = None
+        if self.keeper is not None:
+            keeper_thread = threading.Thread(target=self.keeper.run, args=(stop,), name="lease-keeper", daemon=True)
+            keeper_thread.start()
         next_round = self.clock()
         while not stop.is_set():
             try:
@@ -159,11 +172,17 @@ class Watcher:
             if next_round < now:  # the round overran: skip the missed slots, do not burst
                 next_round = now
             stop.wait(next_round - now)
+        if keeper_thread is not None:
+            keeper_thread.join()  # it stops the services and releases the lock first
         self._executor.shutdown(wait=False, cancel_futures=True)
         log.info("watch stopped")
 
     def check(self, rounds: int | None = None) -> Decision:
         """A few rounds (``fall`` or ``rise``, whichever is larger) for cron; the machine's state is kept."""
+        if self.keeper is not None:
+            raise SettingsError(
+                "settings", "schedules.slave_mode", "coordinated mode needs the long-running `wazo-ha watch`"
+            )
         config = watch_config(self.settings, max_gap=CHECK_MAX_GAP)
         saved = self._load_state()
         role = self._actual_role()
@@ -186,6 +205,8 @@ class Watcher:
     # --- one round -------------------------------------------------------------------------
 
     def round(self) -> Decision:
+        if self.keeper is not None:
+            return self._coordinated_round()
         watch = self.watch
         target = self.target() if self.is_slave() else None
         if not target:
@@ -206,6 +227,39 @@ class Watcher:
             self._handle_notes(decision)
         if decision.action in (Action.TAKE_OVER, Action.GIVE_BACK):
             self._act(decision, target)
+        self._log_state(decision)
+        return decision
+
+    def _coordinated_round(self) -> Decision:
+        """A round in coordinated mode: the watch judges, the keeper acts (only while holding the lock)."""
+        from .coordination.node import failback_observations
+
+        watch, keeper = self.watch, self.keeper
+        target = self.target() if self.is_slave() else None
+        if not target:  # the preferred node: the lock alone decides when it serves
+            watch.serving_changed(keeper.serving)
+            decision = Decision(Action.NONE, "preferred node: serves while it holds the leader lock")
+            keeper.watched(decision.action, None)
+            self._log_state(decision)
+            return decision
+        observations = self._probe_all(target, self.probes)
+        watch.serving_changed(keeper.serving)  # the keeper may have started or stopped meanwhile
+        if watch.role is Role.ACTIVE:
+            observations = failback_observations(observations)  # the preferred node cannot serve without the lock
+        paused = self.pause_switch.get() is not None
+        now = self.clock()
+        calls = None
+        if watch.role is Role.ACTIVE and judge_round(observations)[0] is RoundVerdict.GOOD:
+            if watch.state.good_streak + 1 >= watch.config.rise:
+                calls = self.services.active_calls()
+        decision = watch.observe(now, observations, paused=paused, active_calls=calls)
+        self._handle_notes(decision)
+        if decision.action is Action.CHECK_WITNESSES:
+            decision = watch.witnessed(now, self._probe_witnesses())
+            self._handle_notes(decision)
+        if decision.action in (Action.TAKE_OVER, Action.GIVE_BACK):
+            watch.withdraw(decision.action)
+        keeper.watched(decision.action, decision.verdict)
         self._log_state(decision)
         return decision
 

@@ -72,6 +72,13 @@ class WazoServices(ServiceManager):
         self._run_steps("take over", self.start_steps)
         self._wait_until(True, "take over")
 
+    def accept_token(self, token: int) -> None:
+        """Refuse a fencing token lower than the highest this node has started under (kept in the store)."""
+        highest = self.context.state.get("highest_token")
+        if isinstance(highest, int) and token < highest:
+            raise PluginError(f"{self.name}: fencing token {token} is older than {highest}, already served here")
+        self.context.state.set("highest_token", token)
+
     def stop(self) -> None:
         running = self._running()
         if running and not any(running):

@@ -60,3 +60,54 @@ def test_the_legacy_script_with_a_peer_runs_on_a_master_or_a_disabled_node(make_
     [result] = replicate(engine, peer="10.0.0.9")
     assert result.outcome == "copied"
     assert sample_plugins.CALLS == [("recording_replication", "replicate", ("10.0.0.9", False))]
+
+
+# --- N nodes: the master copies to remote_address, then to each of `standbys` ----------------------------------
+
+
+def test_n_nodes_replicate_to_every_standby_in_order_one_event_each(make_engine):
+    engine = make_engine(plugins={"replication": ["recording_replication"]}, standbys=["10.0.0.3", "10.0.0.4"])
+    engine.store.write_ha_settings(HASettings("master", "10.0.0.2"))
+    results = replicate(engine)
+    assert [call[2][0] for call in sample_plugins.CALLS] == ["10.0.0.2", "10.0.0.3", "10.0.0.4"]
+    assert len(results) == 3
+    events = engine.store.events(kind="replication")
+    assert sorted(event.figures["peer"] for event in events) == ["10.0.0.2", "10.0.0.3", "10.0.0.4"]
+
+
+def test_a_standby_listed_twice_or_as_remote_address_gets_one_copy(make_engine):
+    engine = make_engine(plugins={"replication": ["recording_replication"]}, standbys=["10.0.0.2", "10.0.0.3"])
+    engine.store.write_ha_settings(HASettings("master", "10.0.0.2"))
+    replicate(engine)
+    assert [call[2][0] for call in sample_plugins.CALLS] == ["10.0.0.2", "10.0.0.3"]
+
+
+def test_bad_standby_addresses_are_refused_naming_the_setting(make_engine):
+    from wazo_ha_core.errors import SettingsError
+    from wazo_ha_core.settings import Settings
+
+    with pytest.raises(SettingsError, match=r"standbys: must be an IPv4 or IPv6 address .*'pbx-b'"):
+        Settings.from_tree({"standbys": ["10.0.0.3", "pbx-b"]})
+
+
+def test_n_nodes_sync_files_to_every_standby(make_engine):
+    from wazo_ha_core.file_sync import sync_files
+
+    engine = make_engine(plugins={"file_sync": ["recording_file_sync"]}, standbys=["10.0.0.3"])
+    engine.store.write_ha_settings(HASettings("master", "10.0.0.2"))
+    report = sync_files(engine)
+    assert [call[2][0] for call in sample_plugins.CALLS if call[1] == "sync"] == ["10.0.0.2", "10.0.0.3"]
+    assert len(report.results) == 2
+
+
+def test_n_nodes_sync_init_for_a_chosen_standby_and_never_for_another_address(make_engine):
+    from wazo_ha_core.file_sync import init_file_sync
+
+    engine = make_engine(plugins={"file_sync": ["recording_file_sync"]}, standbys=["10.0.0.3"])
+    engine.store.write_ha_settings(HASettings("master", "10.0.0.2"))
+    init_file_sync(engine, peer="10.0.0.3")
+    init_file_sync(engine)
+    assert [call[2][0] for call in sample_plugins.CALLS if call[1] == "init"] == ["10.0.0.3", "10.0.0.2"]
+    with pytest.raises(PreflightError, match=r"'10.0.0.9' is not a standby of this master"):
+        init_file_sync(engine, peer="10.0.0.9")
+    assert len([call for call in sample_plugins.CALLS if call[1] == "init"]) == 2

@@ -54,6 +54,10 @@ def status_without_engine(args, settings: Settings) -> int | None:
     exactly current (or the store is not the embedded SQLite file): then the store is read."""
     if settings.get("store.url"):
         return None
+    from ..coordination.config import coordinated
+
+    if coordinated(settings.tree):  # the lock's holder is asked of etcd, through the engine's coordinator
+        return None
     from ..status import status_report
     from ..status_snapshot import SnapshotMiss, load
 
@@ -66,6 +70,7 @@ def status_without_engine(args, settings: Settings) -> int | None:
                 return None
             from ..config import DISABLED as ha
         report = status_report(view, ha, _service_control(settings), f"sqlite:///{database}", limit)
+        report["coordination"] = {"coordinator": "none"}  # as coordination_status() says without a coordinator
     except SnapshotMiss:
         return None
     return print_status(args, report)
@@ -109,6 +114,10 @@ def print_status(args, status: dict[str, Any]) -> int:
     if status["role"] == "slave" or paused:  # the watch acts on a slave only
         since = f"PAUSED since {paused['since'][:19]} {paused['reason']}".rstrip() if paused else "not paused"
         print(f"watch           {since}")
+    from ..coordination.status import status_lines
+
+    for line in status_lines(status["coordination"]):
+        print(line)
     for service in status["services"] or [{"name": "-", "state": "no service manager enabled", "detail": ""}]:
         print(f"services        {service['name']}: {service['state']}  {service['detail']}".rstrip())
     switched = status.get("switched_over")

@@ -35,6 +35,7 @@ def register(commands, common) -> None:
     actions = sync.add_subparsers(dest="sync_command", metavar="ACTION")
     init = actions.add_parser("init", parents=[common], help="set up the sync key on the slave (master only)")
     init.add_argument("--rotate", action="store_true", help="replace the key on both sides")
+    init.add_argument("--peer", metavar="ADDRESS", help="which standby (N nodes: one of remote_address and standbys)")
     init.add_argument("--json", action="store_true", help="machine-readable output")
     trust = init.add_mutually_exclusive_group()
     trust.add_argument(
@@ -57,6 +58,7 @@ def register(commands, common) -> None:
         "pin", parents=[common], help="pin the slave's host keys read from stdin (on the master)"
     )
     pin.add_argument("--replace", action="store_true", help="replace a pin that shares no key with the new one")
+    pin.add_argument("--peer", metavar="ADDRESS", help="which standby (N nodes: one of remote_address and standbys)")
     pin.add_argument("--json", action="store_true", help="machine-readable output")
     pin.set_defaults(handler=cmd_host_key_pin)
 
@@ -85,7 +87,7 @@ def cmd_sync_init(args, engine: HAEngine) -> int:
         accept_new=getattr(args, "accept_new", False),
         confirm=_terminal_confirm if _has_terminal() else None,
     )
-    entries = engine.init_file_sync(rotate=args.rotate, verification=verification)
+    entries = engine.init_file_sync(rotate=args.rotate, verification=verification, peer=getattr(args, "peer", None))
     if getattr(args, "json", False):
         print_json(entries)
     else:
@@ -111,7 +113,7 @@ def cmd_host_key_pin(args, engine: HAEngine) -> int:
     text = sys.stdin.read(MAX_PIN_INPUT + 1)
     if not text.strip():
         raise UsageError("no host key given on stdin: pipe in the output of `wazo-ha sync host-key show`")
-    entries = engine.pin_host_keys(text, replace=args.replace)
+    entries = engine.pin_host_keys(text, replace=args.replace, peer=getattr(args, "peer", None))
     if args.json:
         print_json(entries)
     else:

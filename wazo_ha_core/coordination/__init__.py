@@ -1,6 +1,9 @@
-"""Coordinated mode: the leader-lock rules (a pure state machine, :mod:`.leader`).
+"""Coordinated mode (``docs/coordination.rst``): one etcd lock decides which node serves.
 
-Not wired into the watch or the services yet; see ``docs/coordination.rst``.
+* :mod:`.leader` — the lock rules (pure): acquire, renew, self-fence, tokens;
+* :mod:`.node` — a node's rules (pure): preferred node, standby ranks, failback;
+* :mod:`.driver` — the lease keeper thread beside ``wazo-ha watch`` (I/O);
+* :mod:`.config`, :mod:`.status`, :mod:`.doctor` — settings, ``status``, ``doctor``.
 """
 
 from .leader import Action, Decision, Grant, GuardConfig, LeaderGuard

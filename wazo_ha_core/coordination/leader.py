@@ -188,6 +188,11 @@ class LeaderGuard:
         self.serving = True
         self.started_ok = ok
 
+    def released(self, token: int) -> None:
+        """The lease with ``token`` was given up on purpose (a failback): the lock is no longer held."""
+        if token == self.token:
+            self._drop_lease()
+
     def stopped(self, ok: bool) -> None:
         """The services were stopped (``ok``); on failure the next step asks again."""
         if ok:

@@ -1,0 +1,252 @@
+"""The coordinated-mode rig: a three-member etcd cluster and three Wazo nodes, each in its own namespace.
+
+Subnet 10.203.11.0/24 (tag ``c``), one switch:
+
+* ``etcd1``..``etcd3`` — Debian's etcd, one member per namespace, on the standard ports;
+* ``master`` (preferred, rank 0), ``slave1`` (rank 1), ``slave2`` (rank 2) — each a real monit
+  supervising the SIP stand-in (sipp answering OPTIONS, standing in for Asterisk: it cannot run here),
+  and a real ``wazo-ha watch`` process with the icmp and sip probes, ``wazo_services`` driving monit, and
+  the tooz coordinator on the three members;
+* ``phone`` — a :class:`SipSampler` asking all three nodes every 100 ms who answers SIP.
+
+Partial cuts are nftables rules inside a node's namespace (``cut(node, peers)``): the switch stays up, so
+the node still reaches everyone else.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+from wazo_ha_core.store import Store
+from wazo_ha_rig.etcd import EtcdCluster
+from wazo_ha_rig.monit import Monit
+from wazo_ha_rig.netns import Host, TestNetwork
+from wazo_ha_rig.standby import standby_settings
+from wazo_ha_rig.waiting import wait_for
+
+WAZO_HA = str(Path(sys.executable).parent / "wazo-ha")
+SUBNET, TAG = "10.203.11.0/24", "c"
+NODES = ("master", "slave1", "slave2")
+TTL = 5
+WATCH = {"interval": 0.5, "fall": 3, "rise": 3, "stability": 5.0}
+
+
+class SipSampler:
+    """Every 100 ms, one OPTIONS to each node at once from the phone; who answered within 80 ms."""
+
+    def __init__(self, phone: Host, targets: dict[str, str]):
+        with phone.entered():
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.bind((phone.address, 0))
+        self.address, self.port = self.sock.getsockname()
+        self.targets = targets  # node name -> address
+        self.samples: list[tuple[float, frozenset[str]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            self.samples.append((time.monotonic(), self.sample()))
+            next_at += 0.1
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def sample(self, timeout: float = 0.08) -> frozenset[str]:
+        calls = {}
+        for name, address in self.targets.items():
+            call_id = secrets.token_hex(10)
+            calls[call_id] = name
+            request = (
+                f"OPTIONS sip:{address}:5060 SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP {self.address}:{self.port};branch=z9hG4bK{secrets.token_hex(6)}\r\n"
+                f"Max-Forwards: 70\r\nFrom: <sip:phone@{self.address}>;tag={secrets.token_hex(4)}\r\n"
+                f"To: <sip:{address}>\r\nCall-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            )
+            self.sock.sendto(request.encode(), (address, 5060))
+        answered: set[str] = set()
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0 and len(answered) < len(calls):
+            self.sock.settimeout(remaining)
+            try:
+                data = self.sock.recv(65535).decode(errors="replace")
+            except (TimeoutError, OSError):
+                break
+            for call_id, name in calls.items():
+                if f"Call-ID: {call_id}" in data or f"i: {call_id}" in data:
+                    answered.add(name)
+        return frozenset(answered)
+
+    def since(self, start: float) -> list[tuple[float, frozenset[str]]]:
+        return [sample for sample in list(self.samples) if sample[0] >= start]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+
+
+class CoordinatedRig:
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.network = TestNetwork(SUBNET, TAG)
+        self.etcd: EtcdCluster | None = None
+        self.monits: dict[str, Monit] = {}
+        self.watches: dict[str, subprocess.Popen] = {}
+        self.sampler: SipSampler | None = None
+
+    def __enter__(self) -> CoordinatedRig:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- set-up / teardown ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.network.start()
+        etcd_hosts = [self.network.add_host(f"etcd{i}") for i in (1, 2, 3)]
+        self.nodes = {name: self.network.add_host(name) for name in NODES}
+        self.phone = self.network.add_host("phone")
+        self.etcd = EtcdCluster.start(members=3, hosts=etcd_hosts)
+        self.etcd_addresses = [host.address for host in etcd_hosts]
+        for name, host in self.nodes.items():
+            monit = self.monits[name] = Monit.start(self.directory / name / "monit", host.address, 5060, host=host)
+            # monit starts its service with the daemon; a node serves only under the lock: start from nothing
+            wait_for(monit.standin_running, 15, f"{name}: monit started the stand-in")
+            monit.cli("stop", "standin")
+            wait_for(lambda monit=monit: not monit.standin_running(), 15, f"{name}: stand-in stopped")
+            self._configure(name, host)
+        self.sampler = SipSampler(self.phone, {name: host.address for name, host in self.nodes.items()})
+
+    def close(self) -> None:
+        for name in list(self.watches):
+            self.stop_watch(name)
+        if self.sampler is not None:
+            self.sampler.close()
+        for monit in self.monits.values():
+            monit.stop()
+        if self.etcd is not None:
+            self.etcd.stop()
+        self.network.close()
+
+    def _configure(self, name: str, host: Host) -> None:
+        rank = NODES.index(name)
+        config = self.config(name)
+        config.parent.mkdir(parents=True, exist_ok=True)
+        settings = {
+            "root": str(self.directory / name / "root"),
+            "local_addresses": [host.address],
+            **standby_settings(self.monits[name], WATCH["stability"], [self.phone.address]),
+            "sip_expiry": {"enabled": False},
+            "slave_db": {"enabled": False},
+            "schedules": {"enabled": False},
+            "coordination": {
+                "endpoints": [f"http://{address}:2379" for address in self.etcd_addresses],
+                "node": name,
+                "key_prefix": "wazo-ha/e2e",
+                "lease_ttl": TTL,
+                "timeout": 1,
+                "stop_margin": 2.0,
+                "standby_delay": 3.0,
+                **({"priority": rank} if rank else {}),
+            },
+        }
+        settings["plugins"]["coordinators"] = ["tooz"]
+        settings["watch"].update(WATCH)
+        config.write_text(yaml.safe_dump(settings))
+        self.wazo_ha(name, "db", "upgrade")
+        if rank == 0:
+            self.wazo_ha(name, "config", "set", "node_type=master", f"remote_address={self.nodes['slave1'].address}")
+        else:
+            self.wazo_ha(name, "config", "set", "node_type=slave", f"remote_address={self.nodes['master'].address}")
+
+    def config(self, name: str) -> Path:
+        return self.directory / name / "config" / "config.yml"
+
+    def wazo_ha(self, name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.nodes[name].run([WAZO_HA, "--config", str(self.config(name)), *args], check=check)
+
+    def start_watch(self, name: str) -> None:
+        self.stop_watch(name)
+        log = open(self.directory / name / "watch.log", "ab")
+        self.watches[name] = self.nodes[name].popen(
+            [WAZO_HA, "--config", str(self.config(name)), "watch"], stdout=log, stderr=log
+        )
+        log.close()
+        wait_for(lambda: "watch started" in self.watch_log(name), 20, f"{name}: wazo-ha watch started")
+
+    def stop_watch(self, name: str) -> None:
+        process = self.watches.pop(name, None)
+        if process is not None:
+            self.nodes[name].stop(process, timeout=15)
+
+    def watch_log(self, name: str) -> str:
+        path = self.directory / name / "watch.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def events(self, name: str, kind: str) -> list:
+        store = Store(f"sqlite:///{self.directory / name / 'root'}/var/lib/wazo-ha/state.db")
+        try:
+            return store.events(kind=kind, limit=1000)
+        finally:
+            store.close()
+
+    # --- faults ------------------------------------------------------------------------------
+
+    def cut(self, name: str, addresses: list[str]) -> None:
+        """Drop everything between ``name`` and ``addresses`` (nftables in ``name``'s namespace)."""
+        self.heal(name)
+        peers = ", ".join(addresses)
+        rules = textwrap.dedent(
+            f"""\
+            table inet cut {{
+                chain input {{
+                    type filter hook input priority 0;
+                    ip saddr {{ {peers} }} drop
+                }}
+                chain output {{
+                    type filter hook output priority 0;
+                    ip daddr {{ {peers} }} drop
+                }}
+            }}
+            """
+        )
+        self.nodes[name].run(["nft", "-f", "-"], input=rules)
+
+    def heal(self, name: str) -> None:
+        self.nodes[name].run(["nft", "delete", "table", "inet", "cut"], check=False)
+
+    # --- what the phone sees -----------------------------------------------------------------
+
+    def serving(self) -> frozenset[str]:
+        """Who answered in the last sample."""
+        return self.sampler.samples[-1][1] if self.sampler.samples else frozenset()
+
+    def wait_serving(self, expected: set[str], timeout: float, what: str) -> float:
+        started = time.monotonic()
+        wait_for(lambda: self.serving() == expected, timeout, what)
+        return time.monotonic() - started
+
+    def wait_serving_any(self, timeout: float, what: str) -> float:
+        """Seconds until exactly one node answers."""
+        started = time.monotonic()
+        wait_for(lambda: len(self.serving()) == 1, timeout, what)
+        return time.monotonic() - started
+
+    def doubles(self, since: float = 0.0) -> list[tuple[float, frozenset[str]]]:
+        return [sample for sample in self.sampler.since(since) if len(sample[1]) > 1]

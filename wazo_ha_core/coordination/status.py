@@ -1,0 +1,66 @@
+"""``wazo-ha status`` in coordinated mode: the coordinator, the lock's holder, its token and lease left.
+
+With the ``none`` coordinator nothing but its name is shown and no network is
+used. Otherwise one read of the leader key, bounded by the coordinator's
+``timeout``; an unreachable backend is shown, never raised. This node's own
+view (its rank, whether it serves, its token) comes from the store, where the
+watch's lease keeper publishes it on each change.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import CoordinatorUnavailable, PluginError
+from ..watcher import STATE_OWNER
+
+if TYPE_CHECKING:
+    from ..engine import HAEngine
+
+
+def coordination_status(engine: HAEngine) -> dict[str, Any]:
+    names = engine.settings.enabled_plugins("coordinators")
+    name = names[0] if names else "none"
+    if name == "none":
+        return {"coordinator": "none"}
+    status: dict[str, Any] = {
+        "coordinator": name,
+        "this_node": engine.store.plugin_state(STATE_OWNER).get("coordination"),
+        "holder": None,
+        "error": None,
+    }
+    coordinator = None
+    try:
+        coordinator = engine.coordinator()
+        holder = coordinator.holder()
+        if holder is not None:
+            status["holder"] = {"node": holder.node, "token": holder.token, "lease_left": holder.expires_in}
+    except (CoordinatorUnavailable, PluginError) as exc:
+        status["error"] = str(exc)
+    finally:
+        if coordinator is not None:
+            coordinator.close()
+    return status
+
+
+def status_lines(status: dict[str, Any]) -> list[str]:
+    """The human lines of ``wazo-ha status`` for ``coordination_status()``."""
+    lines = [f"coordinator     {status['coordinator']}"]
+    if status["coordinator"] == "none":
+        return lines
+    holder = status["holder"]
+    if status["error"]:
+        lines.append(f"lock holder     UNKNOWN  {status['error']}")
+    elif holder is None:
+        lines.append("lock holder     nobody (no node may serve)")
+    else:
+        left = f"{holder['lease_left']:g} s" if holder["lease_left"] is not None else "unknown"
+        lines.append(f"lock holder     {holder['node']}  token {holder['token']}  lease left {left}")
+    mine = status["this_node"]
+    if mine:
+        serving = "serving" if mine["serving"] else "not serving"
+        token = f"token {mine['token']}" if mine["token"] is not None else "no lock"
+        lines.append(
+            f"this node       {mine['node']} (rank {mine['rank']}): {serving}, {token}, as of {mine['at'][:19]}"
+        )
+    return lines

@@ -94,15 +94,31 @@ def _build_image(path: Path) -> None:
             capture_output=True,
             timeout=1800,
         )
-        _write(build / "usr/sbin/policy-rc.d", "#!/bin/sh\n# wazo-ha rig: no service starts at install\nexit 101\n", 0o755)
+        _write(
+            build / "usr/sbin/policy-rc.d", "#!/bin/sh\n# wazo-ha rig: no service starts at install\nexit 101\n", 0o755
+        )
         shutil.copyfile("/etc/resolv.conf", build / "etc/resolv.conf")
         with _mounted_system(build):
-            for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *IMAGE_PACKAGES]):
-                subprocess.run(["chroot", str(build), *argv], env=ENV, check=True, capture_output=True, timeout=1800)
-            subprocess.run(["chroot", str(build), "apt-get", "clean"], env=ENV, check=True, capture_output=True)
+            for argv in (
+                ["apt-get", "update", "-qq"],
+                ["apt-get", "install", "-y", "-qq", *IMAGE_PACKAGES],
+                ["apt-get", "clean"],
+            ):
+                done = subprocess.run(
+                    ["chroot", str(build), *argv], env=ENV, capture_output=True, text=True, timeout=1800
+                )
+                if done.returncode != 0:
+                    raise RuntimeError(
+                        f"building the image: {' '.join(argv)} exited {done.returncode}: {done.stderr[-2000:]}"
+                    )
         partial = path.with_suffix(".partial")
-        subprocess.run(["tar", "-C", str(build), "--one-file-system", "-cf", str(partial), "."], check=True)
+        subprocess.run(
+            ["tar", "-C", str(build), "--one-file-system", "--numeric-owner", "-cf", str(partial), "."], check=True
+        )
         partial.rename(path)
+        for stale in path.parent.glob(f"{SUITE}-minbase-*.tar"):  # images of another package list
+            if stale != path:
+                stale.unlink()
     finally:
         _remove_tree(build)
 
@@ -119,14 +135,16 @@ class ChrootNode:
 
     @classmethod
     @contextlib.contextmanager
-    def unpacked(cls, image: Path, name: str, host: Host | None = None, parent: Path | None = None) -> Iterator[ChrootNode]:
+    def unpacked(
+        cls, image: Path, name: str, host: Host | None = None, parent: Path | None = None
+    ) -> Iterator[ChrootNode]:
         """A fresh node from ``image``; everything it mounted and started is gone afterwards."""
         root = Path(tempfile.mkdtemp(prefix=f"wazo-ha-node-{name}-", dir=parent or "/var/tmp"))
         node = cls(root, name, host)
         stack = contextlib.ExitStack()
         try:
             stack.callback(_remove_tree, root)
-            subprocess.run(["tar", "-C", str(root), "-xf", str(image)], check=True)
+            subprocess.run(["tar", "-C", str(root), "--numeric-owner", "-xf", str(image)], check=True)
             stack.enter_context(_mounted_system(root))
             stack.callback(node._stop_all)
             yield node
@@ -167,9 +185,7 @@ class ChrootNode:
     def install_deb(self, deb: Path, timeout: float = 600) -> subprocess.CompletedProcess:
         """``apt-get install ./wazo-ha_*.deb`` in the node, as the install page says."""
         shutil.copyfile(deb, self.path(f"/root/{deb.name}"))
-        return self.run(
-            ["sh", "-c", f"cd /root && apt-get install -y -q ./{deb.name}"], timeout=timeout, network=False
-        )
+        return self.run(["sh", "-c", f"cd /root && apt-get install -y -q ./{deb.name}"], timeout=timeout, network=False)
 
     def start_postgresql(self) -> None:
         self.run(["pg_ctlcluster", PG_VERSION, PG_CLUSTER, "start"], timeout=60)

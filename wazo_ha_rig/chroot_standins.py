@@ -24,11 +24,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SYSTEMCTL = r'''#!/usr/bin/python3
+SYSTEMCTL = r"""#!/usr/bin/python3
 # STAND-IN for systemctl in a wazo-ha rig chroot (wazo_ha_rig/chroot_standins.py): no systemd here.
 import os, signal, subprocess, sys, time
 STATE, RUN = "/var/lib/rig-systemctl", "/run/rig-systemctl"
-TELEPHONY = ("asterisk", "isc-dhcp-server") + tuple("wazo-" + name for name in ("provd", "agid", "amid", "calld", "agentd"))
+TELEPHONY = ("asterisk", "isc-dhcp-server", "wazo-provd", "wazo-agid", "wazo-amid", "wazo-calld", "wazo-agentd")
 os.makedirs(STATE, exist_ok=True); os.makedirs(RUN, exist_ok=True)
 with open("/var/log/rig-standins.log", "a") as log:
     log.write("systemctl " + " ".join(sys.argv[1:]) + "\n")
@@ -132,7 +132,7 @@ elif verb == "is-enabled":
 else:
     print(f"rig systemctl stand-in: {verb} not supported", file=sys.stderr); status = 1
 sys.exit(status)
-'''
+"""
 
 WAZO_SERVICE = r"""#!/bin/sh
 # STAND-IN for wazo-service in a wazo-ha rig chroot (wazo_ha_rig/chroot_standins.py).

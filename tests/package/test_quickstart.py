@@ -24,7 +24,6 @@ from __future__ import annotations
 import re
 import secrets
 import shutil
-from pathlib import Path
 
 import pytest
 

@@ -101,16 +101,24 @@ def _build_image(path: Path) -> None:
         with _mounted_system(build):
             for argv in (
                 ["apt-get", "update", "-qq"],
-                ["apt-get", "install", "-y", "-qq", *IMAGE_PACKAGES],
+                # No Recommends: cron's MTA (exim) cannot configure itself in a chroot, and a Wazo node has its own.
+                ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *IMAGE_PACKAGES],
                 ["apt-get", "clean"],
             ):
-                done = subprocess.run(
-                    ["chroot", str(build), *argv], env=ENV, capture_output=True, text=True, timeout=1800
-                )
-                if done.returncode != 0:
-                    raise RuntimeError(
-                        f"building the image: {' '.join(argv)} exited {done.returncode}: {done.stderr[-2000:]}"
+                # Output to a file, not a pipe: a daemon a package script left behind would hold a pipe open.
+                with tempfile.TemporaryFile() as output:
+                    done = subprocess.run(
+                        ["chroot", str(build), *argv],
+                        env=ENV,
+                        stdin=subprocess.DEVNULL,
+                        stdout=output,
+                        stderr=subprocess.STDOUT,
+                        timeout=1800,
                     )
+                    if done.returncode != 0:
+                        output.seek(0)
+                        tail = output.read().decode(errors="replace")[-2000:]
+                        raise RuntimeError(f"building the image: {' '.join(argv)} exited {done.returncode}: {tail}")
         partial = path.with_suffix(".partial")
         subprocess.run(
             ["tar", "-C", str(build), "--one-file-system", "--numeric-owner", "-cf", str(partial), "."], check=True

@@ -9,6 +9,7 @@ package under test is then not the one of the sources).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -26,6 +27,18 @@ def pytest_collection_modifyitems(items):
         skip = pytest.mark.skip(reason="the package env needs root (build-deb, chroot, namespaces)")
         for item in items:
             item.add_marker(skip)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sigterm_unwinds():
+    """SIGTERM (a CI time limit) unwinds like Ctrl-C: node teardown still unmounts and removes everything."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    yield
+    signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture(scope="session")

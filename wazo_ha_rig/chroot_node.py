@@ -201,7 +201,8 @@ class ChrootNode:
 
     def start_sshd(self) -> subprocess.Popen:
         self.run(["mkdir", "-p", "-m", "0755", "/run/sshd"])
-        self.run(["ssh-keygen", "-A"])
+        # Host keys of its own (the image's are shared by every node unpacked from it).
+        self.run(["sh", "-c", "rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub && ssh-keygen -A"])
         log = open(self.path("/var/log/sshd-rig.log"), "wb")
         return self.popen(["/usr/sbin/sshd", "-D", "-e"], stdout=log, stderr=log)
 

@@ -87,6 +87,7 @@ def _build_image(path: Path) -> None:
     if not shutil.which("debootstrap"):
         raise RuntimeError("debootstrap is missing: apt-get install debootstrap (wazo_ha_rig/apt-packages.txt)")
     build = Path(tempfile.mkdtemp(prefix="image-", dir=path.parent))
+    build.chmod(0o755)  # the image's "/" (postgres must traverse it)
     try:
         subprocess.run(
             ["debootstrap", "--variant=minbase", SUITE, str(build), MIRROR],
@@ -153,6 +154,7 @@ class ChrootNode:
         try:
             stack.callback(_remove_tree, root)
             subprocess.run(["tar", "-C", str(root), "--numeric-owner", "-xf", str(image)], check=True)
+            root.chmod(0o755)  # the node's "/": mkdtemp's 0700 would lock every user but root out
             stack.enter_context(_mounted_system(root))
             stack.callback(node._stop_all)
             yield node
@@ -195,7 +197,13 @@ class ChrootNode:
         shutil.copyfile(deb, self.path(f"/root/{deb.name}"))
         return self.run(["sh", "-c", f"cd /root && apt-get install -y -q ./{deb.name}"], timeout=timeout, network=False)
 
+    def ensure_cluster(self) -> None:
+        """The cluster 15/main, created if the package scripts did not (they do not in the image)."""
+        if not self.path(f"/etc/postgresql/{PG_VERSION}/{PG_CLUSTER}/postgresql.conf").exists():
+            self.run(["pg_createcluster", "--locale", "C.UTF-8", PG_VERSION, PG_CLUSTER], timeout=120)
+
     def start_postgresql(self) -> None:
+        self.ensure_cluster()
         self.run(["pg_ctlcluster", PG_VERSION, PG_CLUSTER, "start"], timeout=60)
         self._postgresql_started = True
 

@@ -51,6 +51,7 @@ PROMPTS = {
 
 def _wazo_postgresql(node: ChrootNode, extra_sql: str) -> None:
     """PostgreSQL as a Wazo node has it (STAND-IN for the Wazo installation's own set-up)."""
+    node.ensure_cluster()
     hba = node.path("/etc/postgresql/15/main/pg_hba.conf")
     hba.write_text(
         hba.read_text().replace(

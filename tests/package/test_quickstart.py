@@ -120,11 +120,19 @@ def test_the_quickstart_as_written(pair, network):
             pattern, timeout = expectation
             expectation = None
 
-            def shows(text=text, node=node, pattern=pattern):
+            last: list[str] = []
+
+            def shows(text=text, node=node, pattern=pattern, last=last):
                 outcome = run_at_terminal(node, text, PROMPTS)
+                last[:] = [outcome.output]
                 return outcome.returncode == 0 and pattern.search(outcome.output) and outcome
 
-            wait_for(shows, timeout, f"{where} showing {pattern.pattern}", interval=1)
+            try:
+                wait_for(shows, timeout, f"{where} showing {pattern.pattern}", interval=1)
+            except AssertionError as exc:
+                log = node.path("/var/log/wazo-ha.log")
+                tail = log.read_text()[-3000:] if log.exists() else "(no log)"
+                raise AssertionError(f"{exc}\nlast output:\n{''.join(last)}\nwazo-ha.log:\n{tail}") from None
             continue
         outcome = run_at_terminal(node, text, PROMPTS)
         assert outcome.returncode == 0, f"{where} exited {outcome.returncode}:\n{outcome.output}"

@@ -41,7 +41,7 @@ SLAVE_UUID = "9b0c1b64-0000-4000-8000-00000000beef"
 #: What the page says each check shows after its action; the command is re-run until it does (deadline).
 AFTER_ACTION = {
     "unplug-master": (re.compile(r"(?s)master\s+DOWN.*services\s+\S+: active"), 60),
-    "plug-master": (re.compile(r"(?s)master\s+UP.*services\s+\S+: inactive"), 120),
+    "plug-master": (re.compile(r"(?s)master\s+UP.*services\s+\S+: standby"), 120),
 }
 PROMPTS = {
     r"Are you sure you want to continue connecting \(yes/no(/\[fingerprint\])?\)\?": "yes",

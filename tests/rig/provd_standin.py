@@ -34,7 +34,7 @@ class Recorded:
 
 
 class ProvdStandIn:
-    def __init__(self, token: str | None = None):
+    def __init__(self, token: str | None = None, port: int = 0):
         self.token = token
         self.configs: dict[str, dict] = {}
         self.devices: dict[str, dict] = {}
@@ -52,7 +52,7 @@ class ProvdStandIn:
         #: most operations in progress at once (for the bounded-parallelism test).
         self.max_in_progress = 0
         self._next_operation = 0
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

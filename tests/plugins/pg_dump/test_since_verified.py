@@ -8,6 +8,7 @@ import time
 import psycopg2
 import pytest
 
+from wazo_ha_core.errors import SlaveChangesPending
 from wazo_ha_plugins.pg_dump.since_verified import STATE_KEY
 
 from .conftest import DATABASE
@@ -90,10 +91,12 @@ def test_a_nextval_that_takes_no_transaction_id_is_copied(pair):
     assert pair.slave_sql("SELECT last_value FROM userfeatures_id_seq").strip() == "100042"
 
 
-def test_an_edit_on_the_slave_is_copied_over(pair, verified):
+def test_an_edit_on_the_slave_is_never_skipped_by_the_markers(pair, verified):
     pair.slave_sql("UPDATE userfeatures SET firstname = 'edited on the slave' WHERE id = 100001")
 
-    assert verified.replicate(pair.peer).outcome == "copied"
+    with pytest.raises(SlaveChangesPending):  # not skipped: seen, and refused as a slave-side edit
+        verified.replicate(pair.peer)
+    assert verified.replicate(pair.peer, discard_slave_changes=True).outcome == "copied"
     assert pair.slave_sql("SELECT firstname FROM userfeatures WHERE id = 100001").strip() == "Prénom 1"
 
 

@@ -38,13 +38,13 @@ SERVING_ROWS = """
 INSERT INTO cel (eventtype, eventtime, userdeftype, cid_name, cid_num, cid_ani, cid_rdnis, cid_dnid, exten, context,
                  channame, appname, appdata, amaflags, accountcode, peeraccount, uniqueid, linkedid, userfield, peer,
                  call_log_id)
-SELECT 'ANSWER', timestamptz '2030-06-01 10:00:00+00' + i * interval '1 ms', '', 'Slave caller ' || i, '2' || i, '', '',
-       '', 's', 'acme-internal', 'PJSIP/slave-' || i, 'Dial', '', 3, '', '', '1800000000.' || i, '1800000000.' || (i / 3),
-       '', '', 77
+SELECT 'ANSWER', timestamptz '2030-06-01 10:00:00+00' + i * interval '1 ms', '', 'Slave caller ' || i, '2' || i,
+       '', '', '', 's', 'acme-internal', 'PJSIP/slave-' || i, 'Dial', '', 3, '', '', '1800000000.' || i,
+       '1800000000.' || (i / 3), '', '', 77
 FROM generate_series(1, {cel}) AS i;
 INSERT INTO queue_log ("time", callid, queuename, agent, event, data1)
-SELECT timestamptz '2030-06-01 10:00:00+00' + i * interval '1 ms', '1800000000.' || i, 'support', 'Agent/7', 'ENTERQUEUE',
-       E'caller \\u00e9 ' || i
+SELECT timestamptz '2030-06-01 10:00:00+00' + i * interval '1 ms', '1800000000.' || i, 'support', 'Agent/7',
+       'ENTERQUEUE', E'caller \\u00e9 ' || i
 FROM generate_series(1, {queue_log}) AS i;
 """
 
@@ -156,7 +156,7 @@ def test_a_second_copy_back_into_the_same_master_is_refused(pair):
 def test_a_table_that_differs_is_refused_before_anything_is_written(pair):
     sql(pair.slave, "ALTER TABLE queue_log ADD COLUMN newer text")
     before = history(pair.master)
-    with pytest.raises(PluginError, match="queue_log differs.*newer"):
+    with pytest.raises(PluginError, match=r"queue_log differs.*newer"):
         run(pair, tables=("queue_log",))
     assert history(pair.master) == before
 
@@ -202,12 +202,16 @@ def test_sigkill_at_random_points_then_rerun_copies_every_row_exactly_once(pair)
         threshold = chooser.randrange(0, total)
         # Half the kills wait for the ledger to reach the threshold, half for the copied rows themselves:
         # a copy whose rows and ledger were not one transaction is caught in between.
-        if attempt % 2:
-            progress = lambda: _copied_so_far(pair) >= threshold  # noqa: E731
-        else:
-            progress = lambda: _master_rows(pair) - master_before >= threshold  # noqa: E731
+        by_ledger = attempt % 2 == 1
         child = subprocess.Popen([sys.executable, str(CHILD), spec], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        wait_for(lambda: child.poll() is not None or progress(), 60, "copy-back progress")
+
+        def ended_or_reached(child=child, threshold=threshold, by_ledger=by_ledger) -> bool:
+            if child.poll() is not None:
+                return True
+            done = _copied_so_far(pair) if by_ledger else _master_rows(pair) - master_before
+            return done >= threshold
+
+        wait_for(ended_or_reached, 60, "copy-back progress")
         if child.poll() is None:
             child.send_signal(signal.SIGKILL)
             kills += 1

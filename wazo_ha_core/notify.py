@@ -30,6 +30,9 @@ def subject_for(event: Event) -> str | None:
     host = socket.gethostname()
     if event.kind in ("replication", "sync") and event.outcome == "failed":
         return f"wazo-ha on {host}: {event.kind} failed"
+    if event.kind == "copy-back" and event.outcome in ("failed", "partial"):
+        what = "failed" if event.outcome == "failed" else "left items on the slave"
+        return f"wazo-ha on {host}: copy-back {what}"
     if event.kind in ("failover", "failback") and event.outcome == "ok":
         return f"wazo-ha on {host}: {event.kind}"
     return None

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from . import (
+    copy_back,
     db,
     demo,
     devices,
@@ -27,6 +28,7 @@ COMMAND_MODULES = [
     db,
     replication,
     sync,
+    copy_back,
     watch,
     services,
     devices,

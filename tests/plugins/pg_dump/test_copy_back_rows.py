@@ -221,3 +221,12 @@ def test_sigkill_at_random_points_then_rerun_copies_every_row_exactly_once(pair)
     assert history(pair.master) == expected, f"seed {seed}"
     assert _copied_so_far(pair) == total
     assert kills >= 1, f"seed {seed}: no run was killed mid-way"
+
+
+def test_the_plugin_method_copies_with_its_settings_and_reports_rows_per_table(pair):
+    sql(pair.slave, SERVING_ROWS.format(cel=2, queue_log=1))
+    dry = pair.plugin().copy_back_rows(pair.peer, dry_run=True)
+    assert dry.figures["rows_cel"] == 5 and "would copy" in dry.message
+    result = pair.plugin().copy_back_rows(pair.peer)
+    assert (result.outcome, result.figures["rows_cel"], result.figures["rows_queue_log"]) == ("copied", 5, 4)
+    assert pair.plugin().copy_back_rows(pair.peer).outcome == "skipped"

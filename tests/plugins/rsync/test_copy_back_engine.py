@@ -56,7 +56,7 @@ def test_copy_back_by_hand_dry_run_then_for_real_journaled_and_shown_in_status(p
     dry = cli(pair, "--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr
     listed = json.loads(dry.stdout)["would_copy"]
-    assert f"voicemail/default/1001/INBOX/msg0002.wav" in listed and any("rec-1.wav" in path for path in listed)
+    assert "voicemail/default/1001/INBOX/msg0002.wav" in listed and any("rec-1.wav" in path for path in listed)
     assert not (pair.master / BOX / "INBOX" / "msg0002.txt").exists()
 
     done = cli(pair, "--json")

@@ -16,8 +16,10 @@ that copy into the master's directories. Rules:
 * **Voicemail** goes through :func:`~wazo_ha_core.voicemail.plan_copy_back`:
   a message whose number is taken on the master is renumbered, all its files
   under the new number, sound files first and the ``.txt`` last (app_voicemail
-  ignores a number without its ``.txt``, so a half-copied message is invisible
-  and the rerun completes it under the same number).
+  ignores a number without its ``.txt``, so a half-copied message is
+  invisible); when one of its files cannot be written, the files this attempt
+  linked are taken back, and after a crash the rerun completes the message
+  under the same number.
 * **Exactly once across runs**: a ledger (one JSON line per item, appended and
   fsynced after the item is verified on the master) records each message
   identity and each plain file copied, so a message the owner has deleted on
@@ -296,9 +298,16 @@ def merge_voicemail(
             report.messages += 1
             report.renumbered += move.slave_number != move.master_number
             continue
+        written: list[int] = []
         try:
-            written = [install_file(staged / c.src, master / c.dst, c.digest) for c in copies]
+            for copy in copies:
+                written.append(install_file(staged / copy.src, master / copy.dst, copy.digest))
         except CopyBackError as exc:
+            # Take back the files this attempt linked (without their .txt nobody saw them): the message
+            # is all there or not there; the rerun copies it whole.
+            for copy, size in zip(copies, written, strict=False):
+                if size:
+                    _remove_quietly(master / copy.dst)
             report.problems.append(f"voicemail {move.mailbox}/{move.folder} message {move.slave_number:04d}: {exc}")
             continue
         slave_message = _slave_message(slave_spool, move)

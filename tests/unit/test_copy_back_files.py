@@ -7,8 +7,10 @@ never change. Voicemail is laid out as app_voicemail lays it out.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -195,3 +197,41 @@ def test_recordings_missing_are_copied_identical_ones_skipped_differing_ones_kep
     assert (master / "t1" / "monitor" / "clash.wav").read_bytes() == b"master"
     assert (report.files, report.already, len(report.conflicts)) == (1, 1, 1)
     assert "clash.wav" in report.conflicts[0]
+
+
+UNREADABLE_CHILD = """
+import json, sys
+from pathlib import Path
+from wazo_ha_core.copy_back.files import FilesReport, Ledger, merge_voicemail
+report = FilesReport()
+merge_voicemail(Path(sys.argv[1]), Path(sys.argv[2]), Ledger(Path(sys.argv[3])), report)
+print(json.dumps({"messages": report.messages, "problems": report.problems}))
+"""
+
+
+WITHOUT_DAC = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
+
+
+def test_an_unreadable_mailbox_folder_is_reported_and_the_other_mailboxes_still_copied(nodes, tmp_path):
+    """Run as root without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH (setpriv), so mode 000 really denies reading."""
+    staged, master, ledger = nodes
+    write_message(staged, "INBOX", 0, "s0", 300)
+    other = staged / "default" / "1002" / "INBOX"
+    other.mkdir(parents=True)
+    (other / "msg0000.txt").write_text(metadata(700, msg_id="700-x"))
+    (other / "msg0000.wav").write_bytes(b"x")
+    os.chmod(other, 0)
+    try:
+        result = subprocess.run(
+            [*WITHOUT_DAC, sys.executable, "-c", UNREADABLE_CHILD, str(staged), str(master), str(ledger.path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.chmod(other, 0o700)
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    assert outcome["messages"] == 1
+    assert any("default/1002/INBOX: cannot list it (Permission denied)" in p for p in outcome["problems"])
+    assert msg_ids(master) == {"msg0000": "300-s0"}

@@ -234,6 +234,12 @@ class HAEngine:
 
     # --- replication --------------------------------------------------------------------
 
+    def copy_back(self, *, dry_run: bool = False, progress: ProgressCallback = no_progress):
+        """Bring back what the slave recorded while serving; see :mod:`wazo_ha_core.copy_back.run`."""
+        from .copy_back.run import copy_back
+
+        return copy_back(self, dry_run=dry_run, progress=progress)
+
     def replicate(
         self,
         *,

@@ -209,6 +209,21 @@ class ReplicationBackend(Plugin, abc.ABC):
         """
         raise UnsupportedOperation(f"replication plugin {self.name!r} cannot list slave-side changes")
 
+    def copy_back_rows(
+        self, peer: str, *, dry_run: bool = False, progress: ProgressCallback = no_progress
+    ) -> OperationResult:
+        """Optional, on the master: append the history rows the peer (slave) wrote while serving; exactly once.
+
+        The history tables that replication excludes and a serving node writes
+        (``cel``, ``queue_log``) are read on the peer and appended to this
+        node's, with new ids; an interrupted run rerun neither loses nor
+        duplicates a row. **This node pulls**: nothing gives the peer access
+        here. ``dry_run`` counts and writes nothing. Figures: ``rows_<table>``.
+        Time-bounded like :meth:`replicate`. Raises
+        :class:`~wazo_ha_core.errors.PluginError` (rows already committed stay).
+        """
+        raise UnsupportedOperation(f"the {self.name} replication plugin cannot copy rows back")
+
 
 @dataclass(frozen=True)
 class PeerVerification:
@@ -273,6 +288,23 @@ class FileSyncBackend(Plugin, abc.ABC):
         by the plugin's settings. Raises :class:`~wazo_ha_core.errors.PluginError`
         when the mirror could not be made; the next run must converge.
         """
+
+    def pull(
+        self, peer: str, paths: Sequence[str], staging: Path, *, progress: ProgressCallback = no_progress
+    ) -> OperationResult:
+        """Optional, on the master: copy each of ``paths`` from the peer into ``staging/<path>`` (copy-back).
+
+        **This node pulls** with the credentials :meth:`init` set up; the peer's
+        side must let those read exactly the copy-back directories and nothing
+        else, and gains no way to write here. Never deletes, neither in
+        ``staging`` nor on the peer, and changes nothing on the peer. A path
+        missing on the peer is a warning. Time-bounded by the plugin's
+        settings. The engine merges ``staging`` into the live directories
+        itself (:mod:`wazo_ha_core.copy_back.files`).
+        Raises :class:`~wazo_ha_core.errors.NotInitialised` before :meth:`init`,
+        :class:`~wazo_ha_core.errors.PluginError` when the copy failed.
+        """
+        raise UnsupportedOperation(f"the {self.name} file sync plugin cannot pull files back")
 
     def trust_files(self, role: str) -> list[Path]:
         """Optional: the local files :meth:`forget_trust` may change or remove for ``role``.

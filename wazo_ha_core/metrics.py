@@ -66,6 +66,25 @@ class MetricsFile:
             "End of the last successful file sync, 0 if none.",
             sync.ended_at.timestamp() if sync else 0,
         )
+        copy_back = self.store.last_event(("copy-back",), ("ok",))
+        gauge(
+            "last_copy_back_timestamp_seconds",
+            "End of the last copy-back that left nothing on the slave (outcome ok), 0 if none.",
+            copy_back.ended_at.timestamp() if copy_back else 0,
+        )
+        last_copy_back = self.store.last_event(("copy-back",), ("ok", "partial", "failed"))
+        gauge(
+            "copy_back_pending",
+            "1 while the last copy-back failed or left items on the slave (conflicts, problems), else 0.",
+            1 if last_copy_back is not None and last_copy_back.outcome != "ok" else 0,
+        )
+        for figure, help_text in (
+            ("files", "Files the last copy-back put on the master."),
+            ("messages", "Voicemail messages the last copy-back put on the master."),
+            ("rows_copied", "History rows (cel, queue_log) the last copy-back appended on the master."),
+        ):
+            value = last_copy_back.figures.get(figure, 0) if last_copy_back is not None else 0
+            gauge(f"last_copy_back_{figure}", help_text, float(value))
         last_switch = self.store.last_event(("failover", "failback"), ("ok",))
         gauge(
             "master_up",

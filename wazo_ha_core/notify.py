@@ -34,6 +34,9 @@ def subject_for(event: Event) -> str | None:
         return f"wazo-ha on {host}: replication refused, the slave's configuration was edited"
     if event.kind in ("switchover", "switchback") and event.outcome == "failed":
         return f"wazo-ha on {host}: {event.kind} failed"
+    if event.kind == "copy-back" and event.outcome in ("failed", "partial"):
+        what = "failed" if event.outcome == "failed" else "left items on the slave"
+        return f"wazo-ha on {host}: copy-back {what}"
     if event.kind in ("failover", "failback") and event.outcome == "ok":
         return f"wazo-ha on {host}: {event.kind}"
     return None

@@ -190,6 +190,40 @@ OPTIONS: tuple[Option, ...] = (
         "names",
         "Tenant sound directories never mirrored (call recordings stay on the node that made them).",
     ),
+    # --- copy-back (docs/copy_back.rst) ---
+    Option(
+        "copy_back.voicemail_dir",
+        "/var/spool/asterisk/voicemail",
+        "path",
+        "app_voicemail's spool: messages the slave recorded while serving are merged into the master's "
+        "(renumbered where numbers clash).",
+    ),
+    Option(
+        "copy_back.tenant_sounds_names",
+        ["monitor"],
+        "names",
+        "Directories `<file_sync.tenant_sounds_dir>/<tenant>/<name>` copied back (call recordings).",
+    ),
+    Option(
+        "copy_back.directories",
+        [],
+        "paths",
+        "More directories copied back slave → master with the same rules (missing files added, none "
+        "overwritten, none deleted).",
+    ),
+    Option(
+        "copy_back.staging_dir",
+        "/var/lib/wazo-ha/copy-back",
+        "path",
+        "On the master: where the slave's copy-back directories are pulled before the merge (kept between "
+        "runs so a rerun transfers only what changed).",
+    ),
+    Option(
+        "copy_back.max_messages",
+        100,
+        "number",
+        "app_voicemail's `maxmsg` per folder: slave messages beyond it are left on the slave and reported.",
+    ),
     Option("history.default_limit", 20, "number", "How many journal events `status` and `history` show by default."),
     # --- enabling / disabling HA (docs/enabling.rst) ---
     Option(

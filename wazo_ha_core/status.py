@@ -4,7 +4,7 @@
 * the master as this slave last saw it: the watch's last published verdict
   and the last failover or failback in force;
 * each service manager's state (active or standby), asked locally;
-* the last replication, sync, failover and failback with their age and figures;
+* the last replication, sync, copy-back, failover and failback with their age and figures;
 * whether the watch is paused.
 """
 

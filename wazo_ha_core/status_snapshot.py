@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 FORMAT = 2
 SUFFIX = ".status.json"
 #: The kinds whose last event ``status`` shows (newest, and newest ok or skipped).
-LAST_KINDS = ("replication", "sync", "failover", "failback", "switchover", "switchback")
+LAST_KINDS = ("replication", "sync", "copy-back", "failover", "failback", "switchover", "switchback")
 GOOD_OUTCOMES = ("ok", "skipped")
 #: The last failover or failback in force (``status.master_view``).
 SWITCH_KINDS, SWITCH_OUTCOMES = ("failover", "failback"), ("ok",)

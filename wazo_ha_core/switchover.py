@@ -336,10 +336,16 @@ def switchback(
 
 
 def copy_back_hook(engine: HAEngine, peer: str) -> str:
-    """Where switchback learns that the slave's copy-back (issue 12 item 1) is done.
+    """Once the slave gave back: bring here what it recorded while serving (``wazo-ha copy-back``).
 
-    The copy-back runs on the slave as part of its failback; when it lands,
-    this waits for its journaled result (or asks the slave) and returns it.
-    Until then there is nothing to wait for.
+    Phones first: a copy-back that fails or leaves items does not undo the
+    switchback. The copy-back journals and notifies its own outcome, and the
+    next ``wazo-ha copy-back`` continues where it stopped. Returns the outcome
+    for the switchback's figures.
     """
-    return "not available on this version: voicemail and recordings stay on the slave (docs/limitations.rst)"
+    try:
+        report = engine.copy_back()
+    except WazoHAError as exc:
+        log.warning("switchback: the copy-back from %s failed: %s (run `wazo-ha copy-back` again)", peer, exc)
+        return f"failed: {exc}"
+    return report.outcome

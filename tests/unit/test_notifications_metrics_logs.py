@@ -40,6 +40,8 @@ def event(kind, outcome, minutes=0, **figures):
         ("sync", "failed", "sync failed"),
         ("failover", "ok", "failover"),
         ("failback", "ok", "failback"),
+        ("copy-back", "failed", "copy-back failed"),
+        ("copy-back", "partial", "copy-back left items on the slave"),
     ],
 )
 def test_each_notifiable_event_mails_root_and_calls_hooks(make_engine, sendmail, kind, outcome, subject):
@@ -135,3 +137,16 @@ def test_unwritable_log_file_is_not_fatal(tmp_path, caplog):
         setup_logging(verbose=False, quiet=False, log_file=blocker / "wazo-ha.log")
     assert "cannot write the log file" in caplog.text
     setup_logging(verbose=False, quiet=False)
+
+
+def test_metrics_show_the_last_copy_back_and_whether_items_are_pending(make_engine, sandbox):
+    engine = make_engine()
+    path = sandbox / "var/lib/prometheus/node-exporter/wazo_ha.prom"
+    engine.journal.append(event("copy-back", "ok", 0, files=3, messages=2, rows_copied=40))
+    text = path.read_text()
+    assert metric(text, "last_copy_back_timestamp_seconds") == event("copy-back", "ok", 0).ended_at.timestamp()
+    assert metric(text, "copy_back_pending") == 0
+    assert (metric(text, "last_copy_back_files"), metric(text, "last_copy_back_rows_copied")) == (3, 40)
+    engine.journal.append(event("copy-back", "partial", 1, files=1))
+    text = path.read_text()
+    assert metric(text, "copy_back_pending") == 1 and metric(text, "last_copy_back_files") == 1

@@ -150,3 +150,19 @@ def test_the_export_is_private_and_bad_paths_are_named(tmp_path):
     with pytest.raises(PreflightError, match=r"cannot write .*missing/edits\.sql"):
         write_export(LISTING, tmp_path / "missing" / "edits.sql")
     assert [p.name for p in tmp_path.iterdir()] == ["edits.sql"]  # no temporary file left
+
+
+def test_switchback_brings_back_what_the_slave_recorded_and_a_failed_copy_back_does_not_undo_it():
+    from types import SimpleNamespace
+
+    from wazo_ha_core.errors import PreflightError
+    from wazo_ha_core.switchover import copy_back_hook
+
+    calls = []
+    done = SimpleNamespace(copy_back=lambda: calls.append("copy-back") or SimpleNamespace(outcome="partial"))
+    assert copy_back_hook(done, "10.0.0.2") == "partial" and calls == ["copy-back"]
+
+    def refuse():
+        raise PreflightError("no file-sync key yet")
+
+    assert copy_back_hook(SimpleNamespace(copy_back=refuse), "10.0.0.2") == "failed: no file-sync key yet"

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from . import (
+    copy_back,
     db,
     demo,
     devices,
@@ -30,6 +31,7 @@ COMMAND_MODULES = [
     replication,
     slave_changes,
     sync,
+    copy_back,
     watch,
     services,
     switchover,

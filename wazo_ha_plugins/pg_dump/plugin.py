@@ -249,6 +249,48 @@ class PgDumpReplication(ReplicationBackend):
             close_quietly(master)
             close_quietly(slave)
 
+    # --- copy-back of history rows (the master pulls; see copy_back.py) -----------------
+
+    def copy_back_rows(self, peer: str, *, dry_run: bool = False, progress=_no_progress) -> OperationResult:
+        """``cel`` and ``queue_log`` rows the slave wrote, appended here exactly once (:mod:`.copy_back`)."""
+        from .copy_back import copy_back_rows
+
+        started = time.monotonic()
+        connect_timeout = float(self.context.settings.get("timeouts.connect"))
+        timeout = float(self.config["timeout"])
+        master = slave = None
+        try:
+            try:
+                master = connect(self.master_endpoint(), connect_timeout, timeout)
+            except PeerUnreachable as exc:  # the master is this node
+                raise PluginError(str(exc)) from None
+            slave = connect(
+                self.slave_endpoint(peer), connect_timeout, timeout, require_password=self.config["require_password"]
+            )
+            slave.set_session(readonly=True)
+
+            def after_chunk(table: str, copied: int) -> None:
+                progress(f"copy-back {table}: {copied} rows", {"table": table, "rows": copied})
+
+            report = copy_back_rows(master, slave, dry_run=dry_run, after_chunk=after_chunk)
+        except psycopg2.errors.QueryCanceled as exc:
+            raise PluginTimeout(
+                f"copy-back of rows from {peer} exceeded plugin_config.{self.name}.timeout ({timeout:g} s): "
+                f"{first_line(exc)}; rows already copied stay, the next run copies the rest"
+            ) from None
+        except psycopg2.Error as exc:
+            raise PluginError(
+                f"copy-back of rows from {peer} failed: {first_line(exc)}; rows already copied stay, "
+                "the next run copies the rest"
+            ) from None
+        finally:
+            close_quietly(master)
+            close_quietly(slave)
+        figures = {**report.figures(), "seconds": round(time.monotonic() - started, 3)}
+        counts = ", ".join(f"{name} {table.copied}" for name, table in report.tables.items())
+        verb = "would copy" if dry_run else "copied"
+        return OperationResult("copied" if report.copied else "skipped", f"rows {verb}: {counts}", figures)
+
 
 class _Background:
     """``work(cursor)`` in a thread; :meth:`result` re-raises its error. Keeps both servers busy at once."""

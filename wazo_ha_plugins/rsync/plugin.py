@@ -45,6 +45,11 @@ if TYPE_CHECKING:  # paramiko is imported where the plugin speaks SSH itself (in
 RECEIVER_SOURCE = Path(__file__).with_name("receiver.py")
 
 
+def copy_back_directories(settings) -> list[str]:
+    """The ``--send`` directories of the forced command: the voicemail spool and ``copy_back.directories``."""
+    return [settings.get("copy_back.voicemail_dir"), *settings.get("copy_back.directories")]
+
+
 class RsyncBackend(FileSyncBackend):
     default_config = {
         "user": "root",
@@ -238,6 +243,8 @@ class RsyncBackend(FileSyncBackend):
             list(settings.get("file_sync.directories")),
             [tree] if tree else [],
             list(settings.get("file_sync.tenant_sounds_excluded")),
+            copy_back_directories(settings),
+            list(settings.get("copy_back.tenant_sounds_names")) if tree else [],
         )
 
     def _from_addresses(self, peer: str, port: int) -> list[str]:
@@ -370,6 +377,66 @@ class RsyncBackend(FileSyncBackend):
             f"{figures.get('files_deleted', 0)} deleted"
         )
         return OperationResult("synced", message, figures, warnings)
+
+    # --- copy-back: the master pulls (read-only sender mode of the same forced command) --------
+
+    def pull(
+        self, peer: str, paths: Sequence[str], staging: Path, *, progress: ProgressCallback = no_progress
+    ) -> OperationResult:
+        """Copy each of ``paths`` (absolute node paths) from the slave into ``staging/<path>``; never deletes.
+
+        The slave's forced command lets this key read exactly the copy-back
+        directories (``receiver.py``'s sender mode). A path missing on the
+        slave is a warning (nothing was recorded there). Raises
+        :class:`NotInitialised` without a key or pin, :class:`PluginError`
+        when the transfer fails (an older key line without the copy-back
+        directories: run ``wazo-ha sync init`` again).
+        """
+        key_file, known_hosts, port, pinned = self._ready(peer)
+        host = f"[{peer}]" if ":" in peer else peer
+        remote_root = self.config["remote_root"].rstrip("/")
+        sources = [f"{self._user()}@{host}:{remote_root}/./{str(path).strip('/')}" for path in paths]
+        if not sources:
+            return OperationResult("skipped", "no directory to copy back", {"directories": 0})
+        staging.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ssh = transfer.ssh_command(str(key_file), str(known_hosts), port, self._connect_timeout())
+        command = transfer.pull_command(
+            ssh,
+            sources,
+            f"{staging}/",
+            io_timeout=int(self.config["io_timeout"]),
+            bandwidth_limit=self.config["bandwidth_limit"],
+        )
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "HOME": str(key_file.parent)}
+        result = transfer.run_rsync(command, progress, env)
+        figures = {"directories": len(sources), **result.figures, "rsync_exit": result.exit_code}
+        warnings = []
+        if result.exit_code == 23 and all(
+            "No such file or directory" in line or line.startswith("rsync error:") for line in result.errors
+        ):
+            warnings += [f"not on the slave (nothing recorded there): {line}" for line in result.errors[:5]]
+        elif result.exit_code == 24:
+            warnings.append("some files vanished on the slave during the copy; the next run takes the rest")
+        elif result.exit_code != 0:
+            raise transfer.explain_failure(
+                result.exit_code, result.errors, peer, str(known_hosts), [key.fingerprint for key in pinned]
+            )
+        message = f"{figures.get('files_transferred', 0)} files pulled, {figures.get('bytes_transferred', 0)} bytes"
+        return OperationResult("synced", message, figures, warnings)
+
+    def _ready(self, peer: str):
+        key_file = self._local_path("key_file")
+        known_hosts = self._local_path("known_hosts_file")
+        port = self._port()
+        if not key_file.exists():
+            raise NotInitialised(f"no sync key at {key_file}: run `wazo-ha sync init` first")
+        pinned = hostkeys.pinned_keys(known_hosts, trust.host_pattern(peer, port))
+        if not pinned:
+            raise NotInitialised(f"the slave's host key is not pinned in {known_hosts}: run `wazo-ha sync init` first")
+        for key, path in (("key_file", key_file), ("known_hosts_file", known_hosts)):
+            if any(character.isspace() or character in "'\"\\" for character in str(path)):
+                raise PluginError(f"plugin_config.rsync.{key} resolves to {str(path)!r}: no spaces or quotes allowed")
+        return key_file, known_hosts, port, pinned
 
     # --- forgetting the trust (leaving the role; edit step "file sync trust rsync") -------------
 

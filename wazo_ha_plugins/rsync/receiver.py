@@ -32,6 +32,17 @@ mounts; the confined rsync runs in a child process, and once it has ended the
 parent removes those it created that are still empty, so a directory the
 master skipped (missing there) leaves no empty directory on the slave.
 
+**Copy-back (read-only sender mode).** With ``--send DIR`` (and
+``--send-in-tree NAME`` for ``<allow-tree>/<tenant>/NAME``, e.g. the tenants'
+``monitor`` directories) in the forced command, the same key may also ask for
+``rsync --server --sender`` of exactly those directories, and nothing else:
+each source must be ``<root>/./<a send directory>`` reached without a symlink,
+the options are the same allow-list (none that follows symlinks or removes
+source files), and the sending rsync runs in a mount namespace where every
+mount is read-only, with the same capabilities and seccomp filter. The master
+pulls what the slave recorded while serving; the slave gains no access to the
+master.
+
 This file must stay standalone: Python 3 standard library only, because it
 runs on the slave with the system ``python3`` and nothing else.
 """
@@ -139,18 +150,25 @@ def is_safe_path(value):
 
 
 def parse_policy(argv):
-    """``--root R --allow D ... --allow-tree D ... --protect NAME ...`` → dict."""
-    policy = {"root": None, "allow": [], "allow_tree": [], "protect": []}
-    keys = {"--root": "root", "--allow": "allow", "--allow-tree": "allow_tree", "--protect": "protect"}
+    """``--root R --allow D ... --allow-tree D ... --protect NAME ... --send D ... --send-in-tree NAME ...`` → dict."""
+    policy = {"root": None, "allow": [], "allow_tree": [], "protect": [], "send": [], "send_in_tree": []}
+    keys = {
+        "--root": "root",
+        "--allow": "allow",
+        "--allow-tree": "allow_tree",
+        "--protect": "protect",
+        "--send": "send",
+        "--send-in-tree": "send_in_tree",
+    }
     if len(argv) % 2:
         raise Refused("bad forced-command arguments in authorized_keys")
     for flag, value in zip(argv[0::2], argv[1::2], strict=True):
         key = keys.get(flag)
         if key is None:
             raise Refused(f"unknown forced-command argument {flag!r} in authorized_keys")
-        if key == "protect":
+        if key in ("protect", "send_in_tree"):
             if not value or not set(value) <= NAME_CHARACTERS or value in (".", ".."):
-                raise Refused(f"bad --protect name {value!r}")
+                raise Refused(f"bad --{key.replace('_', '-')} name {value!r}")
         elif not is_safe_path(value) or "/../" in value + "/" or "/./" in value + "/":
             raise Refused(f"bad path {value!r} in authorized_keys")
         if key == "root":
@@ -166,6 +184,15 @@ def under_root(root, path):
     return os.path.normpath(root.rstrip("/") + "/" + path.lstrip("/"))
 
 
+def check_options(options):
+    for option in options:
+        forbidden = forbidden_option(option)
+        if forbidden:
+            raise Refused(f"rsync option {forbidden} is not allowed: {WHY_FORBIDDEN}")
+        if not (is_short_cluster(option) or is_long_option(option)):
+            raise Refused(f"rsync option {option[:40]!r} is not allowed")
+
+
 def check_request(command, root):
     """Return the rsync server options asked for, or raise :class:`Refused`."""
     words = command.split()
@@ -178,12 +205,7 @@ def check_request(command, root):
     if len(words) < 5 or words[-2] != ".":
         raise Refused("unexpected rsync command shape")
     options = words[2:-2]
-    for option in options:
-        forbidden = forbidden_option(option)
-        if forbidden:
-            raise Refused(f"rsync option {forbidden} is not allowed: {WHY_FORBIDDEN}")
-        if not (is_short_cluster(option) or is_long_option(option)):
-            raise Refused(f"rsync option {option[:40]!r} is not allowed")
+    check_options(options)
     if not any(
         option.startswith("-") and not option.startswith("--") and "R" in option.split("e")[0] for option in options
     ):
@@ -192,6 +214,72 @@ def check_request(command, root):
     if os.path.normpath(destination) != os.path.normpath(root):
         raise Refused(f"destination {destination[:80]!r} is not the sync root {root!r}")
     return options
+
+
+def check_send_request(command, policy):
+    """``rsync --server --sender OPTIONS . SOURCE...`` of copy-back directories only: ``(options, sources)``."""
+    words = command.split()
+    if words[:3] != ["rsync", "--server", "--sender"]:
+        raise Refused("unexpected rsync command shape")
+    if not policy["send"] and not policy["send_in_tree"]:
+        raise Refused("reading from this node is not allowed; this key can only receive files")
+    if "." not in words[3:]:
+        raise Refused("unexpected rsync command shape")
+    dot = words.index(".", 3)
+    options, sources = words[3:dot], words[dot + 1 :]
+    if not sources:
+        raise Refused("unexpected rsync command shape: no source")
+    check_options(options)
+    for source in sources:
+        check_send_source(source, policy)
+    return options, sources
+
+
+def check_send_source(source, policy):
+    """``<root>/./<dir>`` where ``<dir>`` is a ``--send`` directory or ``<tree>/<tenant>/<--send-in-tree name>``."""
+    root = os.path.normpath(policy["root"])
+    prefix, marker, relative = source.partition("/./")
+    relative = relative.rstrip("/")
+    shown = repr(source[:80])
+    if not marker or not is_safe_path(source) or os.path.normpath(prefix or "/") != root or not relative:
+        raise Refused(f"source {shown} is not <sync root>/./<copy-back directory>")
+    parts = relative.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise Refused(f"source {shown} is not a plain path")
+    path = "/" + relative
+    allowed = path in [os.path.normpath(d) for d in policy["send"]]
+    for tree in policy["allow_tree"]:
+        tree_parts = os.path.normpath(tree).strip("/").split("/")
+        if (
+            len(parts) == len(tree_parts) + 2
+            and parts[: len(tree_parts)] == tree_parts
+            and set(parts[-2]) <= NAME_CHARACTERS
+            and parts[-1] in policy["send_in_tree"]
+        ):
+            allowed = True
+    if not allowed:
+        raise Refused(f"source {shown} is not a copy-back directory of this key")
+    local = under_root(root, relative)
+    if os.path.lexists(local) and os.path.realpath(local) != local:
+        raise Refused(f"source {shown} is reached through a symlink; refusing")
+
+
+def send(policy, options, sources):
+    """In this process: every mount read-only, harden, then become the sending rsync; never returns."""
+    try:
+        confine({"root": policy["root"], "allow": [], "allow_tree": [], "protect": []})
+        harden()
+    except (Refused, OSError) as exc:
+        sys.stderr.write(f"{PROGRAM}: refused: {exc}\n")
+        sys.stderr.flush()
+        os._exit(1)
+    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}
+    try:
+        os.execve(RSYNC, [RSYNC, "--server", "--sender", *options, ".", *sources], env)  # noqa: S606 (no shell)
+    except OSError as exc:
+        sys.stderr.write(f"{PROGRAM}: cannot run {RSYNC}: {exc}\n")
+        sys.stderr.flush()
+    os._exit(127)
 
 
 def _libc():
@@ -450,7 +538,12 @@ def receive(policy, options):
 def main(argv):
     try:
         policy = parse_policy(argv)
-        options = check_request(os.environ.get("SSH_ORIGINAL_COMMAND", ""), policy["root"])
+        command = os.environ.get("SSH_ORIGINAL_COMMAND", "")
+        if command.split()[:3] == ["rsync", "--server", "--sender"]:
+            options, sources = check_send_request(command, policy)
+            sys.stderr.flush()
+            send(policy, options, sources)
+        options = check_request(command, policy["root"])
         created = missing_directories(policy)
     except Refused as exc:
         sys.stderr.write(f"{PROGRAM}: refused: {exc}\n")

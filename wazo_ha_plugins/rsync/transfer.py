@@ -119,6 +119,26 @@ def rsync_command(
     return [*command, "--", *sources, destination]
 
 
+def pull_command(
+    ssh: list[str], sources: list[str], destination: str, *, io_timeout: int, bandwidth_limit: int | None
+) -> list[str]:
+    """rsync from the slave into a local staging directory: no deletion, owners by number, paths kept (-R)."""
+    command = [
+        "rsync",
+        "-rlptgoR",
+        "--numeric-ids",
+        "--no-implied-dirs",
+        "--stats",
+        "--no-human-readable",
+        f"--timeout={io_timeout}",
+        "-e",
+        " ".join(ssh),
+    ]
+    if bandwidth_limit:
+        command.append(f"--bwlimit={bandwidth_limit}")
+    return [*command, "--", *sources, destination]
+
+
 def run_rsync(command: list[str], on_progress: Callable[[str, dict], None], env: dict[str, str]) -> TransferResult:
     """Run rsync; forward its progress lines; return its exit code, figures and error lines."""
     process = subprocess.Popen(

@@ -88,18 +88,33 @@ def public_key(path: Path) -> tuple[str, str]:
     return fields[0], fields[1]
 
 
-def forced_command(python: str, receiver: str, root: str, allow: list[str], allow_tree: list[str], protect: list[str]):
-    """The ``command="…"`` of the key line; every word is checked to need no quoting."""
+def forced_command(
+    python: str,
+    receiver: str,
+    root: str,
+    allow: list[str],
+    allow_tree: list[str],
+    protect: list[str],
+    send: list[str] = (),
+    send_in_tree: list[str] = (),
+):
+    """The ``command="…"`` of the key line; every word is checked to need no quoting.
+
+    ``send``/``send_in_tree``: the copy-back directories the master may read (pull) with the same key.
+    """
     words = [python, "-I", "-S", receiver, "--root", root]
     words += [word for directory in allow for word in ("--allow", directory)]
     words += [word for directory in allow_tree for word in ("--allow-tree", directory)]
     words += [word for name in protect for word in ("--protect", name)]
+    words += [word for directory in send for word in ("--send", directory)]
+    words += [word for name in send_in_tree for word in ("--send-in-tree", name)]
     for word in words:
         if not isinstance(word, str) or not SAFE_ARGUMENT.fullmatch(word):
             raise PluginError(
                 f"{shown(word)} cannot go into the slave's forced command: "
                 "only letters, digits and . _ / @ + : - are allowed in sync paths and names "
                 "(file_sync.directories, file_sync.tenant_sounds_dir, file_sync.tenant_sounds_excluded, "
+                "copy_back.voicemail_dir, copy_back.directories, copy_back.tenant_sounds_names, "
                 "plugin_config.rsync.remote_python, receiver_path, remote_root)"
             )
     return " ".join(words)

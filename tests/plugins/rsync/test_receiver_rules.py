@@ -89,8 +89,17 @@ def test_requests_that_are_not_a_receiving_rsync_are_refused():
 
 def test_policy_paths_and_names_must_be_plain():
     good = receiver.parse_policy(["--root", ROOT, "--allow", "/var/lib/asterisk/moh", "--protect", "monitor"])
-    assert good == {"root": ROOT, "allow": ["/var/lib/asterisk/moh"], "allow_tree": [], "protect": ["monitor"]}
+    assert good == {
+        "root": ROOT,
+        "allow": ["/var/lib/asterisk/moh"],
+        "allow_tree": [],
+        "protect": ["monitor"],
+        "send": [],
+        "send_in_tree": [],
+    }
     for flag, value in [
+        ("--send", "/var/spool/../etc"),
+        ("--send-in-tree", "../monitor"),
         ("--allow", "/var/lib/asterisk/moh\n"),
         ("--allow", "relative/path"),
         ("--allow", "/var/lib/../../etc"),

@@ -1,0 +1,176 @@
+"""The copy-back operation (``wazo-ha copy-back``), on the master: rows, then files; locked, journaled.
+
+1. Refused unless this node is the master (the peer is its ``remote_address``):
+   the master **pulls**, so the slave is given no way to write on the master.
+2. One run at a time: ``paths.run_dir``/``copy-back.lock``.
+3. Rows: each replication backend's :meth:`copy_back_rows` (``pg_dump``: the
+   slave's ``cel`` and ``queue_log`` rows, exactly once).
+4. Files: each file-sync backend's :meth:`pull` of the copy-back directories
+   (the voicemail spool, each tenant's ``monitor``, ``copy_back.directories``)
+   into ``copy_back.staging_dir/<plugin>``, then :mod:`.files` merges the staged
+   copy into the live directories (verified; nothing overwritten or deleted).
+5. One journal event ``copy-back``: outcome ``ok``, ``partial`` (some items not
+   merged: conflicts or problems, listed in ``figures.warnings``), ``failed``
+   or ``refused``; figures: rows per table, files, bytes, messages, messages
+   renumbered. A failed or partial run is notified; the next run (by hand or
+   on the schedule) continues where it stopped.
+
+``dry_run``: rows are counted, files are pulled into the staging directory
+(on the master, never the live tree) and what would move is listed; nothing
+else is written, not even the ledgers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from .. import run_locks
+from ..errors import AlreadyRunning, NotInitialised, PluginError, PreflightError, UnsupportedOperation
+from ..extensions import ProgressCallback, no_progress
+from ..journal import Event, utcnow
+from ..logs import REPORTED
+from .files import FilesReport, Ledger, merge_plain, merge_voicemail
+
+if TYPE_CHECKING:
+    from ..engine import HAEngine
+    from ..settings import Settings
+
+log = logging.getLogger(__name__)
+
+KIND = "copy-back"
+LOCK_FILE = "copy-back.lock"
+LEDGER_FILE = "ledger.jsonl"
+
+
+@dataclass
+class CopyBackReport:
+    outcome: str = "ok"
+    message: str = ""
+    figures: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    would_copy: list[str] = field(default_factory=list)
+
+
+def copy_back_paths(settings: Settings) -> list[tuple[str, str]]:
+    """``(label, node path)`` of every directory copied back, in order: voicemail, recordings, the list."""
+    paths = [("voicemail", settings.get("copy_back.voicemail_dir"))]
+    tree = settings.get("file_sync.tenant_sounds_dir")
+    names = list(settings.get("copy_back.tenant_sounds_names"))
+    if tree and names:
+        try:
+            tenants = sorted(e.name for e in os.scandir(settings.resolve(tree)) if e.is_dir(follow_symlinks=False))
+        except FileNotFoundError:
+            tenants = []
+        except OSError as exc:
+            raise PreflightError(f"cannot list the tenant sound directories in {tree}: {exc.strerror}") from None
+        paths += [("recordings", str(PurePosixPath(tree) / tenant / name)) for tenant in tenants for name in names]
+    paths += [("directories", path) for path in settings.get("copy_back.directories")]
+    return paths
+
+
+def copy_back(engine: HAEngine, *, dry_run: bool = False, progress: ProgressCallback = no_progress) -> CopyBackReport:
+    """Run the copy-back from the slave into this master (see the module docstring); journaled.
+
+    Raises :class:`PreflightError` when this node is not the master,
+    :class:`AlreadyRunning` when another copy-back holds the lock, and the
+    plugins' :class:`PluginError` (journaled ``failed``; what was merged before
+    stays merged and verified). Problems with single items do not raise: the
+    outcome is then ``partial`` with the items in ``warnings``.
+    """
+    ha = engine.current_settings()
+    event = Event(kind=KIND, started_at=utcnow(), figures={"dry_run": dry_run})
+    report = CopyBackReport()
+    try:
+        if ha.node_type != "master":
+            raise PreflightError(
+                f"copy-back runs on the master (it pulls from the slave); this node is {ha.node_type!r}"
+            )
+        peer = ha.remote_address
+        event.figures["peer"] = peer
+        with run_locks.exclusive(engine.settings.path("run_dir"), LOCK_FILE, "copy-back"):
+            _rows(engine, peer, dry_run, progress, report)
+            _files(engine, peer, dry_run, progress, report)
+    except BaseException as exc:
+        refused = isinstance(exc, (PreflightError, AlreadyRunning))
+        event.outcome = "refused" if refused else "failed"
+        event.message = str(exc) or type(exc).__name__
+        event.figures.update(report.figures)
+        if report.warnings:
+            event.figures["warnings"] = report.warnings[:50]
+        engine.journal.append(event)
+        log.error("copy-back %s: %s", event.outcome, event.message, extra=REPORTED)
+        raise
+    if report.warnings:
+        report.outcome = "partial"
+    parts = [f"rows {report.figures.get('rows_copied', 0)}", f"files {report.figures.get('files', 0)}"]
+    parts.append(
+        f"messages {report.figures.get('messages', 0)} ({report.figures.get('messages_renumbered', 0)} renumbered)"
+    )
+    report.message = ("would copy: " if dry_run else "copied: ") + ", ".join(parts)
+    if report.warnings:
+        report.message += f"; {len(report.warnings)} items not copied (see warnings)"
+    event.outcome, event.message = report.outcome, report.message
+    event.figures.update(report.figures)
+    if report.warnings:
+        event.figures["warnings"] = report.warnings[:50]
+    engine.journal.append(event)
+    (log.warning if report.warnings else log.info)("copy-back from %s: %s", peer, report.message, extra=REPORTED)
+    return report
+
+
+def _rows(engine: HAEngine, peer: str, dry_run: bool, progress: ProgressCallback, report: CopyBackReport) -> None:
+    for backend in engine.loader.load("replication"):
+        try:
+            result = backend.copy_back_rows(peer, dry_run=dry_run, progress=progress)
+        except UnsupportedOperation as exc:
+            report.warnings.append(str(exc))
+            continue
+        except PluginError:
+            raise
+        except Exception as exc:  # a plugin bug: a failure like any other, traceback in the log
+            log.exception("replication plugin %r failed in copy-back", backend.name)
+            raise PluginError(f"copy-back of rows by {backend.name!r} failed: {type(exc).__name__}: {exc}") from exc
+        for key, value in result.figures.items():
+            if key.startswith("rows_"):
+                report.figures[key] = report.figures.get(key, 0) + value
+        report.warnings.extend(result.warnings)
+
+
+def _files(engine: HAEngine, peer: str, dry_run: bool, progress: ProgressCallback, report: CopyBackReport) -> None:
+    settings = engine.settings
+    labelled = copy_back_paths(settings)
+    staging_root = settings.resolve(settings.get("copy_back.staging_dir"), key="copy_back.staging_dir")
+    ledger = Ledger(staging_root / LEDGER_FILE)
+    files = FilesReport()
+    pulled_bytes = 0
+    for backend in engine.loader.load("file_sync"):
+        staging = staging_root / backend.name
+        try:
+            result = backend.pull(peer, [path for _, path in labelled], staging, progress=progress)
+        except (UnsupportedOperation, NotInitialised) as exc:
+            report.warnings.append(f"files not copied back: {exc}")
+            continue
+        pulled_bytes += result.figures.get("bytes_transferred", 0)
+        report.warnings.extend(result.warnings if not dry_run else [])
+        for label, path in labelled:
+            staged = staging / str(path).lstrip("/")
+            live = settings.resolve(path)
+            if label == "voicemail":
+                merge_voicemail(
+                    staged,
+                    live,
+                    ledger,
+                    files,
+                    dry_run=dry_run,
+                    max_messages=int(settings.get("copy_back.max_messages")),
+                )
+            else:
+                merge_plain(staged, live, f"{label}:{path}", ledger, files, dry_run=dry_run)
+    report.figures.update(files.figures())
+    report.figures["bytes_pulled"] = pulled_bytes
+    report.warnings.extend(files.conflicts + files.problems)
+    report.would_copy = files.would_copy

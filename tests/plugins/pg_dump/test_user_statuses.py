@@ -9,6 +9,7 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
+from wazo_ha_core.errors import SlaveChangesPending
 from wazo_ha_core.user_statuses.merge import StatusUpdate
 from wazo_ha_plugins.pg_dump import user_statuses
 
@@ -66,8 +67,10 @@ def test_a_configuration_column_changed_on_the_slave_is_not_carried_back(pair, c
     before = statuses(pair.master_sql, uuid)
     pair.slave_sql(f"UPDATE userfeatures SET firstname = 'Renamed on the slave' WHERE uuid = '{uuid}'")
 
-    result = copied.replicate(pair.peer)
-
+    with pytest.raises(SlaveChangesPending):  # a configuration edit: the operator decides (slave_changes)
+        copied.replicate(pair.peer)
+    assert statuses(pair.master_sql, uuid) == before
+    result = copied.replicate(pair.peer, discard_slave_changes=True)
     assert result.figures["statuses_to_master"] == 0
     assert statuses(pair.master_sql, uuid) == before
 

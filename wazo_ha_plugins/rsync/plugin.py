@@ -323,14 +323,7 @@ class RsyncBackend(FileSyncBackend):
     # --- sync ------------------------------------------------------------------------
 
     def sync(self, peer: str, paths: Sequence[str], *, progress: ProgressCallback = no_progress) -> OperationResult:
-        key_file = self._local_path("key_file")
-        known_hosts = self._local_path("known_hosts_file")
-        port = self._port()
-        if not key_file.exists():
-            raise NotInitialised(f"no sync key at {key_file}: run `wazo-ha sync init` first")
-        pinned = hostkeys.pinned_keys(known_hosts, trust.host_pattern(peer, port))
-        if not pinned:
-            raise NotInitialised(f"the slave's host key is not pinned in {known_hosts}: run `wazo-ha sync init` first")
+        key_file, known_hosts, port, pinned = self._ready(peer)
         root = str(self.context.settings.root).rstrip("/")
         sources, warnings = [], []
         for path in paths:
@@ -345,9 +338,6 @@ class RsyncBackend(FileSyncBackend):
             self.log.warning("%s", warning, extra=REPORTED)
         if not sources:
             return OperationResult("skipped", "no directory to sync", figures, warnings)
-        for key, path in (("key_file", key_file), ("known_hosts_file", known_hosts)):
-            if any(character.isspace() or character in "'\"\\" for character in str(path)):
-                raise PluginError(f"plugin_config.rsync.{key} resolves to {str(path)!r}: no spaces or quotes allowed")
         ssh = transfer.ssh_command(str(key_file), str(known_hosts), port, self._connect_timeout())
         host = f"[{peer}]" if ":" in peer else peer
         remote_root = self.config["remote_root"]
@@ -425,6 +415,7 @@ class RsyncBackend(FileSyncBackend):
         return OperationResult("synced", message, figures, warnings)
 
     def _ready(self, peer: str):
+        """The key, the pinned host keys and the port for a transfer with ``peer``; raises what stops one."""
         key_file = self._local_path("key_file")
         known_hosts = self._local_path("known_hosts_file")
         port = self._port()

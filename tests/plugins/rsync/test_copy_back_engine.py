@@ -13,7 +13,6 @@ import sys
 import yaml
 
 from tests.unit.test_voicemail_merge import metadata
-from wazo_ha_core.status import node_status
 
 from .conftest import PEER, write
 from .test_sync import snapshot
@@ -69,7 +68,7 @@ def test_copy_back_by_hand_dry_run_then_for_real_journaled_and_shown_in_status(p
     assert (pair.master / MONITOR / "rec-clash.wav").read_bytes() == b"master version"
     assert {relative: snapshot(pair.slave, relative) for relative in (BOX, MONITOR)} == slave_before
 
-    last = node_status(engine)["last"]["copy-back"]
+    last = engine.status()["last"]["copy-back"]
     assert last is not None and last["outcome"] == "partial"
     assert last["figures"]["files"] == 5 and last["figures"]["messages_renumbered"] == 2
 

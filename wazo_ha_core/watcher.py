@@ -207,13 +207,22 @@ class Watcher:
     def round(self) -> Decision:
         if self.keeper is not None:
             return self._coordinated_round()
-        watch = self.watch
         target = self.target() if self.is_slave() else None
         if not target:
             decision = Decision(Action.NONE, "this node is not a slave with a master address: idle")
             self._log_state(decision)
             return decision
         observations = self._probe_all(target, self.probes)
+        decision = self._judge(observations)
+        if decision.action in (Action.TAKE_OVER, Action.GIVE_BACK):
+            self._act(decision, target)
+        self._log_state(decision)
+        return decision
+
+    def _judge(self, observations) -> Decision:
+        """The watch's verdict on one round (the slave's calls counted when a failback is near; the witnesses
+        asked when it wants them)."""
+        watch = self.watch
         paused = self.pause_switch.get() is not None
         now = self.clock()
         calls = None
@@ -225,9 +234,6 @@ class Watcher:
         if decision.action is Action.CHECK_WITNESSES:
             decision = watch.witnessed(now, self._probe_witnesses())
             self._handle_notes(decision)
-        if decision.action in (Action.TAKE_OVER, Action.GIVE_BACK):
-            self._act(decision, target)
-        self._log_state(decision)
         return decision
 
     def _coordinated_round(self) -> Decision:
@@ -246,17 +252,7 @@ class Watcher:
         watch.serving_changed(keeper.serving)  # the keeper may have started or stopped meanwhile
         if watch.role is Role.ACTIVE:
             observations = failback_observations(observations)  # the preferred node cannot serve without the lock
-        paused = self.pause_switch.get() is not None
-        now = self.clock()
-        calls = None
-        if watch.role is Role.ACTIVE and judge_round(observations)[0] is RoundVerdict.GOOD:
-            if watch.state.good_streak + 1 >= watch.config.rise:
-                calls = self.services.active_calls()
-        decision = watch.observe(now, observations, paused=paused, active_calls=calls)
-        self._handle_notes(decision)
-        if decision.action is Action.CHECK_WITNESSES:
-            decision = watch.witnessed(now, self._probe_witnesses())
-            self._handle_notes(decision)
+        decision = self._judge(observations)
         if decision.action in (Action.TAKE_OVER, Action.GIVE_BACK):
             watch.withdraw(decision.action)
         keeper.watched(decision.action, decision.verdict)

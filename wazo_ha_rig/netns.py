@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from .lifecycle import StartStop
+
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -94,7 +96,7 @@ class Host:
             self.stop(process)
 
 
-class TestNetwork:
+class TestNetwork(StartStop):
     """A private switched network of namespaces in ``subnet``; ``tag`` keeps names unique."""
 
     __test__ = False  # not a pytest class
@@ -107,17 +109,6 @@ class TestNetwork:
         self._addresses = self.subnet.hosts()
         self._added_route = False
         self._namespaces: list[str] = []
-
-    def __enter__(self) -> TestNetwork:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def start(self) -> None:
         if os.geteuid() != 0:

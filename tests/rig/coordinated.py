@@ -28,6 +28,7 @@ import yaml
 
 from wazo_ha_core.store import Store
 from wazo_ha_rig.etcd import EtcdCluster
+from wazo_ha_rig.lifecycle import StartStop
 from wazo_ha_rig.monit import Monit
 from wazo_ha_rig.netns import Host, TestNetwork
 from wazo_ha_rig.standby import standby_settings
@@ -95,7 +96,7 @@ class SipSampler:
         self.sock.close()
 
 
-class CoordinatedRig:
+class CoordinatedRig(StartStop):
     def __init__(self, directory: Path):
         self.directory = directory
         self.network = TestNetwork(SUBNET, TAG)
@@ -103,17 +104,6 @@ class CoordinatedRig:
         self.monits: dict[str, Monit] = {}
         self.watches: dict[str, subprocess.Popen] = {}
         self.sampler: SipSampler | None = None
-
-    def __enter__(self) -> CoordinatedRig:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     # --- set-up / teardown ---------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from wazo_ha_core.store import Store
+from wazo_ha_rig.lifecycle import StartStop
 from wazo_ha_rig.monit import Monit
 from wazo_ha_rig.netns import TestNetwork
 from wazo_ha_rig.sip import Phone, start_responder
@@ -45,7 +46,7 @@ class BrokenProbe(HealthProbe):
 '''
 
 
-class HARig:
+class HARig(StartStop):
     def __init__(self, directory: Path, subnet: str = "10.203.5.0/25", tag: str = "e5", stability: float = 5.0):
         self.directory = directory
         self.network = TestNetwork(subnet, tag)
@@ -55,17 +56,6 @@ class HARig:
         self.monit: Monit | None = None
 
     # --- set-up / teardown -----------------------------------------------------------------
-
-    def __enter__(self) -> HARig:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def start(self) -> None:
         self.network.start()

@@ -58,9 +58,13 @@ def node_files(root):
 
 
 def mtimes(root):
-    """Every node file but the state store and the metrics (both follow the journal of the unchanged edit)."""
+    """Every node file but the state store, its status snapshot and the metrics (all follow the journal of the
+    unchanged edit)."""
+    journal_followers = ("state.db", "state.db.status.json")
     return {
-        p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file() and p.name != "state.db" and p.suffix != ".prom"
+        p: p.stat().st_mtime_ns
+        for p in root.rglob("*")
+        if p.is_file() and p.name not in journal_followers and p.suffix != ".prom"
     }
 
 

@@ -231,10 +231,23 @@ class HAEngine:
     # --- replication --------------------------------------------------------------------
 
     def replicate(
-        self, *, peer: str | None = None, force: bool = False, progress: ProgressCallback = no_progress
+        self,
+        *,
+        peer: str | None = None,
+        force: bool = False,
+        progress: ProgressCallback = no_progress,
+        journal_skipped: bool = True,
     ) -> list[OperationResult]:
         """Copy the configuration DB to the slave; see :func:`wazo_ha_core.replication.replicate`."""
-        return replication.replicate(self, peer=peer, force=force, progress=progress)
+        return replication.replicate(
+            self, peer=peer, force=force, progress=progress, journal_skipped=journal_skipped
+        )
+
+    def follower(self):
+        """The master's follow loop (``wazo-ha follow``); see :mod:`wazo_ha_core.follow`."""
+        from .follow import Follower  # watchdog is imported by the long-running command only
+
+        return Follower(self)
 
     # --- the standby's watch and the services (logic in watcher.py and services.py) -----
 

@@ -48,6 +48,7 @@ def replicate(
     peer: str | None = None,
     force: bool = False,
     progress: ProgressCallback = no_progress,
+    journal_skipped: bool = True,
 ) -> list[OperationResult]:
     """Copy the configuration DB to the slave with every enabled replication backend, in order.
 
@@ -55,6 +56,9 @@ def replicate(
     line; otherwise the peer is the master's ``remote_address``. Raises
     :class:`PreflightError` on a node that may not replicate, and whatever the
     plugin raises (journaled as ``failed``, or ``refused`` for a held lock).
+    With ``journal_skipped`` false (follow mode), a run that copied nothing
+    leaves no event and no INFO line: it writes nothing to the master's
+    database, so it cannot itself look like a change to the next poll.
     """
     ha = engine.current_settings()
     event = Event(kind=KIND, started_at=utcnow(), figures={"node_type": ha.node_type})
@@ -80,6 +84,9 @@ def replicate(
         raise
     event.outcome = "skipped" if all(result.outcome == "skipped" for result in results) else "ok"
     event.message = "; ".join(result.message for result in results)
+    if event.outcome == "skipped" and not journal_skipped:
+        log.debug("replication to %s: %s (not journaled)", peer, event.message)
+        return results
     engine.journal.append(event)
     log.info("replication to %s: %s", peer, event.message)
     return results

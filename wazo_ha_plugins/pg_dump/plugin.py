@@ -92,6 +92,7 @@ class PgDumpReplication(ReplicationBackend):
         super().__init__(context)
         self._validate_config()
         self.excluded = cat.excluded_names(self.config["exclude_tables_add"], self.config["exclude_tables_remove"])
+        self._signal = None  # follow mode's MasterChangeSignal, opened on first use
 
     # --- settings -------------------------------------------------------------------
 
@@ -177,6 +178,20 @@ class PgDumpReplication(ReplicationBackend):
     def doctor_checks(self, node_type: str, peer: str | None) -> list:
         """``wazo-ha doctor``: TCP, TLS of the link, same version, slave UTF-8, clock offset (see :mod:`.doctor`)."""
         return pg_dump_checks(self, node_type, peer)
+
+    # --- follow mode's hook (kept apart from the run: see .change_signal) --------------------
+
+    def change_signal(self):
+        if self._signal is None:
+            from .change_signal import MasterChangeSignal
+
+            connect_timeout = float(self.context.settings.get("timeouts.connect"))
+            self._signal = MasterChangeSignal(self.master_endpoint(), self.excluded, connect_timeout)
+        return self._signal.read()
+
+    def close_change_signal(self) -> None:
+        if self._signal is not None:
+            self._signal.close()
 
     # --- the run ----------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ BENCHMARKS = {
     "rsync": "bench.rsync_bench",
     "failover": "bench.failover",
     "startup": "bench.startup",
+    "freshness": "bench.freshness",
 }
 
 

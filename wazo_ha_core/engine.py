@@ -239,9 +239,7 @@ class HAEngine:
         journal_skipped: bool = True,
     ) -> list[OperationResult]:
         """Copy the configuration DB to the slave; see :func:`wazo_ha_core.replication.replicate`."""
-        return replication.replicate(
-            self, peer=peer, force=force, progress=progress, journal_skipped=journal_skipped
-        )
+        return replication.replicate(self, peer=peer, force=force, progress=progress, journal_skipped=journal_skipped)
 
     def follower(self):
         """The master's follow loop (``wazo-ha follow``); see :mod:`wazo_ha_core.follow`."""

@@ -20,7 +20,7 @@ and :func:`~wazo_ha_core.file_sync.sync_files`).
   ``follow.debounce`` seconds after the first write, rename or delete the
   directories are synced.
 * Two runs of one kind start at least ``follow.min_interval`` apart; after a
-  failure the next waits ``min_interval`` × 2^failures, at most
+  failure the next waits ``min_interval`` * 2^failures, at most
   ``follow.max_backoff``. A run refused because another holds the lock
   (cron's fallback run) is tried again after ``min_interval``.
 * Both kinds run once at start (the slave may have missed changes while no
@@ -147,7 +147,10 @@ class Follower:
         self.engine, self.clock = engine, clock
         self.poll_interval = float(settings.get("follow.poll_interval"))
         self.debounce = float(settings.get("follow.debounce"))
-        min_interval, max_backoff = float(settings.get("follow.min_interval")), float(settings.get("follow.max_backoff"))
+        min_interval, max_backoff = (
+            float(settings.get("follow.min_interval")),
+            float(settings.get("follow.max_backoff")),
+        )
         self.db_pace, self.file_pace = Pace(min_interval, max_backoff), Pace(min_interval, max_backoff)
         self.database = DatabaseWatch()
         self.files = FileEvents()
@@ -198,7 +201,9 @@ class Follower:
         backends = self.engine.loader.load("replication")
         for backend in backends:
             if not _has_signal(backend):
-                log.warning("follow: replication backend %s has no change signal; the schedule replicates", backend.name)
+                log.warning(
+                    "follow: replication backend %s has no change signal; the schedule replicates", backend.name
+                )
         return [backend for backend in backends if _has_signal(backend)]
 
     def _database_round(self) -> None:
@@ -290,7 +295,9 @@ class Follower:
             self._say("files", "follow: file sync is not set up (wazo-ha sync init); files are not followed yet")
             return
         self._clear("files", "follow: file sync set up")
-        log.info("follow: files synced after %d change event(s): %s", count, "; ".join(r["message"] for r in report.results))
+        log.info(
+            "follow: files synced after %d change event(s): %s", count, "; ".join(r["message"] for r in report.results)
+        )
 
     # --- helpers ----------------------------------------------------------------------------------
 

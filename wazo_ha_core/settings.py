@@ -285,7 +285,7 @@ OPTIONS: tuple[Option, ...] = (
         "follow.max_backoff",
         300.0,
         "number",
-        "After failed runs `wazo-ha follow` waits `min_interval` × 2^failures, at most this many seconds "
+        "After failed runs `wazo-ha follow` waits `min_interval` * 2^failures, at most this many seconds "
         "(at least `follow.min_interval`).",
     ),
     Option("watch.interval", 1.0, "number", "Seconds between two rounds of health probes on the slave."),

@@ -143,7 +143,8 @@ def test_undo_and_failure_put_everything_back(make_settings, tmp_path, calls_fil
     enable_timers = ["enable", "--now", "wazo-ha-replicate.timer", "wazo-ha-sync.timer", "wazo-ha-follow.service"]
     (tmp_path / "systemctl.calls.fail").write_text(json.dumps(enable_timers))
     calls_file.unlink()
-    with pytest.raises(EditStepError, match=r"enable --now wazo-ha-replicate\.timer wazo-ha-sync\.timer wazo-ha-follow\.service exited"):
+    refused = r"enable --now wazo-ha-replicate\.timer wazo-ha-sync\.timer wazo-ha-follow\.service exited"
+    with pytest.raises(EditStepError, match=refused):
         ScheduleStep(settings).apply(SLAVE, MASTER)
     assert files(tmp_path / "root") == before
     assert systemctl_calls(calls_file) == [

@@ -69,7 +69,12 @@ class Nodes:
         """Pin the slave's host key and set up the sync key, as an operator does once."""
         settings = Settings.from_tree(self.tree)
         context = PluginContext(
-            "rsync", "wazo_ha.file_sync", settings.plugin_config("rsync"), settings, MemoryState(), logging.getLogger("t")
+            "rsync",
+            "wazo_ha.file_sync",
+            settings.plugin_config("rsync"),
+            settings,
+            MemoryState(),
+            logging.getLogger("t"),
         )
         plugin = RsyncBackend(context)
         plugin.pin_host_keys(PEER, self.sshd.host_key.with_suffix(".pub").read_text())
@@ -88,9 +93,7 @@ class Nodes:
         self.master.psql(DATABASE, text)
 
     def query(self, cluster: PgCluster, text: str, database: str = DATABASE) -> list[tuple]:
-        connection = psycopg2.connect(
-            host=str(cluster.socket_dir), port=cluster.port, user="postgres", dbname=database
-        )
+        connection = psycopg2.connect(host=str(cluster.socket_dir), port=cluster.port, user="postgres", dbname=database)
         connection.autocommit = True
         try:
             with connection.cursor() as cursor:

@@ -8,6 +8,7 @@ these tests: only the follower can have carried the change.
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import time
@@ -33,6 +34,10 @@ def replications(nodes, config):
         return engine.store.events(kind="replication", limit=1000)
     finally:
         engine.store.close()
+
+
+def failed_runs(nodes, config):
+    return [event for event in replications(nodes, config) if event.outcome == "failed"]
 
 
 def follower_polls(nodes) -> set:
@@ -101,7 +106,7 @@ def test_nothing_changes_nothing_runs_and_nothing_is_logged(nodes):
         assert len(replications(nodes, config)) == events
         assert nodes.log_lines() == lines
     finally:
-        out, err = stop(follower)
+        _, err = stop(follower)
     assert follower.returncode == 0, err
     assert "follow started" in "\n".join(nodes.log_lines())
 
@@ -134,7 +139,10 @@ def test_a_saved_file_is_on_the_slave_within_seconds(nodes):
         # An editor's save: a temporary file renamed over the old one.
         saved = time.monotonic()
         write(master / "etc/asterisk/extensions_extra.d/.old.conf.swp", "[old]\nexten => 1,1,Answer()\n")
-        os.replace(master / "etc/asterisk/extensions_extra.d/.old.conf.swp", master / "etc/asterisk/extensions_extra.d/old.conf")
+        os.replace(
+            master / "etc/asterisk/extensions_extra.d/.old.conf.swp",
+            master / "etc/asterisk/extensions_extra.d/old.conf",
+        )
         wait_for(
             lambda: (slave / "etc/asterisk/extensions_extra.d/old.conf").read_text().endswith("Answer()\n"),
             FRESHNESS,
@@ -172,16 +180,14 @@ def test_a_failing_run_backs_off(nodes):
     follower = nodes.follow(config)
     try:
         failed = wait_for(
-            lambda: [event for event in replications(nodes, config) if event.outcome == "failed"][:5] if len(
-                [event for event in replications(nodes, config) if event.outcome == "failed"]
-            ) >= 5 else None,
+            lambda: failed_runs(nodes, config)[:5] if len(failed_runs(nodes, config)) >= 5 else None,
             60,
             "five failed runs",
         )
     finally:
         stop(follower)
     starts = sorted(event.started_at for event in failed)
-    gaps = [(later - earlier) / timedelta(seconds=1) for earlier, later in zip(starts, starts[1:])]
-    # min_interval × 2^failures: 1, 2, 4, then max_backoff 4 (plus at most a poll and the run itself).
-    for gap, expected in zip(gaps, [1, 2, 4, 4]):
+    gaps = [(later - earlier) / timedelta(seconds=1) for earlier, later in itertools.pairwise(starts)]
+    # min_interval * 2^failures: 1, 2, 4, then max_backoff 4 (plus at most a poll and the run itself).
+    for gap, expected in zip(gaps, [1, 2, 4, 4], strict=True):
         assert expected * 0.9 <= gap <= expected + 1.5, gaps

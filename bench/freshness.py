@@ -240,13 +240,55 @@ def timed_runs(site: Site, edits: Edits, count: int) -> tuple[float, float]:
     for index in range(count):
         edits.make(1000 + index * 4)  # a userfeatures edit
         started = time.perf_counter()
-        subprocess.run(wazo_ha(site.config, "--quiet", "replicate"), check=True, cwd=SOURCE_TREE, timeout=600)
+        subprocess.run(
+            wazo_ha(site.config, "--quiet", "replicate"),
+            check=True,
+            cwd=SOURCE_TREE,
+            timeout=600,
+            stdout=subprocess.DEVNULL,
+        )
         replicate.append(time.perf_counter() - started)
         save(site.root / SYNCED.lstrip("/") / "baseline.conf", f"; baseline {index}\n")
         started = time.perf_counter()
-        subprocess.run(wazo_ha(site.config, "--quiet", "sync"), check=True, cwd=SOURCE_TREE, timeout=600)
+        subprocess.run(
+            wazo_ha(site.config, "--quiet", "sync"), check=True, cwd=SOURCE_TREE, timeout=600, stdout=subprocess.DEVNULL
+        )
         sync.append(time.perf_counter() - started)
     return statistics.median(replicate), statistics.median(sync)
+
+
+def signal_costs(site: Site, readings: int = 200, skipped_runs: int = 5) -> None:
+    """What each candidate signal costs per poll, to choose one: the follow signal and a skipped run."""
+    engine = HAEngine(Settings.load(site.config))
+    [backend] = engine.loader.load("replication")
+    backend.change_signal()  # connect first
+    with backend._signal.connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    cpu, server_cpu, wall = time.process_time(), cpu_seconds([pid]), time.perf_counter()
+    for _ in range(readings):
+        backend.change_signal()
+    signal_wall = (time.perf_counter() - wall) / readings
+    signal_cpu = (time.process_time() - cpu) / readings
+    signal_server = (cpu_seconds([pid]) - server_cpu) / readings
+    backend.close_change_signal()
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in range(skipped_runs):
+        [result] = engine.replicate(journal_skipped=False)
+        assert result.outcome == "skipped", result.message
+    skip_wall = (time.perf_counter() - wall) / skipped_runs
+    skip_cpu = (time.process_time() - cpu) / skipped_runs
+    engine.store.close()
+    print("\nsignal costs per poll (wall; CPU of this process / of the master's backend)")
+    print(
+        f"  follow signal (LSN + table counters): {1000 * signal_wall:.2f} ms; "
+        f"{1000 * signal_cpu:.2f} ms / {1000 * signal_server:.2f} ms"
+    )
+    print(
+        f"  skipped replication (fingerprints of both servers): {1000 * skip_wall:.0f} ms; {1000 * skip_cpu:.0f} ms "
+        f"here, plus both servers' scans; x{skip_wall / signal_wall:.0f} the signal's wall time",
+        flush=True,
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -290,7 +332,14 @@ def main(argv: list[str]) -> int:
 
 def measure(site: Site, options) -> int:
     edits = Edits(site, options.users)
-    subprocess.run(wazo_ha(site.config, "--quiet", "replicate"), check=True, cwd=SOURCE_TREE, timeout=1800)
+    subprocess.run(
+        wazo_ha(site.config, "--quiet", "replicate"),
+        check=True,
+        cwd=SOURCE_TREE,
+        timeout=1800,
+        stdout=subprocess.DEVNULL,
+    )
+    signal_costs(site)
     run_db, run_files = timed_runs(site, edits, 3)
     follower = subprocess.Popen(
         wazo_ha(site.config, "--quiet", "follow"), cwd=SOURCE_TREE, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -362,7 +411,7 @@ def measure(site: Site, options) -> int:
         f"  target p95 <= {TARGET_P95:g} s: database {'met' if p95_db <= TARGET_P95 else 'MISSED'}, "
         f"files {'met' if p95_files <= TARGET_P95 else 'MISSED'}"
     )
-    print(f"\nidle cost over {wall:.0f} s (--idle {options.idle:g}), % of one core")
+    print(f"\nidle cost over {wall:.0f} s (--idle {options.idle:g}), % of one core; {len(slave_pids)} slave processes")
     for name in groups:
         print(
             f"  {name:<28} {100 * (after[name] - before[name]) / wall:6.3f} %  ({after[name] - before[name]:.2f} s CPU)"

@@ -218,17 +218,17 @@ class Follower:
         self._clear("signal", "follow: database change signal readable again")
         if not self.database.due(readings, now) or not self.db_pace.ready(now):
             return
-        if not self._is_master("replication"):
-            return
         self.db_pace.started(now)
         try:
+            if not self._is_master("replication"):
+                return
             self.engine.replicate(journal_skipped=False)
         except AlreadyRunning:
             self.db_pace.busy(self.clock())
             return
-        except WazoHAError as exc:  # journaled and logged by the operation
+        except Exception as exc:  # journaled and logged by the operation (or the store failed): back off
             delay = self.db_pace.failed(self.clock())
-            log.warning("follow: replication failed (%s); next try in %g s", exc, delay)
+            log.warning("follow: replication failed (%s); next try in %g s", _text(exc), delay)
             return
         if self.db_pace.failures:
             log.info("follow: replication works again")
@@ -274,19 +274,20 @@ class Follower:
         count = self.files.take(self.debounce, now)
         if not count:
             return
-        if not self._is_master("file sync"):
-            return
         self.file_pace.started(now)
         try:
+            if not self._is_master("file sync"):
+                self.files.put_back(count, now)
+                return
             report = self.engine.sync_files()
         except AlreadyRunning:
             self.file_pace.busy(self.clock())
             self.files.put_back(count, now)
             return
-        except WazoHAError as exc:
+        except Exception as exc:  # journaled by the operation (or the store failed): back off
             delay = self.file_pace.failed(self.clock())
             self.files.put_back(count, now)
-            log.warning("follow: file sync failed (%s); next try in %g s", exc, delay)
+            log.warning("follow: file sync failed (%s); next try in %g s", _text(exc), delay)
             return
         if self.file_pace.failures:
             log.info("follow: file sync works again")
@@ -317,6 +318,10 @@ class Follower:
     def _clear(self, topic: str, message: str) -> None:
         if self._said.pop(topic, None) is not None:
             log.info("%s", message)
+
+
+def _text(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, WazoHAError) else f"{type(exc).__name__}: {exc}"
 
 
 def _has_signal(backend: Any) -> bool:

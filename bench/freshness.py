@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC
 from pathlib import Path
 
 import psycopg2
@@ -94,6 +95,10 @@ def descendants(root: int) -> list[int]:
         found += children
         frontier = children
     return found
+
+
+def _epoch(moment) -> float:
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def postmaster_pid(cluster: PgCluster) -> int:
@@ -163,6 +168,15 @@ class Site:
         with self.connect(self.slave, "postgres") as connection, connection.cursor() as cursor:
             cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = 'asterisk'")
             return int(cursor.fetchone()[0])
+
+    def copies(self) -> list[tuple[float, float]]:
+        """(start, end) as epoch seconds of every journaled replication that copied."""
+        engine = HAEngine(Settings.load(self.config))
+        try:
+            events = engine.store.events(kind="replication", limit=100_000)
+        finally:
+            engine.store.close()
+        return sorted((_epoch(event.started_at), _epoch(event.ended_at)) for event in events if event.outcome == "ok")
 
     def journal_count(self) -> int:
         engine = HAEngine(Settings.load(self.config))
@@ -346,15 +360,18 @@ def measure(site: Site, options) -> int:
     )
     try:
         db_times: dict[str, list[float]] = {}
+        commits: list[float] = []
         missed = 0
         for index in range(options.edits):
             time.sleep(random.uniform(options.gap_min, options.gap_max))  # a random moment: the workload, not a wait
             kind, check = edits.make(index)
+            committed = time.time()
             seconds = visible_after(check, 120)
             if seconds is None:
                 missed += 1
             else:
                 db_times.setdefault(kind, []).append(seconds)
+                commits.append(committed)
         file_times = []
         target = site.root / SYNCED.lstrip("/") / "followed.conf"
         mirror = site.slave_root / SYNCED.lstrip("/") / "followed.conf"
@@ -404,6 +421,23 @@ def measure(site: Site, options) -> int:
         print(
             f"  {name:<28} {len(times):>3} {p50:>6.2f}s {p95:>6.2f}s {top:>6.2f}s   {base50:>5.1f}s/{base95:>5.1f}s"
             f"   {p50 / base50:.3f}, {p95 / base95:.3f}"
+        )
+    # Where the time goes: from the commit to the start of the next copy (detection), and the copy itself.
+    copies = [copy for copy in site.copies() if commits and copy[0] >= commits[0] - 1]
+    detection, durations = [], []
+    for committed in commits:
+        later = [copy for copy in copies if copy[0] >= committed]
+        if later:
+            detection.append(later[0][0] - committed)
+            durations.append(later[0][1] - later[0][0])
+    if detection:
+        d50, d95, dmax = percentiles(detection)
+        r50, r95, rmax = percentiles(durations)
+        print(
+            f"  commit -> start of the next copy (the follower's part): p50 {d50:.2f}s p95 {d95:.2f}s max {dmax:.2f}s"
+        )
+        print(
+            f"  that copy's duration (the replication's part):          p50 {r50:.2f}s p95 {r95:.2f}s max {rmax:.2f}s"
         )
     p95_db = percentiles(all_db)[1] if all_db else float("inf")
     p95_files = percentiles(file_times)[1] if file_times else float("inf")

@@ -78,7 +78,8 @@ def test_master_without_follow_has_the_schedule_only(make_settings, tmp_path, ca
 
 def test_hourly_compatibility_and_custom_config_file(tmp_path, calls_file):
     config = tmp_path / "site config.yml"
-    config.write_text(f"root: {tmp_path}/root\nschedules: {{master_interval: 60}}\n")
+    # Only the cron line here (the real systemctl, which the follower's unit would call, is not for tests).
+    config.write_text(f"root: {tmp_path}/root\nschedules: {{master_interval: 60}}\nfollow: {{enabled: false}}\n")
     settings = Settings.load(config)
     ScheduleStep(settings).apply(DISABLED, MASTER)
     text = (tmp_path / "root/etc/cron.d/xivo-ha-master").read_text()

@@ -14,6 +14,7 @@ BENCHMARKS = {
     "switchover": "bench.switchover",
     "startup": "bench.startup",
     "coordinated_failover": "bench.coordinated_failover",
+    "freshness": "bench.freshness",
 }
 
 

@@ -247,10 +247,16 @@ class HAEngine:
         force: bool = False,
         progress: ProgressCallback = no_progress,
         discard_slave_changes: bool = False,
+        journal_skipped: bool = True,
     ) -> list[OperationResult]:
         """Copy the configuration DB to the slave; see :func:`wazo_ha_core.replication.replicate`."""
         return replication.replicate(
-            self, peer=peer, force=force, progress=progress, discard_slave_changes=discard_slave_changes
+            self,
+            peer=peer,
+            force=force,
+            progress=progress,
+            discard_slave_changes=discard_slave_changes,
+            journal_skipped=journal_skipped,
         )
 
     def slave_changes(self) -> list[dict[str, Any]]:
@@ -258,6 +264,12 @@ class HAEngine:
         from .slave_changes import list_slave_changes
 
         return list_slave_changes(self)
+
+    def follower(self):
+        """The master's follow loop (``wazo-ha follow``); see :mod:`wazo_ha_core.follow`."""
+        from .follow import Follower  # watchdog is imported by the long-running command only
+
+        return Follower(self)
 
     # --- the standby's watch and the services (logic in watcher.py and services.py) -----
 

@@ -224,6 +224,43 @@ class ReplicationBackend(Plugin, abc.ABC):
         """
         raise UnsupportedOperation(f"the {self.name} replication plugin cannot copy rows back")
 
+    def change_signal(self) -> ChangeSignal | None:
+        """For ``wazo-ha follow``: a cheap reading that moves when the replicated data may have changed.
+
+        Called every ``follow.poll_interval`` seconds on the master, so it must
+        cost a single short query (no scan of the data); it may keep a
+        connection open between calls. ``None`` (the default): this backend
+        has no such signal and follow mode leaves it to the schedule.
+
+        * **Time**: bounded by ``timeouts.connect`` to connect and by the
+          plugin's own limit per call.
+        * **Raises** :class:`~wazo_ha_core.errors.PluginError` when the reading
+          fails; the follower logs it and reads again later.
+        """
+        return None
+
+    def close_change_signal(self) -> None:
+        """Release what :meth:`change_signal` keeps open (a connection); idempotent."""
+
+
+@dataclass(frozen=True)
+class ChangeSignal:
+    """Two readings of the master's database, compared with the previous ones by the follower.
+
+    ``tables`` moves when a replicated table was written, but may lag the
+    write by up to ``lag`` seconds (e.g. statistics flushed lazily).
+    ``any_write`` moves at once on any write of the database or cluster,
+    replicated or not (including the journal of this library, when the
+    store lives there). A moved ``tables`` triggers a run at once; a moved
+    ``any_write`` alone triggers one when ``tables`` has not caught up
+    within ``lag`` seconds, so a lagging ``tables`` delays a run but
+    never loses it. A false alarm costs only a run that ends ``skipped``.
+    """
+
+    tables: Any
+    any_write: Any
+    lag: float = 0.0
+
 
 @dataclass(frozen=True)
 class PeerVerification:

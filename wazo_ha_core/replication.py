@@ -55,6 +55,7 @@ def replicate(
     force: bool = False,
     progress: ProgressCallback = no_progress,
     discard_slave_changes: bool = False,
+    journal_skipped: bool = True,
 ) -> list[OperationResult]:
     """Copy the configuration DB to the slave with every enabled replication backend, in order.
 
@@ -65,9 +66,17 @@ def replicate(
     tried. Raises :class:`PreflightError` on a node that may not replicate,
     and whatever the plugin raises (journaled as ``failed``, or ``refused``
     for a held lock).
+    With ``journal_skipped`` false (follow mode), a run that copied nothing
+    leaves no event and no INFO line: it writes nothing to the master's
+    database, so it cannot itself look like a change to the next poll.
     """
     peers = None if peer is not None else engine.standby_peers()
-    options = {"force": force, "progress": progress, "discard_slave_changes": discard_slave_changes}
+    options = {
+        "force": force,
+        "progress": progress,
+        "discard_slave_changes": discard_slave_changes,
+        "journal_skipped": journal_skipped,
+    }
     if not peers or len(peers) == 1:
         return _replicate_to(engine, peer=peer, **options)
     results, first_error = [], None
@@ -90,6 +99,7 @@ def _replicate_to(
     force: bool,
     progress: ProgressCallback,
     discard_slave_changes: bool,
+    journal_skipped: bool,
     standby: str | None = None,
 ) -> list[OperationResult]:
     ha = engine.current_settings()
@@ -121,6 +131,9 @@ def _replicate_to(
         raise
     event.outcome = "skipped" if all(result.outcome == "skipped" for result in results) else "ok"
     event.message = "; ".join(result.message for result in results)
+    if event.outcome == "skipped" and not journal_skipped:
+        log.debug("replication to %s: %s (not journaled)", peer, event.message)
+        return results
     engine.journal.append(event)
     log.info("replication to %s: %s", peer, event.message)
     return results

@@ -6,6 +6,10 @@
 * master in coordinated mode (a coordinator other than ``none``) → also
   ``wazo-ha-watch.service``: it holds the leader lock, without which the
   master does not serve;
+* master, with ``follow.enabled`` (the default), also ``wazo-ha follow`` as
+  the systemd service ``wazo-ha-follow.service`` (whatever ``schedules.kind``:
+  a long-running process is a service, never a cron line); the schedule
+  above stays as its fallback (docs/follow.rst).
 * slave → ``wazo-ha watch`` as the systemd service ``wazo-ha-watch.service``
   (``schedules.slave_mode: watch``) or ``wazo-ha check`` every minute from a
   cron file (``check``).
@@ -37,6 +41,7 @@ log = logging.getLogger(__name__)
 CRON_MASTER, CRON_SLAVE = "xivo-ha-master", "xivo-ha-slave"
 TIMERS = ("wazo-ha-replicate.timer", "wazo-ha-sync.timer")
 WATCH = "wazo-ha-watch.service"
+FOLLOW = "wazo-ha-follow.service"
 HEADER = "# Written by wazo-ha for the HA role {role}; rewritten or removed on every HA edit. Do not edit.\n"
 
 
@@ -51,12 +56,12 @@ class Schedules:
     def all_paths(self) -> list[Path]:
         units = [f"{name[: -len('.timer')]}.{kind}" for name in TIMERS for kind in ("service", "timer")]
         return [self.cron_dir / CRON_MASTER, self.cron_dir / CRON_SLAVE] + [
-            self.systemd_dir / unit for unit in (*units, WATCH)
+            self.systemd_dir / unit for unit in (*units, WATCH, FOLLOW)
         ]
 
     def active_units(self) -> list[str]:
         """The units our files on disk would have active (what an earlier edit enabled)."""
-        return [path.name for path in self.all_paths() if path.name in (*TIMERS, WATCH) and path.exists()]
+        return [path.name for path in self.all_paths() if path.name in (*TIMERS, WATCH, FOLLOW) and path.exists()]
 
     def wanted(self, ha: HASettings) -> tuple[dict[Path, str], list[str]]:
         """(file → content, units to activate) for ``ha``."""
@@ -83,6 +88,9 @@ class Schedules:
             if coordinated(self.settings.tree):  # the preferred node serves only while its watch holds the lock
                 files[self.systemd_dir / WATCH] = header + _watch_unit(self.unit_command("watch"))
                 units.append(WATCH)
+            if self.settings.get("follow.enabled"):
+                files[self.systemd_dir / FOLLOW] = header + _follow_unit(self.unit_command("follow"))
+                units.append(FOLLOW)
         elif ha.node_type == "slave":
             if self.settings.get("schedules.slave_mode") == "check":
                 files[self.cron_dir / CRON_SLAVE] = header + _cron_env() + f"* * * * * root {self.command('check')}\n"
@@ -198,6 +206,15 @@ def _timer_unit(action: str, calendar: str) -> str:
 def _watch_unit(command: str) -> str:
     return (
         "[Unit]\nDescription=wazo-ha watch: take over telephony when the HA master fails\n"
+        "After=network-online.target postgresql.service\nWants=network-online.target\n\n"
+        f"[Service]\nType=simple\nExecStart={command}\nRestart=always\nRestartSec=5\n\n"
+        "[Install]\nWantedBy=multi-user.target\n"
+    )
+
+
+def _follow_unit(command: str) -> str:
+    return (
+        "[Unit]\nDescription=wazo-ha follow: replicate and sync within seconds of a change (HA master)\n"
         "After=network-online.target postgresql.service\nWants=network-online.target\n\n"
         f"[Service]\nType=simple\nExecStart={command}\nRestart=always\nRestartSec=5\n\n"
         "[Install]\nWantedBy=multi-user.target\n"

@@ -296,6 +296,39 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("schedules.command", "/usr/bin/wazo-ha", "str", "The `wazo-ha` executable the schedules run."),
     Option("schedules.systemctl", ["systemctl"], "names", "Argument list prefix used to (de)activate systemd units."),
+    Option(
+        "follow.enabled",
+        True,
+        "bool",
+        "On the master, run `wazo-ha follow` as the systemd unit `wazo-ha-follow.service`: replicate and sync "
+        "within seconds of a change; the schedule stays as the fallback (docs/follow.rst).",
+    ),
+    Option(
+        "follow.poll_interval",
+        1.0,
+        "number",
+        "Seconds between two readings of the master database's change signal by `wazo-ha follow` (at most 60).",
+    ),
+    Option(
+        "follow.min_interval",
+        2.0,
+        "number",
+        "Least seconds between the starts of two follow-mode replications (and of two file syncs): "
+        "a burst of edits is one or two runs (at most 600).",
+    ),
+    Option(
+        "follow.debounce",
+        0.5,
+        "number",
+        "Seconds `wazo-ha follow` waits after a file event before syncing, so that one save is one sync (at most 60).",
+    ),
+    Option(
+        "follow.max_backoff",
+        300.0,
+        "number",
+        "After failed runs `wazo-ha follow` waits `min_interval` * 2^failures, at most this many seconds "
+        "(at least `follow.min_interval`).",
+    ),
     Option("watch.interval", 1.0, "number", "Seconds between two rounds of health probes on the slave."),
     Option("watch.fall", 3, "number", "Consecutive failed rounds before the master is declared down (an integer)."),
     Option("watch.rise", 3, "number", "Consecutive good rounds needed before a failback (an integer)."),
@@ -586,6 +619,16 @@ def _validate(tree: dict[str, Any], source: str) -> None:
     interval = tree["schedules"]["master_interval"]
     if interval != int(interval) or 60 % int(interval):
         raise SettingsError(source, "schedules.master_interval", f"must divide 60 (1, 2, 5, 10… 60), got {interval!r}")
+    follow = tree["follow"]
+    for key, limit in (("poll_interval", 60), ("min_interval", 600), ("debounce", 60), ("max_backoff", 86400)):
+        if not isinstance(follow[key], bool) and isinstance(follow[key], (int, float)) and follow[key] > limit:
+            raise SettingsError(source, f"follow.{key}", f"must be at most {limit}, got {follow[key]!r}")
+    if follow["max_backoff"] < follow["min_interval"]:
+        raise SettingsError(
+            source,
+            "follow.max_backoff",
+            f"must be at least follow.min_interval ({follow['min_interval']!r}), got {follow['max_backoff']!r}",
+        )
     role = tree["slave_db"]["role"]
     if not role.isidentifier() or role != role.lower():
         raise SettingsError(source, "slave_db.role", f"must be a plain lower-case identifier, got {role!r}")

@@ -59,14 +59,27 @@ def test_master_cron_every_minute_then_removed(make_settings, tmp_path, calls_fi
         "* * * * * root /usr/bin/wazo-ha sync --quiet",
     ]
     assert oct(cron.stat().st_mode & 0o777) == "0o644"
-    assert systemctl_calls(calls_file) == []  # cron needs no systemctl
+    # The follower is a long-running process: a systemd service whatever the kind of schedule.
+    follow = tmp_path / "root/etc/systemd/system/wazo-ha-follow.service"
+    assert "ExecStart=/usr/bin/wazo-ha follow --quiet" in follow.read_text()
+    assert systemctl_calls(calls_file) == [["daemon-reload"], ["enable", "--now", "wazo-ha-follow.service"]]
+    calls_file.unlink()
     ScheduleStep(settings).apply(MASTER, DISABLED)
     assert files(tmp_path / "root") == {}
+    assert systemctl_calls(calls_file) == [["disable", "--now", "wazo-ha-follow.service"], ["daemon-reload"]]
+
+
+def test_master_without_follow_has_the_schedule_only(make_settings, tmp_path, calls_file):
+    settings = Settings.from_tree({**make_settings().tree, "follow": {"enabled": False}})
+    ScheduleStep(settings).apply(DISABLED, MASTER)
+    assert sorted(files(tmp_path / "root")) == ["etc/cron.d/xivo-ha-master"]
+    assert systemctl_calls(calls_file) == []  # cron needs no systemctl
 
 
 def test_hourly_compatibility_and_custom_config_file(tmp_path, calls_file):
     config = tmp_path / "site config.yml"
-    config.write_text(f"root: {tmp_path}/root\nschedules: {{master_interval: 60}}\n")
+    # Only the cron line here (the real systemctl, which the follower's unit would call, is not for tests).
+    config.write_text(f"root: {tmp_path}/root\nschedules: {{master_interval: 60}}\nfollow: {{enabled: false}}\n")
     settings = Settings.load(config)
     ScheduleStep(settings).apply(DISABLED, MASTER)
     text = (tmp_path / "root/etc/cron.d/xivo-ha-master").read_text()
@@ -82,6 +95,7 @@ def test_slave_watch_unit_enabled_then_switched_to_master_timers(make_settings, 
     calls_file.unlink()
     ScheduleStep(settings).apply(SLAVE, MASTER)
     assert sorted(files(tmp_path / "root")) == [
+        "etc/systemd/system/wazo-ha-follow.service",
         "etc/systemd/system/wazo-ha-replicate.service",
         "etc/systemd/system/wazo-ha-replicate.timer",
         "etc/systemd/system/wazo-ha-sync.service",
@@ -91,7 +105,7 @@ def test_slave_watch_unit_enabled_then_switched_to_master_timers(make_settings, 
     assert systemctl_calls(calls_file) == [
         ["disable", "--now", "wazo-ha-watch.service"],
         ["daemon-reload"],
-        ["enable", "--now", "wazo-ha-replicate.timer", "wazo-ha-sync.timer"],
+        ["enable", "--now", "wazo-ha-replicate.timer", "wazo-ha-sync.timer", "wazo-ha-follow.service"],
     ]
 
 
@@ -122,15 +136,16 @@ def test_undo_and_failure_put_everything_back(make_settings, tmp_path, calls_fil
     step.undo(SLAVE, MASTER)
     assert files(tmp_path / "root") == before
     assert systemctl_calls(calls_file) == [
-        ["disable", "--now", "wazo-ha-replicate.timer", "wazo-ha-sync.timer"],
+        ["disable", "--now", "wazo-ha-replicate.timer", "wazo-ha-sync.timer", "wazo-ha-follow.service"],
         ["daemon-reload"],
         ["enable", "--now", "wazo-ha-watch.service"],
     ]
     # systemctl refusing to enable the timers: files back, the watch enabled again.
-    enable_timers = ["enable", "--now", "wazo-ha-replicate.timer", "wazo-ha-sync.timer"]
+    enable_timers = ["enable", "--now", "wazo-ha-replicate.timer", "wazo-ha-sync.timer", "wazo-ha-follow.service"]
     (tmp_path / "systemctl.calls.fail").write_text(json.dumps(enable_timers))
     calls_file.unlink()
-    with pytest.raises(EditStepError, match=r"enable --now wazo-ha-replicate\.timer wazo-ha-sync\.timer exited with 1"):
+    refused = r"enable --now wazo-ha-replicate\.timer wazo-ha-sync\.timer wazo-ha-follow\.service exited"
+    with pytest.raises(EditStepError, match=refused):
         ScheduleStep(settings).apply(SLAVE, MASTER)
     assert files(tmp_path / "root") == before
     assert systemctl_calls(calls_file) == [

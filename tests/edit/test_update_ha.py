@@ -39,6 +39,7 @@ def engine(tmp_path, pg_cluster, asterisk_db, provd):
             "plugins": {"device_provisioners": ["provd"]},
             "plugin_config": {"provd": {"url": provd.url}},
             "schedules": {"systemctl": ["false"]},  # cron here: systemctl must not be called at all
+            "follow": {"enabled": False},  # the follower's unit would need systemctl (tests/edit/test_schedules.py)
         }
     )
     store = Store.from_settings(settings)

@@ -222,7 +222,8 @@ def test_preflight_as_master_asks_the_plugins_as_master(make_engine, checking_pl
     reports = {report.name: report for report in engine.doctor(HASettings("master", "10.0.0.2"))}
     assert reports["checking_services: seen"].detail == "master 10.0.0.2"
     assert "witnesses" not in reports and "slave database UTF-8" not in reports
-    assert reports["systemctl"].status == PASS  # the master's default schedules are cron: no unit
+    # The master's default schedules are cron, but its follower is a unit; `true` enables nothing.
+    assert reports["systemctl"].status == WARN and "wazo-ha-follow.service" in reports["systemctl"].detail
 
 
 def test_preflight_refuses_a_bad_peer_naming_it(make_engine):

@@ -108,6 +108,7 @@ class PgDumpReplication(ReplicationBackend):
         super().__init__(context)
         self._validate_config()
         self.excluded = cat.excluded_names(self.config["exclude_tables_add"], self.config["exclude_tables_remove"])
+        self._signal = None  # follow mode's MasterChangeSignal, opened on first use
 
     # --- settings -------------------------------------------------------------------
 
@@ -197,6 +198,20 @@ class PgDumpReplication(ReplicationBackend):
     def slave_changes(self, peer: str) -> dict[str, Any]:
         """``wazo-ha slave-changes``: the slave's edits since the last good copy (see :mod:`.slave_changes`)."""
         return slave_changes.list_changes(self, peer)
+
+    # --- follow mode's hook (kept apart from the run: see .change_signal) --------------------
+
+    def change_signal(self):
+        if self._signal is None:
+            from .change_signal import MasterChangeSignal
+
+            connect_timeout = float(self.context.settings.get("timeouts.connect"))
+            self._signal = MasterChangeSignal(self.master_endpoint(), self.excluded, connect_timeout)
+        return self._signal.read()
+
+    def close_change_signal(self) -> None:
+        if self._signal is not None:
+            self._signal.close()
 
     # --- the run ----------------------------------------------------------------------
 

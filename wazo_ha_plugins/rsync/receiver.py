@@ -266,8 +266,17 @@ def check_send_source(source, policy):
 
 def send(policy, options, sources):
     """In this process: every mount read-only, harden, then become the sending rsync; never returns."""
+    read_only = {"root": policy["root"], "allow": [], "allow_tree": [], "protect": []}
+    become_rsync(read_only, [RSYNC, "--server", "--sender", *options, ".", *sources])
+
+
+def become_rsync(policy, argv):
+    """In this process: confine to ``policy`` (its writable mounts), harden, then exec ``argv``; never returns.
+
+    Exits 1 when the confinement or the hardening cannot be set up (nothing ran), 127 when rsync cannot run.
+    """
     try:
-        confine({"root": policy["root"], "allow": [], "allow_tree": [], "protect": []})
+        confine(policy)
         harden()
     except (Refused, OSError) as exc:
         sys.stderr.write(f"{PROGRAM}: refused: {exc}\n")
@@ -275,7 +284,7 @@ def send(policy, options, sources):
         os._exit(1)
     env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}
     try:
-        os.execve(RSYNC, [RSYNC, "--server", "--sender", *options, ".", *sources], env)  # noqa: S606 (no shell)
+        os.execve(RSYNC, argv, env)  # noqa: S606 (no shell, on purpose)
     except OSError as exc:
         sys.stderr.write(f"{PROGRAM}: cannot run {RSYNC}: {exc}\n")
         sys.stderr.flush()
@@ -519,20 +528,7 @@ def remove_if_empty(directories):
 
 def receive(policy, options):
     """In this (child) process: confine, harden, then become the receiving rsync; never returns."""
-    try:
-        confine(policy)
-        harden()
-    except (Refused, OSError) as exc:
-        sys.stderr.write(f"{PROGRAM}: refused: {exc}\n")
-        sys.stderr.flush()
-        os._exit(1)
-    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}
-    try:
-        os.execve(RSYNC, [RSYNC, "--server", *options, *FORCED_OPTIONS, ".", policy["root"]], env)  # noqa: S606 (no shell, on purpose)
-    except OSError as exc:
-        sys.stderr.write(f"{PROGRAM}: cannot run {RSYNC}: {exc}\n")
-        sys.stderr.flush()
-    os._exit(127)
+    become_rsync(policy, [RSYNC, "--server", *options, *FORCED_OPTIONS, ".", policy["root"]])
 
 
 def main(argv):

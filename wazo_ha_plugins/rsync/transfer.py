@@ -99,21 +99,9 @@ def rsync_command(
     bandwidth_limit: int | None,
     progress: bool,
 ) -> list[str]:
-    command = [
-        "rsync",
-        "-rlptgoR",
-        # Deletions found during the transfer and done after it, as --delete-after
-        # promises, without --delete-after's second pass over the receiver's tree.
-        "--delete-delay",
-        "--no-implied-dirs",
-        "--stats",
-        "--no-human-readable",
-        f"--timeout={io_timeout}",
-        "-e",
-        " ".join(ssh),
-    ]
-    if bandwidth_limit:
-        command.append(f"--bwlimit={bandwidth_limit}")
+    # Deletions found during the transfer and done after it, as --delete-after
+    # promises, without --delete-after's second pass over the receiver's tree.
+    command = _rsync_base(ssh, ["--delete-delay"], io_timeout, bandwidth_limit)
     if progress:
         command.append("--info=progress2")
     return [*command, "--", *sources, destination]
@@ -123,20 +111,17 @@ def pull_command(
     ssh: list[str], sources: list[str], destination: str, *, io_timeout: int, bandwidth_limit: int | None
 ) -> list[str]:
     """rsync from the slave into a local staging directory: no deletion, owners by number, paths kept (-R)."""
-    command = [
-        "rsync",
-        "-rlptgoR",
-        "--numeric-ids",
-        "--no-implied-dirs",
-        "--stats",
-        "--no-human-readable",
-        f"--timeout={io_timeout}",
-        "-e",
-        " ".join(ssh),
-    ]
+    command = _rsync_base(ssh, ["--numeric-ids"], io_timeout, bandwidth_limit)
+    return [*command, "--", *sources, destination]
+
+
+def _rsync_base(ssh: list[str], extra: list[str], io_timeout: int, bandwidth_limit: int | None) -> list[str]:
+    """What every transfer with the slave's forced command passes: -rlptgoR (never -a: see receiver.py)."""
+    command = ["rsync", "-rlptgoR", *extra, "--no-implied-dirs", "--stats", "--no-human-readable"]
+    command += [f"--timeout={io_timeout}", "-e", " ".join(ssh)]
     if bandwidth_limit:
         command.append(f"--bwlimit={bandwidth_limit}")
-    return [*command, "--", *sources, destination]
+    return command
 
 
 def run_rsync(command: list[str], on_progress: Callable[[str, dict], None], env: dict[str, str]) -> TransferResult:

@@ -222,7 +222,10 @@ def test_status_is_wazo_ha_status_json(make_node, start_confd, capsys):
     cli = json.loads(capsys.readouterr().out)
     assert status == cli
     assert (status["role"], status["peer"]) == ("master", "10.0.0.2")
-    assert set(status["last"]) == {"replication", "sync", "failover", "failback"}
+    assert set(status["last"]) == {
+        "replication", "sync", "copy-back", "failover", "failback", "switchover", "switchback"
+    }  # fmt: skip
+    assert status["coordination"] == {"coordinator": "none"}
     assert status["master"]["state"] == "this node"
     assert status["events"][0]["kind"] == "edit"
     assert status["events"][0]["figures"]["after"] == {"node_type": "master", "remote_address": "10.0.0.2"}

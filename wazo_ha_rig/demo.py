@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import demo_nodes as nodes
+from . import waiting
 from .netns import TestNetwork
 from .sip import Phone
-from .waiting import wait_for
 
 SUBNET = "10.203.7.0/24"  # the tests use 10.203.5.0/24
 TAG = "demo"
@@ -37,6 +37,33 @@ NEEDED_COMMANDS = ("ip", "psql", "sipp", "monit", "rsync", "ssh", "ssh-keygen", 
 
 class Interrupted(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C: stop and clean up."""
+
+
+# The signal that arrived, kept until the run stops. Raising from the handler is not enough: Python runs
+# it wherever the main thread is, and an exception raised inside a finaliser or a garbage collector's
+# callback (SQLAlchemy's pools have some) is printed and dropped. The flag is checked at every step,
+# line of output and poll, so a Ctrl-C is never lost.
+_PENDING: list[type[KeyboardInterrupt]] = []
+
+
+def _on_signal(signum, frame) -> None:
+    _PENDING.append(Interrupted if signum == signal.SIGTERM else KeyboardInterrupt)
+    raise _PENDING[-1]()
+
+
+def raise_if_interrupted() -> None:
+    if _PENDING:
+        raise _PENDING[0]()
+
+
+def wait_for(condition, timeout: float, what: str):
+    """:func:`wazo_ha_rig.waiting.wait_for` that also stops on a pending Ctrl-C or SIGTERM."""
+
+    def checked():
+        raise_if_interrupted()
+        return condition()
+
+    return waiting.wait_for(checked, timeout, what)
 
 
 class StepFailed(Exception):
@@ -76,6 +103,7 @@ class Demo:
     # --- output ---------------------------------------------------------------------
 
     def say(self, text: str) -> None:
+        raise_if_interrupted()
         self.out(f"[{time.monotonic() - self.started:5.1f}s] {text}")
 
     def detail(self, text: str) -> None:
@@ -87,7 +115,9 @@ class Demo:
         self.steps.append(step)
         began = time.monotonic()
         try:
+            raise_if_interrupted()
             yield step
+            raise_if_interrupted()
         except BaseException as exc:
             step.outcome = "interrupted" if isinstance(exc, KeyboardInterrupt) else "FAILED"
             if isinstance(exc, KeyboardInterrupt):
@@ -104,29 +134,41 @@ class Demo:
 
     def run(self) -> int:
         """The whole demo; returns the exit code (0: every step ok)."""
-        previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+        _PENDING.clear()
+        previous = signal.signal(signal.SIGTERM, _on_signal)
+        previous_int = signal.signal(signal.SIGINT, _on_signal)
         code = 1
         try:
             self.scenario()
             code = 0
         except KeyboardInterrupt:
-            self.out("")
-            self.say("interrupted: cleaning up")
-            code = 130
+            code = self._interrupted()
         except Exception as exc:
-            self.say(f"error: {exc}")
-            self.show_logs()
+            if _PENDING:  # the signal came first; what failed after it is its consequence
+                code = self._interrupted()
+            else:
+                self.say(f"error: {exc}")
+                self.show_logs()
         finally:
             # Nothing may stop the clean-up half-way.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            if _PENDING:  # a signal that arrived after the scenario ended
+                code = 130
+            _PENDING.clear()
             try:
                 self.teardown()
             finally:
-                signal.signal(signal.SIGINT, signal.default_int_handler)
+                signal.signal(signal.SIGINT, previous_int)
                 signal.signal(signal.SIGTERM, previous)
         self.print_summary()
         return code
+
+    def _interrupted(self) -> int:
+        _PENDING.clear()  # handled here: the clean-up's own output must not raise it again
+        self.out("")
+        self.say("interrupted: cleaning up")
+        return 130
 
     def scenario(self) -> None:
         self.out(f"wazo-ha demo: a master and a slave as network namespaces in {SUBNET}, on this machine")
@@ -438,10 +480,6 @@ def _quietly() -> Iterator[None]:
         yield
     except Exception as exc:
         print(f"wazo-ha demo: clean-up: {exc}", file=sys.stderr)
-
-
-def _raise_interrupted(signum, frame) -> None:
-    raise Interrupted()
 
 
 def check_machine(install: bool, say: Callable[[str], None] = print) -> None:

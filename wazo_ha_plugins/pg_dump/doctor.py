@@ -22,13 +22,13 @@ import time
 import psycopg2
 
 from wazo_ha_core import CheckResult, FunctionCheck, PluginError, TcpCheck
+from wazo_ha_core.doctor_clock import judge
 
 from . import catalog as cat
 from .connection import close_quietly, connect, first_line
 from .tls import CLEAR, ENCRYPTED, TlsRefused, TlsSettings
 
 #: Above this round trip the clock offset cannot be told precisely enough to judge.
-MAX_CLOCK_ROUND_TRIP = 1.0
 
 
 def pg_dump_checks(plugin, node_type: str, peer: str | None, preflight: bool = False) -> list:
@@ -195,17 +195,4 @@ def _clock_offset(slave, warn_above: float, fail_above: float) -> CheckResult:
     after = time.time()
     round_trip = after - before
     offset = remote - (before + after) / 2
-    shown = f"slave clock {offset:+.3f} s from the master's (± {round_trip / 2:.3f} s)"
-    fix = "run NTP (systemd-timesyncd or chrony) on both nodes against the same servers"
-    if round_trip > MAX_CLOCK_ROUND_TRIP:
-        return CheckResult.warn(f"{shown}: the round trip was too slow to judge", "check the link, then run again")
-    beyond_doubt = abs(offset) - round_trip / 2
-    if beyond_doubt > fail_above:
-        return CheckResult.fail(
-            f"{shown}, more than {fail_above:g} s (doctor.clock_offset_fail): the two nodes' journals, mails and "
-            "certificate and token lifetimes disagree by more than the watch's stability window",
-            fix,
-        )
-    if beyond_doubt > warn_above:
-        return CheckResult.warn(f"{shown}, more than {warn_above:g} s (doctor.clock_offset_warn)", fix)
-    return CheckResult.passed(shown)
+    return judge(offset, round_trip, warn_above, fail_above, "the slave")

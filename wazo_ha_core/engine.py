@@ -248,6 +248,8 @@ class HAEngine:
         progress: ProgressCallback = no_progress,
         discard_slave_changes: bool = False,
         journal_skipped: bool = True,
+        lock_wait: float = 0.0,
+        lock_waiting: Callable[[str], None] | None = None,
     ) -> list[OperationResult]:
         """Copy the configuration DB to the slave; see :func:`wazo_ha_core.replication.replicate`."""
         return replication.replicate(
@@ -257,6 +259,8 @@ class HAEngine:
             progress=progress,
             discard_slave_changes=discard_slave_changes,
             journal_skipped=journal_skipped,
+            lock_wait=lock_wait,
+            lock_waiting=lock_waiting,
         )
 
     def slave_changes(self) -> list[dict[str, Any]]:

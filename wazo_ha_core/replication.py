@@ -8,9 +8,11 @@ how it ended:
   destroy the live configuration). The legacy script names its peer itself,
   and is refused only on a slave;
 * one run at a time per node: an exclusive ``flock`` on
-  ``paths.run_dir``/``replication.lock``; a second run fails at once with
+  ``paths.run_dir``/``replication.lock``; a second run fails with
   :class:`~wazo_ha_core.errors.AlreadyRunning` ("replication already
-  running"). Plugins add their own lock on the slave (two masters);
+  running"), at once or after ``lock_wait`` seconds (``wazo-ha replicate
+  --wait``: an operator's run meeting the follower's waits for it to end).
+  Plugins add their own lock on the slave (two masters);
 * slave-side edits: a backend that finds the slave's configuration edited
   since the last good copy raises
   :class:`~wazo_ha_core.errors.SlaveChangesPending`; the run is journaled
@@ -25,6 +27,7 @@ how it ended:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,9 +46,9 @@ KIND = "replication"
 LOCK_FILE = "replication.lock"
 
 
-def run_lock(run_dir: Path):
-    """Hold ``run_dir/replication.lock`` exclusively, or raise AlreadyRunning at once."""
-    return run_locks.exclusive(run_dir, LOCK_FILE, "replication")
+def run_lock(run_dir: Path, wait: float = 0.0, waiting: Callable[[str], None] | None = None):
+    """Hold ``run_dir/replication.lock`` exclusively, or raise AlreadyRunning (at once, or after ``wait`` s)."""
+    return run_locks.exclusive(run_dir, LOCK_FILE, "replication", wait=wait, waiting=waiting)
 
 
 def replicate(
@@ -56,6 +59,8 @@ def replicate(
     progress: ProgressCallback = no_progress,
     discard_slave_changes: bool = False,
     journal_skipped: bool = True,
+    lock_wait: float = 0.0,
+    lock_waiting: Callable[[str], None] | None = None,
 ) -> list[OperationResult]:
     """Copy the configuration DB to the slave with every enabled replication backend, in order.
 
@@ -69,6 +74,9 @@ def replicate(
     With ``journal_skipped`` false (follow mode), a run that copied nothing
     leaves no event and no INFO line: it writes nothing to the master's
     database, so it cannot itself look like a change to the next poll.
+    ``lock_wait``: seconds to wait for a run that holds the node's lock
+    (``lock_waiting(message)`` is told once when it does) before
+    :class:`AlreadyRunning`; 0 refuses at once.
     """
     peers = None if peer is not None else engine.standby_peers()
     options = {
@@ -76,6 +84,8 @@ def replicate(
         "progress": progress,
         "discard_slave_changes": discard_slave_changes,
         "journal_skipped": journal_skipped,
+        "lock_wait": lock_wait,
+        "lock_waiting": lock_waiting,
     }
     if not peers or len(peers) == 1:
         return _replicate_to(engine, peer=peer, **options)
@@ -100,6 +110,8 @@ def _replicate_to(
     progress: ProgressCallback,
     discard_slave_changes: bool,
     journal_skipped: bool,
+    lock_wait: float,
+    lock_waiting: Callable[[str], None] | None,
     standby: str | None = None,
 ) -> list[OperationResult]:
     ha = engine.current_settings()
@@ -115,7 +127,7 @@ def _replicate_to(
         backends = engine.loader.load("replication")
         if not backends:
             raise PluginError("no replication backend enabled: set plugins.replication (e.g. [pg_dump])")
-        with run_lock(engine.settings.path("run_dir")):
+        with run_lock(engine.settings.path("run_dir"), lock_wait, lock_waiting):
             options = {"discard_slave_changes": True} if discard_slave_changes else {}
             if discard_slave_changes:
                 event.figures["discard_slave_changes"] = True

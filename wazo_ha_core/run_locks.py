@@ -1,8 +1,10 @@
 """One run at a time per node: an exclusive ``flock`` on a file in ``paths.run_dir``.
 
-The lock is taken without waiting: a second run fails at once with
-:class:`~wazo_ha_core.errors.AlreadyRunning` naming what runs and the lock
-file. Closing the file releases it, so a killed process never leaves a stale
+By default the lock is taken without waiting: a second run fails at once with
+:class:`~wazo_ha_core.errors.AlreadyRunning` naming what runs, the lock file
+and the holder's PID. With ``wait`` (an operator's ``wazo-ha replicate``
+meeting the follower's run) it retries every 0.1 s for up to ``wait``
+seconds, telling ``waiting`` once, then fails the same way. Closing the file releases it, so a killed process never leaves a stale
 lock behind. The replication lock file holds the holder's PID, for an operator
 who looks; the edit lock is left unwritten, so that re-applying the settings in
 force rewrites no file at all.
@@ -13,26 +15,64 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import AlreadyRunning
 
 
+#: How often a waiting run retries the lock (flock has no timeout of its own).
+RETRY_SECONDS = 0.1
+
+
 @contextlib.contextmanager
-def exclusive(run_dir: Path, name: str, what: str, *, record_pid: bool = True) -> Iterator[None]:
-    """Hold ``run_dir/name`` exclusively, or raise AlreadyRunning("<what> already running …") at once."""
+def exclusive(
+    run_dir: Path,
+    name: str,
+    what: str,
+    *,
+    record_pid: bool = True,
+    wait: float = 0.0,
+    waiting: Callable[[str], None] | None = None,
+) -> Iterator[None]:
+    """Hold ``run_dir/name`` exclusively, or raise AlreadyRunning("<what> already running …").
+
+    At once by default; with ``wait`` > 0, after trying for ``wait`` seconds (``waiting(message)`` is called
+    once, when the first try finds the lock held).
+    """
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
     path = run_dir / name
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise AlreadyRunning(f"{what} already running (lock {path} is held by another run)") from None
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = _holder(path)
+                if time.monotonic() >= deadline:
+                    waited = f"; waited {wait:g} s" if wait > 0 else ""
+                    raise AlreadyRunning(
+                        f"{what} already running (lock {path} is held by another run{holder}{waited})"
+                    ) from None
+                if waiting is not None:
+                    waiting(f"{what} already running (lock {path} held{holder}): waiting up to {wait:g} s for it to end")
+                    waiting = None
+                time.sleep(RETRY_SECONDS)  # polling the lock: flock cannot wait with a deadline
         if record_pid:
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
         yield
     finally:
         os.close(fd)
+
+
+def _holder(path: Path) -> str:
+    """``", PID n"`` from the lock file when it holds one (the replication lock does), else ``""``."""
+    try:
+        text = path.read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return ""
+    return f", PID {text}" if text.isdigit() else ""

@@ -18,6 +18,16 @@ read is left alone and planned again next run.
 
 Kept small on purpose: only users whose statuses differ from the schema's
 defaults are stored in the baseline (a user absent from it has the defaults).
+
+Cheap when the slave changed nothing (a standby, i.e. nearly every run): the
+slave is asked only for its users whose statuses differ from the defaults
+(the server filters; a few rows), and when those equal the baseline no
+status can have changed on the slave, so nothing can go to the master: the
+run reads nothing more, opens no master session and plans nothing (its
+figures then hold ``statuses_to_master`` and ``status_conflicts``, both 0,
+and not the two counts that need the master's statuses). Reading and merging every
+user's statuses on both sides cost about 1 s of CPU per run at 20,000 users,
+which follow mode pays at every change.
 """
 
 from __future__ import annotations
@@ -48,14 +58,18 @@ def has_status_columns(cursor) -> bool:
     return cursor.fetchone()[0] == len(STATUS_COLUMNS) + 1
 
 
-def read_statuses(cursor) -> Statuses:
-    cursor.execute(
-        sql.SQL("SELECT {key}, {columns} FROM public.{table}").format(
-            key=sql.Identifier(STATUS_KEY),
-            columns=sql.SQL(", ").join(map(sql.Identifier, STATUS_COLUMNS)),
-            table=sql.Identifier(STATUS_TABLE),
-        )
+def read_statuses(cursor, *, not_defaults: bool = False) -> Statuses:
+    """Every user's statuses; with ``not_defaults``, only the users with a status not at the schema's default."""
+    columns = sql.SQL(", ").join(map(sql.Identifier, STATUS_COLUMNS))
+    query = sql.SQL("SELECT {key}, {columns} FROM public.{table}").format(
+        key=sql.Identifier(STATUS_KEY), columns=columns, table=sql.Identifier(STATUS_TABLE)
     )
+    if not_defaults:
+        defaults = [value for group in STATUS_GROUPS for value in DEFAULTS[group]]
+        query += sql.SQL(" WHERE ({}) IS DISTINCT FROM ({})").format(
+            columns, sql.SQL(", ").join(map(sql.Literal, defaults))
+        )
+    cursor.execute(query)
     statuses: Statuses = {}
     for key, *values in cursor.fetchall():
         groups, position = {}, 0
@@ -84,9 +98,17 @@ def expand(stored: dict[str, dict[str, list]] | None, users) -> Statuses:
     }
 
 
+class SlaveUnchanged(StatusPlan):
+    """The plan when the slave holds the baseline: nothing to the master, no conflict (nothing else was read)."""
+
+    def figures(self) -> dict[str, int]:
+        return {"statuses_to_master": 0, "status_conflicts": 0}
+
+
 def carry_back(connect_master, slave_cursor, state) -> StatusPlan | None:
     """Merge the slave's status changes into the master and commit them; ``None`` when there is nothing to
-    compare with (no verified copy yet, or a database without Wazo's ``userfeatures``).
+    compare with (no verified copy yet, or a database without Wazo's ``userfeatures``), :class:`SlaveUnchanged`
+    when the slave's statuses are the baseline's (then nothing is read on the master).
 
     ``connect_master`` opens a new read-write session on the master (closed here); ``slave_cursor`` is the
     run's slave transaction, which holds the replication lock. Raises psycopg2 errors as the run does.
@@ -94,6 +116,8 @@ def carry_back(connect_master, slave_cursor, state) -> StatusPlan | None:
     stored = state.get(BASELINE_KEY)
     if stored is None or not has_status_columns(slave_cursor):
         return None
+    if compact(read_statuses(slave_cursor, not_defaults=True)) == stored:
+        return SlaveUnchanged()  # the slave changed no status: nothing can go to the master
     slave = read_statuses(slave_cursor)
     connection = connect_master()
     try:
@@ -135,7 +159,7 @@ def read_baseline(slave_cursor) -> dict | None:
     """In the run's slave transaction, after the verified copy: the statuses both servers now hold."""
     if not has_status_columns(slave_cursor):
         return None
-    return compact(read_statuses(slave_cursor))
+    return compact(read_statuses(slave_cursor, not_defaults=True))
 
 
 def keep_baseline(state, baseline: dict | None) -> None:

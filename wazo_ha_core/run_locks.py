@@ -58,7 +58,9 @@ def exclusive(
                         f"{what} already running (lock {path} is held by another run{holder}{waited})"
                     ) from None
                 if waiting is not None:
-                    waiting(f"{what} already running (lock {path} held{holder}): waiting up to {wait:g} s for it to end")
+                    waiting(
+                        f"{what} already running (lock {path} held{holder}): waiting up to {wait:g} s for it to end"
+                    )
                     waiting = None
                 time.sleep(RETRY_SECONDS)  # polling the lock: flock cannot wait with a deadline
         if record_pid:

@@ -106,3 +106,53 @@ def test_the_master_is_only_written_if_it_still_holds_what_was_planned(pair):
         connection.close()
     assert applied is False
     assert pair.master_sql(f"SELECT enablednd FROM userfeatures WHERE uuid = '{uuid}'").strip() == "1"
+
+
+def _slave_cursor_run(pair, work):
+    connection = psycopg2.connect(
+        host=str(pair.slave.socket_dir), port=pair.slave.port, user="postgres", dbname=DATABASE
+    )
+    try:
+        return work(connection.cursor())
+    finally:
+        connection.close()
+
+
+def test_a_slave_holding_the_baseline_costs_no_master_session_and_a_master_change_still_reaches_the_slave(pair, copied):
+    uuid = first_user(pair)
+    pair.master_sql(f"UPDATE userfeatures SET enablebusy = 1, destbusy = 'é\t2000' WHERE uuid = '{uuid}'")
+    sessions = []
+
+    def connect_master():
+        sessions.append("opened")
+        raise AssertionError("the master was read although the slave changed no status")
+
+    plan = _slave_cursor_run(
+        pair, lambda cursor: user_statuses.carry_back(connect_master, cursor, copied.context.state)
+    )
+
+    assert sessions == [] and plan.figures() == {"statuses_to_master": 0, "status_conflicts": 0}
+    result = copied.replicate(pair.peer)
+    assert result.outcome == "copied" and result.figures["statuses_to_master"] == 0
+    assert statuses(pair.slave_sql, uuid) == statuses(pair.master_sql, uuid)
+    assert "é\t2000" in statuses(pair.slave_sql, uuid)
+
+
+def test_the_slave_s_non_default_statuses_as_the_server_filters_them_are_the_full_read_compacted(pair, copied):
+    first, second, third = pair.master_sql("SELECT uuid FROM userfeatures ORDER BY id LIMIT 3").split()
+    pair.slave_sql(
+        f"UPDATE userfeatures SET destunc = 'tab\there \\ é' WHERE uuid = '{first}';"  # destination only, switch off
+        f"UPDATE userfeatures SET enablevoicemail = 1 WHERE uuid = '{second}';"
+        f"UPDATE userfeatures SET enablerna = 1, destrna = '' WHERE uuid = '{third}';"
+    )
+
+    def both(cursor):
+        return (
+            user_statuses.compact(user_statuses.read_statuses(cursor)),
+            user_statuses.compact(user_statuses.read_statuses(cursor, not_defaults=True)),
+        )
+
+    full, filtered = _slave_cursor_run(pair, both)
+    assert filtered == full and set(full) == {first, second, third}
+    # and a slave change is still carried back through the full comparison
+    assert copied.replicate(pair.peer).figures["statuses_to_master"] == 3

@@ -4,10 +4,11 @@ By default the lock is taken without waiting: a second run fails at once with
 :class:`~wazo_ha_core.errors.AlreadyRunning` naming what runs, the lock file
 and the holder's PID. With ``wait`` (an operator's ``wazo-ha replicate``
 meeting the follower's run) it retries every 0.1 s for up to ``wait``
-seconds, telling ``waiting`` once, then fails the same way. Closing the file releases it, so a killed process never leaves a stale
-lock behind. The replication lock file holds the holder's PID, for an operator
-who looks; the edit lock is left unwritten, so that re-applying the settings in
-force rewrites no file at all.
+seconds, telling ``waiting`` once, then fails the same way. Closing the file
+releases it, so a killed process never leaves a stale lock behind. The
+replication lock file holds the holder's PID, for an operator who looks; the
+edit lock is left unwritten, so that re-applying the settings in force
+rewrites no file at all.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import AlreadyRunning
-
 
 #: How often a waiting run retries the lock (flock has no timeout of its own).
 RETRY_SECONDS = 0.1

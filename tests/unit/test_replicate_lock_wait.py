@@ -75,7 +75,7 @@ def test_a_hand_run_gives_up_at_its_deadline_naming_the_holder(master_node, tmp_
         holder.kill()
         holder.wait()
     assert result.returncode == 1
-    assert f"waiting up to 0.5 s for it to end" in result.stderr
+    assert "waiting up to 0.5 s for it to end" in result.stderr
     assert f"held by another run, PID {holder.pid}; waited 0.5 s)" in result.stderr
     assert "Traceback" not in result.stderr
 

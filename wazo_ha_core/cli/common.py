@@ -47,6 +47,25 @@ def common_options() -> argparse.ArgumentParser:
     return common
 
 
+def run_until_signalled(args: argparse.Namespace, loop) -> int:
+    """A long-running command (``watch``, ``follow``): ``loop.run(stop)`` until SIGTERM or SIGINT sets ``stop``.
+
+    Its state changes are logged on stderr (systemd's journal) unless ``--quiet``.
+    """
+    import signal  # the long-running commands only: not to build the parser
+    import threading
+
+    if not getattr(args, "quiet", False):
+        from ..logs import show_info_on_console
+
+        show_info_on_console()
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    loop.run(stop)
+    return EXIT_OK
+
+
 def run(
     handler: Handler, args: argparse.Namespace, engine_factory: Callable[[Settings], HAEngine] | None = None
 ) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import EXIT_OK
+from .common import run_until_signalled
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (a third of a bare start)
 if TYPE_CHECKING:  # the engine imports SQLAlchemy: only the command that runs needs it
@@ -19,15 +19,4 @@ def register(commands, common) -> None:
 
 
 def cmd_follow(args, engine: HAEngine) -> int:
-    import signal  # the long-running command only: not to build the parser
-    import threading
-
-    if not getattr(args, "quiet", False):
-        from ..logs import show_info_on_console
-
-        show_info_on_console()
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    engine.follower().run(stop)
-    return EXIT_OK
+    return run_until_signalled(args, engine.follower())

@@ -34,6 +34,14 @@ from pathlib import Path
 
 ROUNDS, REPLICATION_ROUNDS = 21, 7
 TARGETS = {"--help": 5.0, "status": 10.0, "status (no snapshot)": 10.0, "unchanged legacy replication": 0.1}
+#: The floor of the skipped run, as imports alone (timed in the replication rounds): what it imports now, and
+#: what a path that read the store without SQLAlchemy would still import (settings, the plugin, libpq, sqlite3).
+IMPORT_FLOORS = {
+    "imports of the skipped run alone": "wazo_ha_core.engine, wazo_ha_core.cli.main, wazo_ha_plugins.pg_dump.plugin",
+    "imports without SQLAlchemy (a lighter path's floor)": (
+        "yaml, sqlite3, wazo_ha_core.settings, wazo_ha_plugins.pg_dump.plugin"
+    ),
+}
 NO_PLUGINS = "{replication: [], file_sync: [], health_probes: [], device_provisioners: [], service_managers: []}"
 
 
@@ -144,12 +152,15 @@ def replication_rows(workdir: Path) -> list[tuple[str, float, float, float]]:
         baseline(master, today_slave, "asterisk", workdir, target="today")
 
         ours, today = [], []
+        floors: dict[str, list[tuple]] = {name: [] for name in IMPORT_FLOORS}
         for index in range(REPLICATION_ROUNDS):
             for which in ("ours", "today") if index % 2 == 0 else ("today", "ours"):
                 if which == "ours":
                     ours.append(timed(legacy))
                 else:  # its dump and its load, as bench/replication.py times them
                     today.append(baseline(master, today_slave, "asterisk", workdir, target="today")["seconds"])
+            for name, modules in IMPORT_FLOORS.items():  # what the skipped run imports, and a lighter path would
+                floors[name].append(timed([sys.executable, "-c", f"import {modules}"]))
         history = subprocess.run(
             [script("wazo-ha"), "history", "--kind", "replication", "--json", "--config", str(config)],
             check=True,
@@ -167,7 +178,15 @@ def replication_rows(workdir: Path) -> list[tuple[str, float, float, float]]:
     )
     wall = statistics.median(run[0] / ref for run, ref in zip(ours, today, strict=True))
     label = "unchanged xivo-master-slave-db-replication / today's method"
-    return [(label, wall, None, TARGETS["unchanged legacy replication"])]
+    rows = [(label, wall, None, TARGETS["unchanged legacy replication"])]
+    for name, runs in floors.items():
+        print(
+            f"  python -c 'import {IMPORT_FLOORS[name]}': {statistics.median(r[0] for r in runs):.3f} s wall, "
+            f"{statistics.median(r[1] for r in runs):.3f} s CPU"
+        )
+        floor = statistics.median(run[0] / ref for run, ref in zip(runs, today, strict=True))
+        rows.append((f"  {name} / today's method", floor, None, TARGETS["unchanged legacy replication"]))
+    return rows
 
 
 def main(argv: list[str]) -> int:

@@ -221,6 +221,7 @@ def ours(
     force: bool,
     write_mode="changed_rows",
     by_key: bool = True,
+    statuses: dict | None = None,
 ) -> dict:
     # As in production: the slave's NOSUPERUSER replication role, its password at paths.replication_password.
     password = workdir / "etc/wazo-ha/replication-password"
@@ -237,7 +238,11 @@ def ours(
     # The store is migrated once when a node is set up, not by every run: outside the timing.
     from wazo_ha_core.store import Store
 
-    Store(f"sqlite:///{workdir}/state.db").upgrade()
+    store = Store(f"sqlite:///{workdir}/state.db")
+    store.upgrade()
+    if statuses is not None:  # the users' statuses the previous copy left, as every run after a first copy has
+        store.plugin_state("replication.pg_dump").set("user_statuses", statuses)
+    store.close()
     argv = [
         sys.executable,
         "-c",
@@ -251,6 +256,17 @@ def ours(
         wall, rss, out = run_measured(argv)
     result = json.loads(out.strip().splitlines()[-1])
     return {**result, "wall": wall, "blocked": reader.longest, "rss_kib": rss}
+
+
+def master_statuses(master: PgCluster) -> dict:
+    """The users' statuses as the pg_dump plugin keeps them after a copy (its baseline), read on the master."""
+    from wazo_ha_plugins.pg_dump.user_statuses import read_baseline
+
+    connection = psycopg2.connect(host=str(master.socket_dir), port=master.port, user="postgres", dbname="asterisk")
+    try:
+        return read_baseline(connection.cursor())
+    finally:
+        connection.close()
 
 
 def median(runs: list[dict], key: str) -> float:
@@ -343,14 +359,21 @@ def main() -> int:
         # machine getting slower or faster during the bench weighs on both alike.
         base, truncating, whole_tables = [], [], []
         ours_by_state: dict[str, list[dict]] = {state: [] for state in slave_states(USERS)}
+        # A slave that holds a previous copy also holds its users' statuses: a node's state keeps them as the
+        # baseline the next run compares with (wazo_ha_plugins/pg_dump/user_statuses.py), so these runs get it.
+        statuses = master_statuses(master)
+        after_copy = {state: statuses if setup.copy_master else None for state, setup in slave_states(USERS).items()}
         for index in range(REPEAT):
             states.reset("previous copy")
             base.append(baseline(master, slave, "asterisk", workdir))
             for state, state_runs in ours_by_state.items():
                 states.reset(state)
-                state_runs.append(ours(master, slave, "asterisk", workdir / f"{state}{index}", force=True))
+                where = workdir / f"{state}{index}"
+                state_runs.append(ours(master, slave, "asterisk", where, force=True, statuses=after_copy[state]))
             states.reset("typical change")
-            whole_tables.append(ours(master, slave, "asterisk", workdir / f"whole{index}", force=True, by_key=False))
+            whole_tables.append(
+                ours(master, slave, "asterisk", workdir / f"whole{index}", force=True, by_key=False, statuses=statuses)
+            )
             states.reset("every row differs")
             truncating.append(
                 ours(master, slave, "asterisk", workdir / f"trunc{index}", force=True, write_mode="truncate")

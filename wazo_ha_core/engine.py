@@ -206,9 +206,14 @@ class HAEngine:
 
     # --- file sync (master) ------------------------------------------------------------
 
-    def sync_files(self, progress: ProgressCallback = no_progress) -> SyncReport:
+    def sync_files(
+        self,
+        progress: ProgressCallback = no_progress,
+        lock_wait: float = 0.0,
+        lock_waiting: Callable[[str], None] | None = None,
+    ) -> SyncReport:
         """Mirror the configured directories to the slave; see :mod:`wazo_ha_core.file_sync`."""
-        return file_sync.sync_files(self, progress=progress)
+        return file_sync.sync_files(self, progress=progress, lock_wait=lock_wait, lock_waiting=lock_waiting)
 
     def init_file_sync(
         self, rotate: bool = False, verification: PeerVerification = ONLY_PINNED, peer: str | None = None

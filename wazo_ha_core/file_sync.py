@@ -93,8 +93,18 @@ def _backends(engine: HAEngine) -> list[FileSyncBackend]:
     return backends  # type: ignore[return-value]
 
 
-def sync_files(engine: HAEngine, *, progress: ProgressCallback = no_progress) -> SyncReport:
+def sync_files(
+    engine: HAEngine,
+    *,
+    progress: ProgressCallback = no_progress,
+    lock_wait: float = 0.0,
+    lock_waiting: Callable[[str], None] | None = None,
+) -> SyncReport:
     """Mirror the directories to the slave with every enabled backend; journal each run.
+
+    One run at a time per node (``paths.run_dir``/``sync.lock``): a second run raises
+    :class:`AlreadyRunning` at once, or after ``lock_wait`` seconds (``lock_waiting(message)``
+    told once when it waits; ``wazo-ha sync --wait``).
 
     Raises :class:`PreflightError` when this node is not the master and
     :class:`PluginError` when a backend fails (journaled as ``failed``). A
@@ -107,7 +117,9 @@ def sync_files(engine: HAEngine, *, progress: ProgressCallback = no_progress) ->
         _journal_refusal(engine, "sync", exc)
         raise
     report = SyncReport()
-    with run_locks.exclusive(engine.settings.path("run_dir"), SYNC_LOCK_FILE, "file sync"):
+    with run_locks.exclusive(
+        engine.settings.path("run_dir"), SYNC_LOCK_FILE, "file sync", wait=lock_wait, waiting=lock_waiting
+    ):
         paths = sync_paths(engine.settings)
         for backend, peer in [(backend, peer) for peer in engine.standby_peers() for backend in _backends(engine)]:
             with engine.journal.record("sync") as event:

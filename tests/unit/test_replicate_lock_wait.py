@@ -111,3 +111,20 @@ def test_the_engine_waits_in_process_and_tells_once(tmp_path):
     with run_lock(run_dir), pytest.raises(AlreadyRunning, match=r"replication already running .* PID \d+\)$"):
         with run_lock(run_dir):  # the default: at once, no "waited"
             pass
+
+
+def test_a_hand_run_sync_waits_with_a_deadline_too(master_node, tmp_path):
+    lock = tmp_path / "root/run/wazo-ha/file-sync.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(lock)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline() == "held\n"
+        result = wazo_ha("sync", "--wait", "0.3", config=master_node)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 1
+    assert "file sync already running" in result.stderr and "waiting up to 0.3 s for it to end" in result.stderr
+    assert f"PID {holder.pid}; waited 0.3 s)" in result.stderr

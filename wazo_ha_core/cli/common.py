@@ -47,6 +47,38 @@ def common_options() -> argparse.ArgumentParser:
     return common
 
 
+#: How long ``wazo-ha replicate`` and ``sync`` wait for a run holding their lock (the follower's, a scheduled one):
+#: a follower's copy ends in seconds, a first copy of a large site in minutes.
+DEFAULT_LOCK_WAIT = 120.0
+MAX_LOCK_WAIT = 3600.0
+
+
+def add_lock_wait_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait",
+        type=_lock_wait,
+        default=DEFAULT_LOCK_WAIT,
+        metavar="SECONDS",
+        help="when another run (the follower's, a scheduled one) holds the lock, wait up to SECONDS for it to end"
+        f" (default {DEFAULT_LOCK_WAIT:g}; 0: refuse at once)",
+    )
+
+
+def _lock_wait(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= MAX_LOCK_WAIT:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"--wait must be seconds from 0 to {MAX_LOCK_WAIT:g}, got {text[:40]!r}")
+    return value
+
+
+def say_waiting(message: str) -> None:
+    """Told once by a run that finds its lock held and waits (``--wait``)."""
+    print(f"wazo-ha: {message}", file=sys.stderr, flush=True)
+
+
 def run_until_signalled(args: argparse.Namespace, loop) -> int:
     """A long-running command (``watch``, ``follow``): ``loop.run(stop)`` until SIGTERM or SIGINT sets ``stop``.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import EXIT_FAILED, EXIT_OK, common_options, print_json, run
+from .common import EXIT_FAILED, EXIT_OK, add_lock_wait_option, common_options, print_json, run, say_waiting
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (a third of a bare start)
 if TYPE_CHECKING:  # the engine imports SQLAlchemy: only the command that runs needs it
@@ -30,31 +30,8 @@ def register(commands, common) -> None:
         help="overwrite configuration edits made on the slave since the last copy (see `slave-changes show`)",
     )
     replicate.add_argument("--json", action="store_true", help="machine-readable result")
-    replicate.add_argument(
-        "--wait",
-        type=_seconds,
-        default=DEFAULT_LOCK_WAIT,
-        metavar="SECONDS",
-        help="when another run (the follower's, a scheduled one) holds the lock, wait up to SECONDS for it to end"
-        f" (default {DEFAULT_LOCK_WAIT:g}; 0: refuse at once)",
-    )
+    add_lock_wait_option(replicate)
     replicate.set_defaults(handler=cmd_replicate)
-
-
-#: How long ``wazo-ha replicate`` waits for a run holding the lock: a follower's copy ends in seconds, a first
-#: copy of a large site in minutes.
-DEFAULT_LOCK_WAIT = 120.0
-MAX_LOCK_WAIT = 3600.0
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= MAX_LOCK_WAIT:  # also refuses nan and inf
-        raise argparse.ArgumentTypeError(f"--wait must be seconds from 0 to {MAX_LOCK_WAIT:g}, got {text[:40]!r}")
-    return value
 
 
 class TerminalProgress:
@@ -98,7 +75,7 @@ def cmd_replicate(args, engine: HAEngine, peer: str | None = None) -> int:
             progress=progress,
             discard_slave_changes=discard,
             lock_wait=getattr(args, "wait", 0.0),
-            lock_waiting=lambda message: print(f"wazo-ha: {message}", file=sys.stderr, flush=True),
+            lock_waiting=say_waiting,
         )
     finally:
         progress.done()

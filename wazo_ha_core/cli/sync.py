@@ -16,7 +16,16 @@ import argparse
 import os
 import sys
 
-from .common import EXIT_FAILED, EXIT_OK, UsageError, common_options, print_json, run
+from .common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    UsageError,
+    add_lock_wait_option,
+    common_options,
+    print_json,
+    run,
+    say_waiting,
+)
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (a third of a bare start)
 if TYPE_CHECKING:  # the engine imports SQLAlchemy: only the command that runs needs it
@@ -31,6 +40,7 @@ def register(commands, common) -> None:
     sync = commands.add_parser("sync", parents=[common], help="mirror the synced directories to the slave")
     sync.add_argument("--strict", action="store_true", help="exit 1 when not set up yet or on a partial transfer")
     sync.add_argument("--json", action="store_true", help="machine-readable output")
+    add_lock_wait_option(sync)
     sync.set_defaults(handler=cmd_sync)
     actions = sync.add_subparsers(dest="sync_command", metavar="ACTION")
     init = actions.add_parser("init", parents=[common], help="set up the sync key on the slave (master only)")
@@ -65,7 +75,11 @@ def register(commands, common) -> None:
 
 def cmd_sync(args, engine: HAEngine, *, legacy: bool = False) -> int:
     show_progress = sys.stderr.isatty() and not args.json
-    report = engine.sync_files(progress=_terminal_progress if show_progress else _no_progress)
+    report = engine.sync_files(
+        progress=_terminal_progress if show_progress else _no_progress,
+        lock_wait=getattr(args, "wait", 0.0),
+        lock_waiting=say_waiting,
+    )
     if show_progress:
         sys.stderr.write("\n")
     if args.json:

@@ -244,8 +244,14 @@ class Follower:
         directories = _watched_directories(self.engine.settings)
         if not directories:
             return []
+        import warnings
+
         from watchdog.events import FileSystemEventHandler  # the long-running command only
         from watchdog.observers import Observer
+
+        # watchdog 7 warns (on stderr) when a directory created with sub-directories at once is watched twice by
+        # its own recursive registration; it keeps one callback, nothing is lost (tests/follow: a new tenant's tree).
+        warnings.filterwarnings("ignore", r"Callback with id .* already exists for watch", RuntimeWarning, "watchdog")
 
         events, clock = self.files, self.clock
 

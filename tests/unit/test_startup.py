@@ -98,6 +98,8 @@ def test_status_from_its_snapshot_loads_nothing_heavy_but_the_settings_parser(tm
     modules = status_node(tmp_path, snapshot=True)
     assert "wazo_ha_core.status" in modules  # the status was really built
     assert heavy_in(modules) == {"yaml"} | {name for name in modules if name.startswith("yaml.")}
+    # nor the watch loop (threads, a pool, the plugins' extension points): status reads, it does not watch
+    assert {"wazo_ha_core.watcher", "wazo_ha_core.extensions", "concurrent.futures"}.isdisjoint(modules)
 
 
 def test_status_without_snapshot_opens_the_store_without_alembic_nor_plugins(tmp_path):

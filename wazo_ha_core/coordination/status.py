@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CoordinatorUnavailable, PluginError
-from ..watcher import STATE_OWNER
+from ..watch import STATE_OWNER  # not from ..watcher: `status` imports this module and needs no watch loop
 
 if TYPE_CHECKING:
     from ..engine import HAEngine

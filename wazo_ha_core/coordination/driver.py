@@ -109,7 +109,11 @@ class LeaseKeeper:
     # --- the loop ----------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Step until ``stop`` is set, then stop serving and release the lock."""
+        """Step until ``stop`` is set, then stop serving and release the lock.
+
+        The fence guard is started first, so that a standby's failover does not wait for it to start.
+        """
+        self._guard_ready()
         while not stop.is_set():
             try:
                 self.tick()

@@ -19,6 +19,7 @@ from wazo_ha_core.coordination.fence import (
     FenceGuard,
     boot_id,
     due,
+    finished,
     guard_running,
 )
 from wazo_ha_rig.waiting import wait_for
@@ -102,7 +103,31 @@ def test_ensure_starts_a_guard_in_a_session_of_its_own_and_reuses_a_running_one(
     finally:
         control._child.kill()
         control._child.wait()
-    assert not FenceControl(tmp_path, [sys.executable, "-c", "raise SystemExit(3)"], deadline=2.8).ensure()
+    assert not FenceControl(tmp_path, ["true"], deadline=2.8).ensure(), "a second watch on the node is refused"
+    broken = FenceControl(tmp_path / "other", [sys.executable, "-c", "raise SystemExit(3)"], deadline=2.8)
+    assert not broken.ensure(), "a guard that does not start: no guard, no lock"
+
+
+def test_the_guard_outlives_the_watch_only_to_fence():
+    assert not finished(Arming(None, None, BOOT), BOOT, None, watch_alive=True), "a watch runs (maybe frozen)"
+    assert finished(Arming(None, None, BOOT), BOOT, None, watch_alive=False), "disarmed, no watch: exit"
+    assert finished(None, BOOT, None, watch_alive=False)
+    assert not finished(Arming(4, 50.0, BOOT), BOOT, None, watch_alive=False), "a crashed watch: fence first"
+    assert finished(Arming(4, 50.0, BOOT), BOOT, (4, 50.0), watch_alive=False), "then exit"
+
+
+def test_a_real_guard_process_exits_once_the_watch_is_gone_and_nothing_is_armed(tmp_path):
+    script = (
+        "import sys, threading; sys.path.insert(0, {root!r}); from wazo_ha_core.coordination.fence import FenceGuard; "
+        "g = FenceGuard(__import__('pathlib').Path({run!r}), lambda: None, 0.05); assert g.lock(); "
+        "g.run(threading.Event())"
+    ).format(root=os.getcwd(), run=str(tmp_path))
+    watch = FenceControl(tmp_path, [sys.executable, "-c", script], deadline=2.8)
+    assert watch.ensure()
+    watch.arm(9, -1e9)  # due long ago: the guard fences at once, then has nothing left
+    wait_for(lambda: watch._child.poll() is None and guard_running(tmp_path), 5, "guard running")
+    os.close(watch._watch_lock)  # the watch ends (the kernel releases its lock)
+    assert watch._child.wait(10) == 0, "exited on its own"
 
 
 def test_the_keeper_arms_before_the_start_pushes_at_renewals_and_disarms_once_stopped(keeper, tmp_path):  # noqa: F811

@@ -68,8 +68,14 @@ def cmd_fence_guard(args, engine: HAEngine) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    logging.getLogger("wazo_ha").warning("fence guard started (pid %d)", os.getpid())
-    guard.run(stop)
+    log = logging.getLogger("wazo_ha")
+    log.warning("fence guard started (pid %d)", os.getpid())
+    try:
+        guard.run(stop)
+    except BaseException:  # its stderr is /dev/null (started by the watch): leave the reason in the log
+        log.exception("fence guard ended on an error")
+        raise
+    log.warning("fence guard stopped (pid %d)", os.getpid())
     return EXIT_OK
 
 

@@ -314,11 +314,11 @@ class LeaseKeeper:
             raise WazoHAError(f"the fence guard's deadline for token {token} has passed: not starting")
 
     def _resumed(self) -> None:
-        """Log a freeze (the boot clock jumped between two steps): the step that follows checks the lease first."""
+        """Log a gap between two steps (a freeze, or a slow call): the step that follows checks the lease first."""
         now = self.clock()
         if self._last_tick is not None and now - self._last_tick > 2 * self.interval + 1.0:
             log.warning(
-                "resumed after %.1f s without a step (frozen or suspended): checking the lease and token first",
+                "no step for %.1f s (frozen, suspended or a slow call): checking the lease and token first",
                 now - self._last_tick,
             )
         self._last_tick = now

@@ -31,6 +31,12 @@ One guard per node: it holds an exclusive ``flock`` on
 keeper starts one (:meth:`FenceControl.ensure`) when none holds the lock, in
 a session of its own, so that freezing or killing the watch leaves the guard
 running; a node whose guard cannot be started does not take the lock.
+
+The guard's lifetime follows the watch's: the watch holds ``<run_dir>/watch.lock``
+(``flock``, released by the kernel when the watch ends however it ends; a
+frozen watch still holds it). Once no watch holds it and nothing is armed
+(disarmed, or the last arming already fenced), the guard exits. A watch that
+crashed while serving thus leaves its guard to fence first.
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ log = logging.getLogger(__name__)
 
 FENCE_FILE = "fence.json"
 LOCK_FILE = "fence-guard.lock"
+WATCH_LOCK_FILE = "watch.lock"
+RESPAWN_AFTER = 10.0  # seconds between two attempts to start a guard that did not start
 RETRY_AFTER_FAILED_STOP = 1.0
 
 
@@ -123,6 +131,34 @@ class FenceFile:
         os.replace(temporary, self.path)
 
 
+def finished(arming: Arming | None, boot: str, fenced: tuple | None, watch_alive: bool) -> bool:
+    """Whether the guard may exit (pure): no watch any more, and nothing armed left to fence."""
+    if watch_alive:
+        return False
+    if arming is None or not arming.armed or arming.boot != boot:
+        return True
+    return (arming.token, arming.fence_at) == fenced
+
+
+def _held(path: Path) -> bool:
+    """Whether another process holds an exclusive ``flock`` on ``path``."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EAGAIN, errno.EACCES):
+            raise
+        return True
+    else:
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(descriptor)
+
+
 def guard_running(directory: Path) -> int | None:
     """The PID of the guard holding ``fence-guard.lock``, 0 if it holds it but its PID is unreadable; else None."""
     path = directory / LOCK_FILE
@@ -156,6 +192,8 @@ class FenceControl:
         self.token: int | None = None  # as last armed
         self.fence_at: float | None = None
         self._child: subprocess.Popen | None = None
+        self._watch_lock: int | None = None  # held for the watch's life: the guard outlives it only to fence
+        self._failed_at: float | None = None
 
     def arm(self, token: int, sent_at: float) -> None:
         """Push the guard's deadline to ``sent_at + deadline`` for ``token`` (never backwards for one token)."""
@@ -175,13 +213,21 @@ class FenceControl:
         return self.token == token and self.fence_at is not None and now < self.fence_at
 
     def ensure(self) -> bool:
-        """A guard holds the lock (started here if none did, waiting up to ``start_timeout``)."""
+        """A guard holds the lock (started here if none did, waiting up to ``start_timeout``).
+
+        Takes the watch lock first (kept until this process ends). ``False`` when another watch holds it, or
+        the guard did not start (then not tried again for ``RESPAWN_AFTER`` seconds).
+        """
         if self._child is not None and self._child.poll() is not None:
             self._child = None  # reaped
+        if not self._hold_watch_lock():
+            log.error("another wazo-ha watch holds %s: one watch per node", self.directory / WATCH_LOCK_FILE)
+            return False
         if guard_running(self.directory) is not None:
             return True
+        if self._failed_at is not None and time.monotonic() - self._failed_at < RESPAWN_AFTER:
+            return False
         log.warning("starting the fence guard: %s", " ".join(self.command))
-        self.directory.mkdir(parents=True, exist_ok=True)
         self._child = subprocess.Popen(  # a session of its own: signals to the watch's group do not reach it
             self.command,
             stdin=subprocess.DEVNULL,
@@ -197,7 +243,21 @@ class FenceControl:
                 break
             time.sleep(0.05)  # polling another process's start-up, bounded by start_timeout
         log.error("the fence guard did not start (exit status %s)", self._child.poll())
+        self._failed_at = time.monotonic()
         return False
+
+    def _hold_watch_lock(self) -> bool:
+        if self._watch_lock is not None:
+            return True
+        self.directory.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(self.directory / WATCH_LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(descriptor)
+            return False
+        self._watch_lock = descriptor
+        return True
 
 
 class FenceGuard:
@@ -264,6 +324,10 @@ class FenceGuard:
             log.exception("fence guard: recording the stop failed")
 
     def run(self, stop: threading.Event) -> None:
+        """Poll until ``stop`` is set, or until no watch runs and nothing is left to fence."""
         while not stop.is_set():
             failed = self.check() == "failed"
+            if finished(self.file.read(), self.boot, self.fenced, _held(self.directory / WATCH_LOCK_FILE)):
+                log.warning("fence guard: no watch runs and nothing is armed: exiting")
+                return
             stop.wait(RETRY_AFTER_FAILED_STOP if failed else self.poll)

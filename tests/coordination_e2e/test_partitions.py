@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from tests.rig.coordinated import TTL, WATCH
+from tests.rig.coordinated import TTL, WATCH, longest_gap
 from wazo_ha_rig.waiting import wait_for
 
 
@@ -25,7 +25,8 @@ def test_master_slave_link_cut_while_both_reach_etcd_gives_no_takeover(coordinat
     samples = rig.sampler.since(started)
     assert len(samples) >= 4 * TTL * 10 * 0.8, "the sampler kept its 100 ms pace"
     assert rig.doubles(started) == []
-    assert all(serving == {"master"} for _, serving in samples), "the master served throughout, alone"
+    assert all(serving <= {"master"} for _, serving in samples), "nobody but the master answered"
+    assert longest_gap(samples, "master") <= 0.3, "the master served throughout (a late answer is no gap)"
     assert rig.events("slave1", "failover") == [] and rig.events("slave2", "failover") == []
     assert "master-down" in rig.watch_log("slave1"), "the standby did see the master down (the cut worked)"
 
@@ -64,7 +65,8 @@ def test_etcd_minority_lost_nothing_moves(coordinated):
     finally:
         rig.network.link_up(etcd3)
     samples = rig.sampler.since(started)
-    assert all(serving == {"master"} for _, serving in samples), "the master served throughout, alone"
+    assert all(serving <= {"master"} for _, serving in samples), "nobody but the master answered"
+    assert longest_gap(samples, "master") <= 0.3, "the master served throughout (a late answer is no gap)"
     assert len(rig.events("master", "self-fence")) == fences
 
 
@@ -119,6 +121,7 @@ def test_active_watch_frozen_past_the_ttl_is_fenced_by_its_guard_and_resumes_wit
         took = stopped + rig.wait_serving(
             {"slave1"}, TTL + WATCH["fall"] * WATCH["interval"] + 10, "slave1 serving while the master is frozen"
         )
+        time.sleep(max(0.0, started + TTL + 1 - time.monotonic()))  # frozen past the TTL (a window, not a sync)
     finally:
         resumed = time.monotonic()
         rig.thaw("master")

@@ -50,6 +50,19 @@ WATCH = {"interval": 0.5, "fall": 3, "rise": 3, "stability": 5.0}
 FENCE_GUARD = os.environ.get("WAZO_HA_RIG_FENCE_GUARD", "1") != "0"
 
 
+def longest_gap(samples: list[tuple[float, frozenset[str]]], node: str) -> float:
+    """The longest run of samples without an answer from ``node``, in seconds (0.1 s a sample).
+
+    A single sample without its answer is the 80 ms timeout meeting a loaded machine (the answer came late);
+    a stop, a start or a fence shows as a run of several.
+    """
+    longest = run = 0
+    for _, serving in samples:
+        run = 0 if node in serving else run + 1
+        longest = max(longest, run)
+    return round(longest * 0.1, 1)
+
+
 class SipSampler:
     """Every 100 ms, one OPTIONS to each node at once from the phone; who answered within 80 ms."""
 

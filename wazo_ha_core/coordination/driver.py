@@ -113,6 +113,8 @@ class LeaseKeeper:
 
         The fence guard is started first, so that a standby's failover does not wait for it to start.
         """
+        with self._lock:
+            self._publish()  # this node's view for `wazo-ha status`, before the guard's start-up
         self._guard_ready()
         while not stop.is_set():
             try:

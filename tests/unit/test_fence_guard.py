@@ -27,6 +27,21 @@ from wazo_ha_rig.waiting import wait_for
 BOOT = "boot-1"
 
 
+def guard_command(run_dir, then: str) -> list[str]:
+    """A stand-in guard process: takes the lock as `wazo-ha fence-guard` does (stopping nothing), then ``then``."""
+    script = "\n".join(
+        [
+            "import pathlib, sys, threading, time",
+            f"sys.path.insert(0, {os.getcwd()!r})",
+            "from wazo_ha_core.coordination.fence import FenceGuard",
+            f"guard = FenceGuard(pathlib.Path({str(run_dir)!r}), lambda: None, 0.05)",
+            "assert guard.lock()",
+            then,
+        ]
+    )
+    return [sys.executable, "-c", script]
+
+
 def test_due_only_for_an_armed_token_of_this_boot_once_its_deadline_is_reached():
     armed = Arming(7, 10.0, BOOT)
     assert not due(armed, 9.99, BOOT, None)
@@ -90,11 +105,7 @@ def test_one_guard_per_node_and_its_pid_is_readable(tmp_path):
 
 
 def test_ensure_starts_a_guard_in_a_session_of_its_own_and_reuses_a_running_one(tmp_path):
-    script = (
-        "import sys, time; sys.path.insert(0, {root!r}); from wazo_ha_core.coordination.fence import FenceGuard; "
-        "g = FenceGuard(__import__('pathlib').Path({run!r}), lambda: None, 0.2); assert g.lock(); time.sleep(60)"
-    ).format(root=os.getcwd(), run=str(tmp_path))
-    control = FenceControl(tmp_path, [sys.executable, "-c", script], deadline=2.8)
+    control = FenceControl(tmp_path, guard_command(tmp_path, "time.sleep(60)"), deadline=2.8)
     try:
         assert control.ensure()
         pid = guard_running(tmp_path)
@@ -117,12 +128,7 @@ def test_the_guard_outlives_the_watch_only_to_fence():
 
 
 def test_a_real_guard_process_exits_once_the_watch_is_gone_and_nothing_is_armed(tmp_path):
-    script = (
-        "import sys, threading; sys.path.insert(0, {root!r}); from wazo_ha_core.coordination.fence import FenceGuard; "
-        "g = FenceGuard(__import__('pathlib').Path({run!r}), lambda: None, 0.05); assert g.lock(); "
-        "g.run(threading.Event())"
-    ).format(root=os.getcwd(), run=str(tmp_path))
-    watch = FenceControl(tmp_path, [sys.executable, "-c", script], deadline=2.8)
+    watch = FenceControl(tmp_path, guard_command(tmp_path, "guard.run(threading.Event())"), deadline=2.8)
     assert watch.ensure()
     watch.arm(9, -1e9)  # due long ago: the guard fences at once, then has nothing left
     wait_for(lambda: watch._child.poll() is None and guard_running(tmp_path), 5, "guard running")

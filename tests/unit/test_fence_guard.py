@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.unit.test_lease_keeper import CONFIG, keeper  # noqa: F401 - the keeper fixture
+from tests.unit.test_lease_keeper import CONFIG, advance, keeper  # noqa: F401 - the keeper fixture
 from wazo_ha_core.coordination.fence import (
     Arming,
     FenceControl,
@@ -181,3 +181,19 @@ def test_the_guard_process_command_runs_the_cli():
         [sys.executable, "-m", "wazo_ha_core.cli.main", "fence-guard", "--help"], capture_output=True, text=True
     )
     assert shown.returncode == 0 and "fence-guard" in shown.stdout
+
+
+def test_a_keeper_only_late_starts_again_after_its_guard_fenced(keeper, tmp_path):  # noqa: F811
+    keeper.fence = control = FenceControl(tmp_path / "run", ["true"], deadline=2.8)
+    control.ensure = lambda: True
+    keeper.test_manager.gate.set()
+    keeper.tick()
+    wait_for(lambda: keeper.test_manager.active, 5, "serving")
+    keeper.test_clock["now"] += 0.5
+    keeper.tick()
+    guard = FenceGuard(tmp_path / "run", keeper.test_manager.stop, 0.2, clock=lambda: control.fence_at)
+    assert guard.check() == "stopped" and not keeper.test_manager.active  # the watch was late, the guard fenced
+    keeper.test_clock["now"] += 0.5  # a renewal in time (before the keeper's own fencing point): the lease holds
+    keeper.tick()
+    wait_for(lambda: advance(keeper, 0.5) or keeper.test_manager.active, 5, "started again under the lease")
+    assert keeper.node.guard.token == 1 and keeper.test_manager.tokens == [1, 1]

@@ -92,6 +92,7 @@ class LeaseKeeper:
         self._start_result: bool | None = None
         self._last_tick: float | None = None
         self._guard_missing = False
+        self._seen_fenced: tuple | None = fence.fenced_by_guard() if fence is not None else None
 
     # --- from the watch thread ----------------------------------------------------------------
 
@@ -134,6 +135,7 @@ class LeaseKeeper:
         with self._lock:
             self._resumed()
             self._collect_start()
+            self._fenced_by_guard()
             if self.node.wants_holder():
                 self._look_at_holder()
             for _ in range(4):
@@ -301,6 +303,22 @@ class LeaseKeeper:
             log.error("the fence guard is not running: this node does not take the leader lock")
         self._guard_missing = not ready
         return ready
+
+    def _fenced_by_guard(self) -> None:
+        """The guard stopped telephony under our current token (this watch was late, not gone): start again.
+
+        The lease is still ours (the keeper's own deadline has not passed, or the step that follows drops it), so
+        the services are counted as stopped and the guard's rules start them again under the same token.
+        """
+        if self.fence is None:
+            return
+        fenced = self.fence.fenced_by_guard()
+        if fenced is None or fenced == self._seen_fenced:
+            return
+        self._seen_fenced = fenced
+        if self.node.guard.serving and fenced[0] == self.node.guard.token:
+            log.warning("the fence guard stopped telephony under token %s (this watch was late)", fenced[0])
+            self.node.guard.stopped(True)
 
     def _check_start_allowed(self, token: int) -> None:
         """Right before the managers start: the lease and the guard's deadline still hold (raises otherwise).

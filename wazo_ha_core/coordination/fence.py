@@ -56,6 +56,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 FENCE_FILE = "fence.json"
+FENCED_FILE = "fenced.json"  # written by the guard only: the last arming it stopped telephony for
 LOCK_FILE = "fence-guard.lock"
 WATCH_LOCK_FILE = "watch.lock"
 RESPAWN_AFTER = 10.0  # seconds between two attempts to start a guard that did not start
@@ -101,9 +102,9 @@ def due(arming: Arming | None, now: float, boot: str, fenced: tuple | None) -> b
 class FenceFile:
     """``<run_dir>/fence.json``: written by the keeper only (atomically, mode 0600), read by the guard."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, name: str = FENCE_FILE):
         self.directory = directory
-        self.path = directory / FENCE_FILE
+        self.path = directory / name
 
     def arm(self, token: int, fence_at: float) -> None:
         self._write({"token": token, "fence_at": fence_at, "boot": boot_id()})
@@ -124,7 +125,7 @@ class FenceFile:
 
     def _write(self, data: dict) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(f".{FENCE_FILE}.{os.getpid()}")
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}")
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as handle:
             json.dump(data, handle)
@@ -207,6 +208,11 @@ class FenceControl:
         """Telephony is stopped: nothing for the guard to do."""
         self.file.disarm()
         self.token = self.fence_at = None
+
+    def fenced_by_guard(self) -> tuple | None:
+        """The ``(token, fence_at)`` the guard last stopped telephony for, or ``None``."""
+        arming = FenceFile(self.directory, FENCED_FILE).read()
+        return (arming.token, arming.fence_at) if arming is not None and arming.armed else None
 
     def may_start(self, token: int, now: float) -> bool:
         """Whether a start under ``token`` may go on at ``now``: armed for it and before the guard's deadline."""
@@ -310,6 +316,10 @@ class FenceGuard:
             log.error("fence guard: stopping telephony failed: %s (retried)", exc)
             return "failed"
         self.fenced = (arming.token, arming.fence_at)
+        try:  # tells a watch that was only late (not frozen) that its telephony is down: it starts it again
+            FenceFile(self.directory, FENCED_FILE).arm(arming.token, arming.fence_at)
+        except OSError as exc:
+            log.error("fence guard: cannot record the stop in %s: %s", FENCED_FILE, exc)
         log.warning("fence guard: telephony stopped (token %s) %.1f s after the deadline", arming.token,
                     self.clock() - arming.fence_at)  # fmt: skip
         if self.on_fenced is not None:  # journaled in a thread: a slow store must not delay the next look

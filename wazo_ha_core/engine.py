@@ -327,6 +327,7 @@ class HAEngine:
 
         section = self.settings.get("coordination")
         guard = LeaderGuard(guard_config(section))
+        fence = self.fence_control() if section["fence_guard"] else None
         guard.serving = services.is_active()  # running already: stopped unless the lock is ours
         rank = int(section["priority"] or 1) if standby else 0
         return LeaseKeeper(
@@ -338,6 +339,41 @@ class HAEngine:
             name=coordinator.config.get("node") or section["node"] or _host_name(),
             ttl=float(section["lease_ttl"]),
             interval=min(1.0, float(self.settings.get("watch.interval"))),
+            fence=fence,
+        )
+
+    def fence_control(self):
+        """The keeper's side of the fence guard (:mod:`wazo_ha_core.coordination.fence`)."""
+        import sys
+
+        from .coordination.config import guard_deadline
+        from .coordination.fence import FenceControl
+
+        command = [sys.executable, "-m", "wazo_ha_core.cli.main"]
+        if self.settings.sources:
+            command += ["--config", self.settings.sources[0]]
+        return FenceControl(
+            self.settings.path("run_dir"),
+            [*command, "--quiet", "fence-guard"],
+            guard_deadline(self.settings.get("coordination")),
+        )
+
+    def fence_guard(self):
+        """The fence guard's loop for ``wazo-ha fence-guard``: stops this node's telephony when due, journaled."""
+        from .coordination.fence import FenceGuard
+
+        services = self.service_control()
+
+        def journal(token: int, late: float) -> None:
+            with self.journal.record("guard-fence") as event:
+                event.message = f"fence guard stopped telephony: the watch did not renew lease {token} in time"
+                event.figures.update(token=token, late=round(late, 2))
+
+        return FenceGuard(
+            self.settings.path("run_dir"),
+            services.give_back,
+            float(self.settings.get("coordination.guard_poll")),
+            on_fenced=journal,
         )
 
     def switch_services(self, take_over: bool) -> dict[str, Any]:

@@ -204,10 +204,12 @@ def _timer_unit(action: str, calendar: str) -> str:
 
 
 def _watch_unit(command: str) -> str:
+    # KillMode=process: the fence guard the watch starts (coordinated mode) must outlive a watch that crashed,
+    # so that it still stops telephony before the lease can expire; the watch stops telephony itself on SIGTERM.
     return (
         "[Unit]\nDescription=wazo-ha watch: take over telephony when the HA master fails\n"
         "After=network-online.target postgresql.service\nWants=network-online.target\n\n"
-        f"[Service]\nType=simple\nExecStart={command}\nRestart=always\nRestartSec=5\n\n"
+        f"[Service]\nType=simple\nExecStart={command}\nRestart=always\nRestartSec=5\nKillMode=process\n\n"
         "[Install]\nWantedBy=multi-user.target\n"
     )
 

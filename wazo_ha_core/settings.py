@@ -425,6 +425,24 @@ OPTIONS: tuple[Option, ...] = (
         "number",
         "Seconds each standby rank after the first waits before trying to take the lock.",
     ),
+    Option(
+        "coordination.fence_guard",
+        True,
+        "bool",
+        "Run the fence guard (`wazo-ha fence-guard`, started by the watch): a process apart from the watch that "
+        "stops telephony when the watch stops renewing (frozen, killed), before the lease can expire. A node "
+        "whose guard cannot start does not take the lock. Turn off only to test without it.",
+    ),
+    Option(
+        "coordination.guard_deadline",
+        None,
+        "number-or-null",
+        "Seconds after the last renewal sent at which the fence guard stops telephony. Empty: "
+        "`lease_ttl - stop_margin - guard_poll` (the keeper's own fencing point, one poll early). Must exceed "
+        "the renewal period plus `timeout`, and `guard_deadline + guard_poll` must not exceed "
+        "`lease_ttl - stop_margin`.",
+    ),
+    Option("coordination.guard_poll", 0.2, "number", "Seconds between two looks of the fence guard (0.05 to 1)."),
     # --- wazo-ha doctor (docs/prerequisites.rst) ---
     Option("doctor.check_timeout", 15.0, "number", "Seconds one `wazo-ha doctor` check may take before it is a FAIL."),
     Option(

@@ -26,8 +26,8 @@ def rig(tmp_path_factory):
 
 @pytest.fixture
 def coordinated(rig):
-    """Every cut healed, the master serving again (failback done)."""
-    for name in NODES:
+    """Every cut healed (Wazo nodes and etcd members), the master serving again (failback done)."""
+    for name in [*NODES, "etcd1", "etcd2", "etcd3"]:
         rig.heal(name)
     rig.wait_serving({"master"}, 60, "the master serving (baseline)")
     return rig

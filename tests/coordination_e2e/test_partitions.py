@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from tests.rig.coordinated import TTL, WATCH
+from tests.rig.coordinated import TTL, WATCH, longest_gap
 from wazo_ha_rig.waiting import wait_for
 
 
@@ -25,7 +25,8 @@ def test_master_slave_link_cut_while_both_reach_etcd_gives_no_takeover(coordinat
     samples = rig.sampler.since(started)
     assert len(samples) >= 4 * TTL * 10 * 0.8, "the sampler kept its 100 ms pace"
     assert rig.doubles(started) == []
-    assert all(serving == {"master"} for _, serving in samples), "the master served throughout, alone"
+    assert all(serving <= {"master"} for _, serving in samples), "nobody but the master answered"
+    assert longest_gap(samples, "master") <= 0.3, "the master served throughout (a late answer is no gap)"
     assert rig.events("slave1", "failover") == [] and rig.events("slave2", "failover") == []
     assert "master-down" in rig.watch_log("slave1"), "the standby did see the master down (the cut worked)"
 
@@ -64,7 +65,8 @@ def test_etcd_minority_lost_nothing_moves(coordinated):
     finally:
         rig.network.link_up(etcd3)
     samples = rig.sampler.since(started)
-    assert all(serving == {"master"} for _, serving in samples), "the master served throughout, alone"
+    assert all(serving <= {"master"} for _, serving in samples), "nobody but the master answered"
+    assert longest_gap(samples, "master") <= 0.3, "the master served throughout (a late answer is no gap)"
     assert len(rig.events("master", "self-fence")) == fences
 
 
@@ -102,3 +104,46 @@ def test_first_standby_cut_from_etcd_as_well_the_second_takes_over(coordinated):
         rig.heal("master")
     rig.wait_serving({"master"}, 60, "failback to the master")
     assert rig.doubles(started) == []
+
+
+def test_active_watch_frozen_past_the_ttl_is_fenced_by_its_guard_and_resumes_without_serving(coordinated):
+    """SIGSTOP on the master's ``wazo-ha watch`` only: its telephony keeps answering unless the fence guard (a
+    process apart) stops it before the lease can expire. Resumed (SIGCONT) after slave1 took over, the master
+    must not answer again under its old token: it serves again only at failback, with a newer token."""
+    rig = coordinated
+    [old] = rig.events("master", "serve")[:1] or [None]  # events are newest first
+    fences, failovers = len(rig.events("master", "guard-fence")), len(rig.events("slave1", "failover"))
+    gaps = rig.watch_log("master").count("no step for")
+    started = time.monotonic()
+    rig.freeze("master")
+    try:
+        stopped = rig.wait_serving(set(), TTL + 1, "the frozen master's telephony stopped by its fence guard")
+        took = stopped + rig.wait_serving(
+            {"slave1"}, TTL + WATCH["fall"] * WATCH["interval"] + 10, "slave1 serving while the master is frozen"
+        )
+        time.sleep(max(0.0, started + TTL + 1 - time.monotonic()))  # frozen past the TTL (a window, not a sync)
+    finally:
+        resumed = time.monotonic()
+        rig.thaw("master")
+    print(f"\nfrozen master stopped after {stopped:.1f} s, slave1 answered {took:.1f} s after the freeze")
+    assert stopped < TTL - 1, "the guard stops telephony before the lease can expire, with time to spare"
+    assert resumed - started > TTL, "frozen past the lease TTL"
+
+    def new(name, kind, before):  # the events journaled since the freeze (newest first)
+        events = rig.events(name, kind)
+        return events[: len(events) - before] or None
+
+    [fence] = wait_for(lambda: new("master", "guard-fence", fences), 10, "the guard's stop journaled")
+    [takeover] = wait_for(lambda: new("slave1", "failover", failovers), 10, "slave1's failover journaled")
+    assert takeover.figures["token"] > fence.figures["token"]
+    if old is not None:
+        assert fence.figures["token"] == old.figures["token"], "the guard fenced the token the master served under"
+    wait_for(lambda: rig.watch_log("master").count("no step for") > gaps, 10, "the resumed watch noticed its freeze")
+    failback = rig.wait_serving({"master"}, 60, "failback to the master after it resumed")
+    back = time.monotonic()
+    [serve] = rig.events("master", "serve")[:1]
+    assert serve.figures["token"] > takeover.figures["token"], "the master serves again only under a newer token"
+    after = [serving for at, serving in rig.sampler.since(resumed) if at < back - 1]
+    assert all("master" not in serving for serving in after), "the resumed master answered before its failback"
+    assert rig.doubles(started) == []
+    print(f"resumed master served again {failback:.1f} s after SIGCONT, token {serve.figures['token']}")

@@ -9,13 +9,20 @@ Subnet 10.203.11.0/24 (tag ``c``), one switch:
   the tooz coordinator on the three members;
 * ``phone`` — a :class:`SipSampler` asking all three nodes every 100 ms who answers SIP.
 
-Partial cuts are nftables rules inside a node's namespace (``cut(node, peers)``): the switch stays up, so
-the node still reaches everyone else.
+Partial cuts are nftables rules inside a host's namespace (``cut(host, peers)``, a Wazo node or an etcd
+member): the switch stays up, so the host still reaches everyone else. ``freeze(node)`` / ``thaw(node)``
+SIGSTOP / SIGCONT a node's ``wazo-ha watch`` only: its fence guard (``wazo-ha fence-guard``, started by the
+watch in a session of its own) keeps running, as on a real node.
+
+``WAZO_HA_RIG_FENCE_GUARD=0`` turns the fence guard off (``coordination.fence_guard: false``): only to show
+that the SIGSTOP scenario fails without it.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +33,7 @@ from pathlib import Path
 
 import yaml
 
+from wazo_ha_core.coordination.fence import guard_running
 from wazo_ha_core.store import Store
 from wazo_ha_rig.etcd import EtcdCluster
 from wazo_ha_rig.lifecycle import StartStop
@@ -39,6 +47,20 @@ SUBNET, TAG = "10.203.11.0/24", "c"
 NODES = ("master", "slave1", "slave2")
 TTL = 5
 WATCH = {"interval": 0.5, "fall": 3, "rise": 3, "stability": 5.0}
+FENCE_GUARD = os.environ.get("WAZO_HA_RIG_FENCE_GUARD", "1") != "0"
+
+
+def longest_gap(samples: list[tuple[float, frozenset[str]]], node: str) -> float:
+    """The longest run of samples without an answer from ``node``, in seconds (0.1 s a sample).
+
+    A single sample without its answer is the 80 ms timeout meeting a loaded machine (the answer came late);
+    a stop, a start or a fence shows as a run of several.
+    """
+    longest = run = 0
+    for _, serving in samples:
+        run = 0 if node in serving else run + 1
+        longest = max(longest, run)
+    return round(longest * 0.1, 1)
 
 
 class SipSampler:
@@ -126,6 +148,8 @@ class CoordinatedRig(StartStop):
     def close(self) -> None:
         for name in list(self.watches):
             self.stop_watch(name)
+        for name in getattr(self, "nodes", {}):
+            self.stop_guard(name)
         if self.sampler is not None:
             self.sampler.close()
         for monit in self.monits.values():
@@ -153,6 +177,7 @@ class CoordinatedRig(StartStop):
                 "timeout": 1,
                 "stop_margin": 2.0,
                 "standby_delay": 3.0,
+                "fence_guard": FENCE_GUARD,
                 **({"priority": rank} if rank else {}),
             },
         }
@@ -183,7 +208,34 @@ class CoordinatedRig(StartStop):
     def stop_watch(self, name: str) -> None:
         process = self.watches.pop(name, None)
         if process is not None:
+            if process.poll() is None:
+                process.send_signal(signal.SIGCONT)  # a frozen watch must be able to stop its telephony
             self.nodes[name].stop(process, timeout=15)
+
+    def run_dir(self, name: str) -> Path:
+        return self.directory / name / "root" / "run" / "wazo-ha"
+
+    def guard_pid(self, name: str) -> int | None:
+        """The PID of the node's fence guard (started by its watch), ``None`` when none runs."""
+        return guard_running(self.run_dir(name)) or None
+
+    def stop_guard(self, name: str) -> None:
+        """End the fence guard the node's watch started (a process of this rig, by its PID)."""
+        pid = self.guard_pid(name)
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGTERM)
+        try:
+            wait_for(lambda: self.guard_pid(name) is None, 10, f"{name}: fence guard stopped")
+        except Exception:
+            os.kill(pid, signal.SIGKILL)
+
+    def freeze(self, name: str) -> None:
+        """SIGSTOP the node's ``wazo-ha watch`` process (only it: not its fence guard, not the telephony)."""
+        os.kill(self.watches[name].pid, signal.SIGSTOP)
+
+    def thaw(self, name: str) -> None:
+        os.kill(self.watches[name].pid, signal.SIGCONT)
 
     def watch_log(self, name: str) -> str:
         path = self.directory / name / "watch.log"
@@ -199,7 +251,7 @@ class CoordinatedRig(StartStop):
     # --- faults ------------------------------------------------------------------------------
 
     def cut(self, name: str, addresses: list[str]) -> None:
-        """Drop everything between ``name`` and ``addresses`` (nftables in ``name``'s namespace)."""
+        """Drop everything between host ``name`` (a node or an etcd member) and ``addresses`` (nftables there)."""
         self.heal(name)
         peers = ", ".join(addresses)
         rules = textwrap.dedent(
@@ -216,10 +268,10 @@ class CoordinatedRig(StartStop):
             }}
             """
         )
-        self.nodes[name].run(["nft", "-f", "-"], input=rules)
+        self.network.hosts[name].run(["nft", "-f", "-"], input=rules)
 
     def heal(self, name: str) -> None:
-        self.nodes[name].run(["nft", "delete", "table", "inet", "cut"], check=False)
+        self.network.hosts[name].run(["nft", "delete", "table", "inet", "cut"], check=False)
 
     # --- what the phone sees -----------------------------------------------------------------
 

@@ -62,6 +62,11 @@ def test_a_coordinator_with_endpoints_is_accepted_and_none_needs_no_endpoint():
         (_with(timeout=2), "coordination.lease_ttl", "\\(6 s\\)"),
         (_with(stop_margin=3.5), "coordination.lease_ttl", "\\(5.5 s\\)"),
         (_with(cert_file="/etc/wazo-ha/etcd.pem"), "coordination.cert_file", "key_file go together"),
+        (_with(guard_poll=0), "coordination.guard_poll", "got 0"),
+        (_with(guard_poll=2), "coordination.guard_poll", "got 2"),
+        (_with(guard_deadline=2.9), "coordination.guard_deadline", r"at most .*\(2.8 s.*got 2.9"),
+        (_with(guard_deadline=2), "coordination.guard_deadline", r"renewal period \+ timeout \(2 s.*got 2"),
+        (_with(guard_deadline="soon"), "coordination.guard_deadline", "'soon'"),
         ({**ETCD, "schedules": {"slave_mode": "check"}}, "schedules.slave_mode", "'check'"),
     ],
 )
@@ -77,6 +82,17 @@ def test_the_lease_must_outlive_a_missed_renewal_plus_the_stop():
 
     config = guard_config(Settings.from_tree(ETCD).get("coordination"))
     assert 2 * config.renew_every + 1 <= config.ttl - config.margin
+
+
+def test_the_fence_guard_deadline_defaults_to_one_poll_before_the_keepers_fencing_point():
+    from wazo_ha_core.coordination.config import guard_config, guard_deadline
+
+    section = Settings.from_tree(ETCD).get("coordination")
+    config = guard_config(section)
+    assert section["fence_guard"] is True
+    assert guard_deadline(section) == pytest.approx(config.ttl - config.margin - section["guard_poll"])
+    assert guard_deadline(section) > config.renew_every + section["timeout"]
+    assert guard_deadline(Settings.from_tree(_with(guard_deadline=2.5)).get("coordination")) == 2.5
 
 
 def test_the_engine_builds_no_lease_keeper_with_the_none_coordinator(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .common import EXIT_FAILED, EXIT_OK, common_options, print_json, run, run_until_signalled
@@ -17,6 +18,13 @@ def register(commands, common) -> None:
         "watch", parents=[common], help="on the slave: watch the master, fail over and back (long-running)"
     )
     watch.set_defaults(handler=cmd_watch)
+
+    guard = commands.add_parser(
+        "fence-guard",
+        parents=[common],
+        help="coordinated mode: stop telephony when the watch stops renewing (long-running; the watch starts it)",
+    )
+    guard.set_defaults(handler=cmd_fence_guard)
 
     check = commands.add_parser("check", parents=[common], help="on the slave: a few rounds of the watch (for cron)")
     check.add_argument("master", nargs="?", help="the master's address (default: remote_address)")
@@ -34,6 +42,30 @@ def register(commands, common) -> None:
 
 def cmd_watch(args, engine: HAEngine) -> int:
     return run_until_signalled(args, engine.watcher())
+
+
+def cmd_fence_guard(args, engine: HAEngine) -> int:
+    """Run the fence guard until SIGTERM/SIGINT; exit 0 at once when another guard runs on this node."""
+    import logging
+    import signal
+    import threading
+
+    guard = engine.fence_guard()
+    if not guard.lock():
+        print("wazo-ha: a fence guard already runs on this node")
+        return EXIT_OK
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    log = logging.getLogger("wazo_ha")
+    log.warning("fence guard started (pid %d)", os.getpid())
+    try:
+        guard.run(stop)
+    except BaseException:  # its stderr is /dev/null (started by the watch): leave the reason in the log
+        log.exception("fence guard ended on an error")
+        raise
+    log.warning("fence guard stopped (pid %d)", os.getpid())
+    return EXIT_OK
 
 
 def cmd_check(args, engine: HAEngine) -> int:

@@ -52,6 +52,9 @@ def problem(tree: dict[str, Any]) -> tuple[str, str] | None:
             f"must be longer than stop_margin + 2 x timeout ({needed:g} s) so that the active node can miss a "
             f"renewal and still stop before its lease expires, got {shown(section['lease_ttl'])}"
         )
+    reason = _guard_problem(section)
+    if reason:
+        return reason
     if not coordinated(tree):
         return None
     if not section["endpoints"]:
@@ -65,6 +68,35 @@ def problem(tree: dict[str, Any]) -> tuple[str, str] | None:
     if any(tls) and not all(tls):
         return "coordination.cert_file", "and coordination.key_file go together (client certificate and its key)"
     return None
+
+
+def _guard_problem(section: dict[str, Any]) -> tuple[str, str] | None:
+    """The fence guard's bounds (``docs/coordination.rst``, "The fence guard")."""
+    poll = section["guard_poll"]
+    if isinstance(poll, bool) or not isinstance(poll, (int, float)) or not 0.05 <= poll <= 1:
+        return "coordination.guard_poll", f"must be a number of seconds from 0.05 to 1, got {shown(poll)}"
+    deadline = section["guard_deadline"]
+    if deadline is None:
+        return None
+    if isinstance(deadline, bool) or not isinstance(deadline, (int, float)):
+        return "coordination.guard_deadline", f"must be a number of seconds or empty, got {shown(deadline)}"
+    config = guard_config(section)
+    earliest = config.renew_every + section["timeout"]
+    latest = section["lease_ttl"] - section["stop_margin"] - poll
+    if not earliest < deadline <= latest:
+        return "coordination.guard_deadline", (
+            f"must be longer than the renewal period + timeout ({earliest:g} s: a renewal in time must push it) "
+            f"and at most lease_ttl - stop_margin - guard_poll ({latest:g} s: the guard must stop telephony "
+            f"stop_margin before the lease can expire), got {shown(deadline)}"
+        )
+    return None
+
+
+def guard_deadline(section: dict[str, Any]) -> float:
+    """Seconds after a renewal was sent at which the fence guard stops telephony."""
+    if section["guard_deadline"] is not None:
+        return float(section["guard_deadline"])
+    return float(section["lease_ttl"]) - float(section["stop_margin"]) - float(section["guard_poll"])
 
 
 def _masked(endpoint: str) -> str:

@@ -14,6 +14,13 @@ Checks (run only when ``plugins.coordinators`` is not ``none``):
   ``watch.fall x watch.interval``, else a network blip the watch would
   tolerate makes the active node stop its telephony (a warning); and the
   failover time to expect (the larger of the two, plus the start).
+* ``fence guard``: the guard's timings against the lease (when it starts
+  stopping telephony after the last renewal, the keeper's own fencing point,
+  the lease's end; the settings checks already refuse a guard deadline past
+  ``lease_ttl - stop_margin - guard_poll``), and whether a guard runs on this
+  node (``<run_dir>/fence-guard.lock`` held). Off, or not running while the
+  watch should be: a warning (a frozen watch would leave telephony answering
+  after its lease, and this node does not take the lock without its guard).
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ def coordination_checks(settings) -> list[Check]:
         for endpoint in section["endpoints"]
     ]
     checks.append(FunctionCheck("lease vs watch", lambda: lease_vs_watch(settings)))
+    checks.append(FunctionCheck("fence guard", lambda: fence_guard(settings)))
     return checks
 
 
@@ -125,3 +133,29 @@ def lease_vs_watch(settings) -> CheckResult:
             f"raise coordination.lease_ttl to at least {detection + margin:g} s",
         )
     return CheckResult.passed(detail)
+
+
+def fence_guard(settings) -> CheckResult:
+    from .config import guard_config, guard_deadline
+    from .fence import guard_running
+
+    section: dict[str, Any] = settings.get("coordination")
+    if not section["fence_guard"]:
+        return CheckResult.warn(
+            "off: a frozen or killed watch leaves telephony answering after its lease, while a standby takes over",
+            "set coordination.fence_guard: true (the default)",
+        )
+    config = guard_config(section)
+    deadline, poll = guard_deadline(section), float(section["guard_poll"])
+    detail = (
+        f"stops telephony {deadline:g}-{deadline + poll:g} s after the last renewal sent (the keeper at "
+        f"{config.ttl - config.margin:g} s, the lease ends at {config.ttl:g} s: {config.ttl - deadline - poll:g} s "
+        f"left for the stop)"
+    )
+    pid = guard_running(settings.path("run_dir"))
+    if pid is None:
+        return CheckResult.warn(
+            f"{detail}; not running on this node",
+            "run `wazo-ha watch` (it starts `wazo-ha fence-guard`); see the log if it does not start",
+        )
+    return CheckResult.passed(f"{detail}; running (pid {pid})")

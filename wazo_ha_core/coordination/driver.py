@@ -22,6 +22,13 @@ releases the lock: a node that can no longer renew must not keep serving.
 
 The clock counts suspended time (``CLOCK_BOOTTIME``): a node frozen past its
 lease finds its deadline gone when it resumes and stops first.
+
+With a fence guard (:mod:`.fence`, ``coordination.fence_guard``), the keeper
+also pushes the guard's deadline after every acquisition and renewal, makes
+sure the guard runs before it asks for the lock (no guard, no lock), checks
+that deadline again right before a start (a start thread frozen with the
+watch must not start telephony once resumed), and disarms the guard only
+once its telephony is stopped.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from ..journal import Journal, utcnow
 from ..services import ServiceControl
 from ..watch import Action as WatchAction
 from ..watch import RoundVerdict
+from .fence import FenceControl
 from .leader import Action, Decision, Grant
 from .node import CoordinatedNode
 
@@ -62,6 +70,7 @@ class LeaseKeeper:
         ttl: float,
         interval: float,
         clock: Callable[[], float] = boot_clock,
+        fence: FenceControl | None = None,
     ):
         self.node = node
         self.coordinator = coordinator
@@ -72,6 +81,7 @@ class LeaseKeeper:
         self.ttl = ttl
         self.interval = interval
         self.clock = clock
+        self.fence = fence
         self.lease: Lease | None = None
         self.refused: dict[int, Lease] = {}
         self._lock = threading.Lock()
@@ -80,6 +90,9 @@ class LeaseKeeper:
         self._published: tuple | None = None
         self._starting: threading.Thread | None = None  # a start under way
         self._start_result: bool | None = None
+        self._last_tick: float | None = None
+        self._guard_missing = False
+        self._seen_fenced: tuple | None = fence.fenced_by_guard() if fence is not None else None
 
     # --- from the watch thread ----------------------------------------------------------------
 
@@ -97,7 +110,13 @@ class LeaseKeeper:
     # --- the loop ----------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Step until ``stop`` is set, then stop serving and release the lock."""
+        """Step until ``stop`` is set, then stop serving and release the lock.
+
+        The fence guard is started first, so that a standby's failover does not wait for it to start.
+        """
+        with self._lock:
+            self._publish()  # this node's view for `wazo-ha status`, before the guard's start-up
+        self._guard_ready()
         while not stop.is_set():
             try:
                 self.tick()
@@ -114,7 +133,9 @@ class LeaseKeeper:
         """One step and the action it asks for. Steps again at once after a state change (up to a few times)."""
         decision = Decision(Action.NONE)
         with self._lock:
+            self._resumed()
             self._collect_start()
+            self._fenced_by_guard()
             if self.node.wants_holder():
                 self._look_at_holder()
             for _ in range(4):
@@ -130,6 +151,8 @@ class LeaseKeeper:
         with self._lock:
             if self.node.guard.serving:
                 self._stop("the watch is stopping: a node that cannot renew its lease must not serve", "stop")
+            elif self.fence is not None:
+                self.fence.disarm()
             if self.lease is not None:
                 self.coordinator.release(self.lease)
                 self.node.guard.released(self.lease.token)
@@ -154,6 +177,8 @@ class LeaseKeeper:
             self.node.guard.renewed(sent, ok)
             if self.node.guard.token is None:
                 self.lease = None
+            elif ok and self.fence is not None:
+                self.fence.arm(self.node.guard.token, sent)
         elif decision.action is Action.START:
             self._start(decision)
         elif decision.action is Action.STOP:
@@ -182,6 +207,9 @@ class LeaseKeeper:
             self.node.held_elsewhere(self.clock())
 
     def _acquire(self) -> None:
+        if not self._guard_ready():
+            self.node.guard.acquired(self.clock(), None)
+            return
         sent = self.clock()
         try:
             lease = self.coordinator.acquire(self.name, self.ttl)
@@ -194,6 +222,8 @@ class LeaseKeeper:
             return
         if self.node.guard.token == lease.token:
             self.lease = lease
+            if self.fence is not None:
+                self.fence.arm(lease.token, sent)  # before anything starts
             log.warning("leader lock acquired by %s with fencing token %d", self.name, lease.token)
         else:
             self.refused[lease.token] = lease
@@ -218,6 +248,7 @@ class LeaseKeeper:
                 event.message = f"{self.name} holds the leader lock: {decision.reason}"
                 event.figures.update(node=self.name, token=decision.token)
                 log.warning("%s: %s (token %s)", kind, event.message, decision.token)
+                self._check_start_allowed(decision.token)
                 event.figures.update(self.services.take_over(token=decision.token))
                 ok = True
         except WazoHAError as exc:
@@ -256,6 +287,61 @@ class LeaseKeeper:
             log.error("%s failed: %s (asked again at once)", kind, exc)
         finally:
             self.node.guard.stopped(ok)
+            if ok and self.fence is not None:
+                self.fence.disarm()  # stopped: nothing left for the guard to stop
+
+    def _guard_ready(self) -> bool:
+        """No guard, no lock: a fence guard must run before this node may take the lock (when configured)."""
+        if self.fence is None:
+            return True
+        try:
+            ready = self.fence.ensure()
+        except OSError as exc:
+            log.error("cannot start the fence guard: %s", exc)
+            ready = False
+        if not ready and not self._guard_missing:
+            log.error("the fence guard is not running: this node does not take the leader lock")
+        self._guard_missing = not ready
+        return ready
+
+    def _fenced_by_guard(self) -> None:
+        """The guard stopped telephony under our current token (this watch was late, not gone): start again.
+
+        The lease is still ours (the keeper's own deadline has not passed, or the step that follows drops it), so
+        the services are counted as stopped and the guard's rules start them again under the same token.
+        """
+        if self.fence is None:
+            return
+        fenced = self.fence.fenced_by_guard()
+        if fenced is None or fenced == self._seen_fenced:
+            return
+        self._seen_fenced = fenced
+        if self.node.guard.serving and fenced[0] == self.node.guard.token:
+            log.warning("the fence guard stopped telephony under token %s (this watch was late)", fenced[0])
+            self.node.guard.stopped(True)
+
+    def _check_start_allowed(self, token: int) -> None:
+        """Right before the managers start: the lease and the guard's deadline still hold (raises otherwise).
+
+        A start thread frozen with the watch (SIGSTOP) and resumed past the deadline would otherwise start
+        telephony under a token that is no longer ours.
+        """
+        now = self.clock()
+        guard = self.node.guard
+        if guard.token != token or not guard.holds(now):
+            raise WazoHAError(f"the lease with token {token} is no longer held: not starting")
+        if self.fence is not None and not self.fence.may_start(token, now):
+            raise WazoHAError(f"the fence guard's deadline for token {token} has passed: not starting")
+
+    def _resumed(self) -> None:
+        """Log a gap between two steps (a freeze, or a slow call): the step that follows checks the lease first."""
+        now = self.clock()
+        if self._last_tick is not None and now - self._last_tick > 2 * self.interval + 1.0:
+            log.warning(
+                "no step for %.1f s (frozen, suspended or a slow call): checking the lease and token first",
+                now - self._last_tick,
+            )
+        self._last_tick = now
 
     def _backend_down(self, exc: CoordinatorUnavailable) -> None:
         if self._unavailable != str(exc):

@@ -4,7 +4,8 @@ With the ``none`` coordinator nothing but its name is shown and no network is
 used. Otherwise one read of the leader key, bounded by the coordinator's
 ``timeout``; an unreachable backend is shown, never raised. This node's own
 view (its rank, whether it serves, its token) comes from the store, where the
-watch's lease keeper publishes it on each change.
+watch's lease keeper publishes it on each change; whether this node's fence
+guard runs, from its lock file.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def coordination_status(engine: HAEngine) -> dict[str, Any]:
         "this_node": engine.store.plugin_state(STATE_OWNER).get("coordination"),
         "holder": None,
         "error": None,
+        "fence_guard": _fence_guard(engine.settings),
     }
     coordinator = None
     try:
@@ -41,6 +43,14 @@ def coordination_status(engine: HAEngine) -> dict[str, Any]:
         if coordinator is not None:
             coordinator.close()
     return status
+
+
+def _fence_guard(settings) -> dict[str, Any]:
+    from .fence import guard_running
+
+    if not settings.get("coordination.fence_guard"):
+        return {"enabled": False, "pid": None}
+    return {"enabled": True, "pid": guard_running(settings.path("run_dir"))}
 
 
 def status_lines(status: dict[str, Any]) -> list[str]:
@@ -63,4 +73,9 @@ def status_lines(status: dict[str, Any]) -> list[str]:
         lines.append(
             f"this node       {mine['node']} (rank {mine['rank']}): {serving}, {token}, as of {mine['at'][:19]}"
         )
+    guard = status.get("fence_guard") or {}
+    if not guard.get("enabled"):
+        lines.append("fence guard     OFF (a frozen watch would leave telephony answering)")
+    else:
+        lines.append(f"fence guard     {'running, pid ' + str(guard['pid']) if guard['pid'] else 'NOT running'}")
     return lines

@@ -48,7 +48,8 @@ def test_status_shows_the_holder_its_token_and_the_lease_left(tmp_path, etcd, ma
     assert status["coordinator"] == "tooz" and status["error"] is None
     assert status["holder"]["node"] == "beta" and status["holder"]["token"] == lease.token
     assert 0 < status["holder"]["lease_left"] <= 5
-    [_, holder_line] = status_lines(status)
+    [_, holder_line, guard_line] = status_lines(status)
+    assert guard_line == "fence guard     NOT running"  # no watch on this test node
     assert holder_line.startswith(f"lock holder     beta  token {lease.token}  lease left ")
 
 
@@ -72,7 +73,7 @@ def test_status_with_the_none_coordinator_reads_no_backend(tmp_path):
 def test_doctor_plain_http_endpoint_warns_clear_text_and_a_dead_one_fails(tmp_path, etcd3):
     etcd3.kill(2)
     engine = make_engine(tmp_path, etcd3.endpoints())
-    healthy, _, dead, lease = coordination_checks(engine.settings)
+    healthy, _, dead, lease, _ = coordination_checks(engine.settings)
     # if the killed member led, the two others elect a new leader first (health is false meanwhile)
     result = wait_for(lambda: (found := run(healthy)).status == WARN and found, 10, "member 0 healthy again")
     assert "plain http" in result.detail
@@ -84,8 +85,24 @@ def test_doctor_plain_http_endpoint_warns_clear_text_and_a_dead_one_fails(tmp_pa
 def test_doctor_lease_shorter_than_the_watch_tolerance_warns(tmp_path, etcd):
     engine = make_engine(tmp_path, etcd.endpoints())
     engine.settings.tree["watch"].update(fall=5, interval=1.0)  # 5 s of tolerance; 5 - 2 s of lease before fencing
-    result = run(coordination_checks(engine.settings)[-1])
+    result = run(coordination_checks(engine.settings)[-2])
     assert result.status == WARN and "at least 7 s" in result.fix
+
+
+def test_doctor_states_the_fence_guards_bounds_and_whether_it_runs(tmp_path, etcd):
+    from wazo_ha_core.coordination.fence import FenceGuard
+
+    engine = make_engine(tmp_path, etcd.endpoints())
+    [check] = [c for c in coordination_checks(engine.settings) if c.name == "fence guard"]
+    result = run(check)
+    assert result.status == WARN and "not running" in result.detail and "wazo-ha watch" in result.fix
+    assert "2.8-3 s after the last renewal" in result.detail and "keeper at 3 s" in result.detail
+    guard = FenceGuard(engine.settings.path("run_dir"), lambda: None, 0.2)
+    assert guard.lock()  # as `wazo-ha fence-guard` does
+    result = run(check)
+    assert result.status == PASS and "running (pid " in result.detail
+    engine.settings.tree["coordination"]["fence_guard"] = False
+    assert run(check).status == WARN
 
 
 @pytest.fixture

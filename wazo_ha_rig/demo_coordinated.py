@@ -307,7 +307,8 @@ class CoordinatedDemo(Demo):
         if self.work is None:
             return
         for name in NODES:
-            tail = [line for line in self.watch_log_of(name).splitlines() if line.strip()][-lines:]
+            text = self.watch_log_of(name).splitlines()
+            tail = [line for line in text if line.strip() and "(alembic." not in line][-lines:]  # not the migrations
             if tail:
                 self.detail(f"--- {name} watch log (last lines) ---")
                 for line in tail:

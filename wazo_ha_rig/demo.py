@@ -518,7 +518,7 @@ class Demo:
             shown = {
                 key: value
                 for key, value in copy_back[0].figures.items()
-                if type(value) is int and (key.startswith(("rows_", "messages", "renumbered")) or key == "files")
+                if type(value) is int and value and (key.startswith(("rows_", "messages")) or key == "files")
             }
             self.detail(f"master journal: copy-back {copy_back[0].outcome}: {shown}")
         after = (nodes.voicemail_messages(self.master), self.master.sql(cel).strip())

@@ -13,6 +13,7 @@ in the slave's namespace, as an operator would run it.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -27,7 +28,7 @@ from pathlib import Path
 from . import demo_nodes as nodes
 from . import waiting
 from .netns import TestNetwork
-from .sip import Phone
+from .sip import Phone, PhoneWatch
 
 SUBNET = "10.203.7.0/24"  # the tests use 10.203.5.0/24
 TAG = "demo"
@@ -98,7 +99,9 @@ class Demo:
         self.slave: nodes.Node | None = None
         self.phone: Phone | None = None
         self.watch: subprocess.Popen | None = None
+        self.follower: subprocess.Popen | None = None
         self.journaled: dict[str, int] = {}
+        self.cel_uniqueid = ""
 
     # --- output ---------------------------------------------------------------------
 
@@ -192,12 +195,18 @@ class Demo:
             step.detail = self.sync()
         with self.step("config change on the master reaches the slave") as step:
             step.detail = self.config_change()
+        with self.step("follow mode: an edit and a saved file reach the slave by themselves") as step:
+            step.detail = self.follow()
         with self.step("the watch standing by (stability window)"):
             self.watch_standing_by()
         with self.step("failover: master cut, phone answered by the slave") as step:
             step.detail = self.failover()
         with self.step(f"failback after the {self.stability:g} s stability window") as step:
             step.detail = self.failback()
+        with self.step("switchover: planned move of telephony to the slave") as step:
+            step.detail = self.switchover()
+        with self.step("switchback: telephony back on the master, nothing lost") as step:
+            step.detail = self.switchback()
 
     # --- building -------------------------------------------------------------------
 
@@ -349,6 +358,50 @@ class Demo:
             raise StepFailed(f"the change did not reach the slave (rows {after}, file {arrived.exists()})")
         return f"extension {number} and {arrived.name} arrived"
 
+    # --- follow mode ------------------------------------------------------------------------
+
+    def follow(self) -> str:
+        """``wazo-ha follow`` on the master: a database edit and a saved file reach the slave with no command."""
+        log = open(self.work / "master-follow.log", "ab")
+        self.follower = self.master.host.popen(
+            self.master.wazo_ha_command("follow"), stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        # Its first round replicates and syncs once (the slave may have missed changes): wait for its end.
+        wait_for(lambda: "follow: files synced" in self.follow_log(), 30, "wazo-ha follow's first round")
+        self.say("master: `wazo-ha follow` started (change signal read every 1 s, inotify on the synced directory)")
+        user_id = self.master.sql("SELECT min(id) FROM userfeatures").strip()
+        name = f"Follow{int(time.time()) % 100000}"
+        query = f"SELECT firstname FROM userfeatures WHERE id = {user_id}"
+        self.master.sql(f"UPDATE userfeatures SET firstname = '{name}' WHERE id = {user_id}")
+        edited = time.monotonic()
+        self.say(f"master: user {user_id} renamed to {name} (SQL, as wazo-confd would write it); no command run")
+        wait_for(lambda: self.slave.sql(query).strip() == name, 30, "the edit visible on the slave")
+        edit_took = time.monotonic() - edited
+        self.say(
+            f"slave: firstname of user {user_id} = {self.slave.sql(query).strip()}, {edit_took:.1f} s after the edit"
+        )
+        relative = nodes.SYNCED_DIRECTORY.lstrip("/") + "/follow-demo.conf"
+        text = f"[acme-internal]\nexten = 8100,1,Playback(follow-{name})\n"
+        (self.master.root / relative).write_text(text)
+        saved = time.monotonic()
+        self.say(f"master: {relative.rsplit('/', 1)[1]} saved in {nodes.SYNCED_DIRECTORY}")
+        arrived = self.slave.root / relative
+        wait_for(lambda: arrived.exists() and arrived.read_text() == text, 30, "the saved file on the slave")
+        file_took = time.monotonic() - saved
+        self.say(f"slave: {arrived.name} present with the same content, {file_took:.1f} s after the save")
+        self.master.host.stop(self.follower)
+        self.follower = None
+        self.detail("follow stopped: the steps below replicate themselves (on a Wazo master it runs under systemd)")
+        return f"edit on the slave after {edit_took:.1f} s, saved file after {file_took:.1f} s"
+
+    def follow_log(self) -> str:
+        text = ""
+        for path in (self.work / "master" / "var/log/wazo-ha.log", self.work / "master-follow.log"):
+            if path.exists():
+                text += path.read_text(errors="replace")
+        return text
+
     # --- failover and failback --------------------------------------------------------
 
     def failover(self) -> str:
@@ -383,10 +436,109 @@ class Demo:
         self.detail("phone: SIP answered by the master again, none from the slave")
         return f"slave stood by again {took:.1f} s after the master came back"
 
+    # --- planned switchover and switchback ------------------------------------------------
+
+    def run_on_master(self, *args: str) -> subprocess.Popen:
+        """``wazo-ha ARGS --json`` in the master's namespace, as an operator runs it; output to files."""
+        name = args[0]
+        out = open(self.work / f"{name}.json", "wb")
+        err = open(self.work / f"{name}.log", "wb")
+        try:
+            return self.master.host.popen(self.master.wazo_ha_command(*args, "--json"), stdout=out, stderr=err)
+        finally:
+            out.close()
+            err.close()
+
+    def finished(self, process: subprocess.Popen, name: str) -> dict:
+        if process.returncode != 0:
+            said = (self.work / f"{name}.log").read_text(errors="replace").strip().splitlines()
+            raise StepFailed(f"wazo-ha {name} exited {process.returncode}: {said[-1] if said else ''}")
+        return json.loads((self.work / f"{name}.json").read_text())
+
+    def switchover(self) -> str:
+        if self.slave_answers() or not self.master_answers():
+            raise StepFailed("the master must serve alone before a switchover")
+        self.journaled = {kind: len(self.slave_events(kind)) for kind in ("failover", "failback")}
+        phone = PhoneWatch(self.phone, self.master.address, self.slave.address)
+        process = self.run_on_master("switchover")
+        self.say("master: `wazo-ha switchover`: last replication and sync, then its telephony stops")
+        if not phone.poll_until(lambda seen: bool(seen.slave) and process.poll() is not None, 60, raise_if_interrupted):
+            raise StepFailed("the slave did not answer SIP, or the switchover did not end, within 60 s")
+        figures = self.finished(process, "switchover")
+        gap = phone.gap()
+        self.say(
+            f"phone: no server for {gap:.2f} s (last answer from the master to the first from the slave); "
+            f"the master journaled at most {figures['no_server_seconds']:.2f} s"
+        )
+        self.detail(
+            f"stop on the master {figures['stop_seconds']:.2f} s, the slave answered "
+            f"{figures['takeover_seconds']:.2f} s later; replication {figures.get('replication')}, "
+            f"sync {figures.get('sync')}"
+        )
+        event = wait_for(lambda: self.new_events("failover"), 15, "the slave's takeover journaled")[0]
+        self.detail(f"slave journal: failover {event.outcome}: {event.message} (its normal watch, no second path)")
+        if self.master_answers():
+            raise StepFailed("the master still answers SIP after the switchover")
+        # What the slave records while it serves: a voicemail message (its number clashes with the
+        # master's msg0000) and a call event row, both to be brought back by the switchback.
+        nodes.write_voicemail(self.slave, "INBOX", 0, "a caller while the slave served")
+        self.cel_uniqueid = f"{int(time.time())}.42"
+        self.slave.sql(
+            "INSERT INTO cel (eventtype, eventtime, userdeftype, cid_name, cid_num, cid_ani, cid_rdnis, cid_dnid, "
+            "exten, context, channame, appname, appdata, amaflags, accountcode, peeraccount, uniqueid, linkedid, "
+            "userfield, peer) VALUES ('CHAN_START', now(), '', 'Demo caller', '1002', '1002', '', '', '1001', "
+            f"'acme-internal', 'PJSIP/demo-00000042', '', '', 3, '', '', '{self.cel_uniqueid}', "
+            f"'{self.cel_uniqueid}', '', '')"
+        )
+        self.say(
+            f"slave (serving): a voicemail message in {nodes.MAILBOX} INBOX (msg0000, a number the master uses) "
+            f"and a CEL row (uniqueid {self.cel_uniqueid})"
+        )
+        return f"phones had no server for {gap:.2f} s (journaled <= {figures['no_server_seconds']:.2f} s)"
+
+    def switchback(self) -> str:
+        cel = f"SELECT count(*) FROM cel WHERE uniqueid = '{self.cel_uniqueid}'"
+        before = (nodes.voicemail_messages(self.master), self.master.sql(cel).strip())
+        phone = PhoneWatch(self.phone, self.master.address, self.slave.address)
+        process = self.run_on_master("switchback")
+        self.say("master: `wazo-ha switchback`: telephony starts here, the slave gives back through its failback")
+        if not phone.poll_until(lambda seen: process.poll() is not None, 120, raise_if_interrupted):
+            raise StepFailed("the switchback did not end within 120 s")
+        figures = self.finished(process, "switchback")
+        silence = phone.silence()
+        self.say(
+            f"slave gave back {figures['gave_back_after']:.1f} s after the master started "
+            f"(3 good rounds + {self.stability:g} s stability window); the phone's longest wait for any answer: "
+            f"{silence:.2f} s"
+        )
+        if self.slave_answers() or not self.master_answers():
+            raise StepFailed("after the switchback the master must serve alone")
+        copy_back = self.master.engine().store.events(kind="copy-back", limit=1)
+        if copy_back:
+            shown = {
+                key: value
+                for key, value in copy_back[0].figures.items()
+                if type(value) is int and value and (key.startswith(("rows_", "messages")) or key == "files")
+            }
+            self.detail(f"master journal: copy-back {copy_back[0].outcome}: {shown}")
+        after = (nodes.voicemail_messages(self.master), self.master.sql(cel).strip())
+        self.say(
+            f"master: {nodes.MAILBOX} INBOX {', '.join(before[0])} before, {', '.join(after[0])} after; "
+            f"CEL rows with uniqueid {self.cel_uniqueid}: {before[1]} before, {after[1]} after"
+        )
+        renumbered = [name for name in after[0] if name not in before[0]]
+        if len(after[0]) != len(before[0]) + 1 or after[1] != "1":
+            raise StepFailed(f"copy-back incomplete ({figures.get('copy_back')}): messages {after[0]}, rows {after[1]}")
+        self.detail(f"the slave's msg0000 is the master's {renumbered[0]} (renumbered: the master's msg0000 stays)")
+        return f"nothing lost: voicemail ({renumbered[0]}) and CEL row on the master; longest silence {silence:.2f} s"
+
     # --- observing ----------------------------------------------------------------------
 
     def slave_answers(self) -> bool:
         return self.phone.options(self.slave.address, timeout=0.05)
+
+    def master_answers(self) -> bool:
+        return self.phone.options(self.master.address, timeout=0.05)
 
     def slave_events(self, kind: str) -> list:
         return self.slave.engine().store.events(kind=kind, limit=100)
@@ -418,6 +570,7 @@ class Demo:
                 logs.append((f"{node.name} PostgreSQL", node.cluster.server_log()))
         if self.work is not None:
             logs.append(("slave watch", self.watch_log()))
+            logs.append(("master follow", self.follow_log()))
         for name, text in logs:
             tail = [line for line in text.splitlines() if line.strip()][-lines:]
             if tail:
@@ -434,6 +587,10 @@ class Demo:
             if self.watch is not None:
                 self.slave.host.stop(self.watch)
                 removed.append("watch")
+        with _quietly():
+            if self.follower is not None:
+                self.master.host.stop(self.follower)
+                removed.append("follow")
         for node in (self.slave, self.master):
             if node is None:
                 continue
@@ -442,7 +599,7 @@ class Demo:
                 if service is not None:
                     with _quietly():
                         service.stop()
-                        removed.append(name)
+                        removed.append(f"{node.name} {name}")
         if self.phone is not None:
             self.phone.close()
         for node in (self.slave, self.master):

@@ -2,7 +2,9 @@
 PostgreSQL (Wazo's real schema), a sandbox ``root`` and a settings file.
 
 * master — its cluster holds a small site (a tenant, users, lines, extensions);
-  sipp answers SIP on 5060, standing in for Asterisk;
+  monit supervises the SIP stand-in (sipp answering on 5060, standing in for
+  Asterisk), which ``wazo_services`` stops and starts for a planned switchover;
+  its voicemail spool holds one message;
 * slave — a fresh Wazo (schema and default data only, its own uuid), an sshd
   for the file sync, and monit supervising the same SIP stand-in, stopped
   while the slave stands by.
@@ -18,16 +20,16 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from . import wazo_data
-from .monit import Monit
+from .monit import SERVICE, Monit
 from .netns import Host
 from .postgres import PG_USER, PgCluster
-from .sip import start_responder
 from .sshd import ROOT_PASSWORD, Sshd
 from .standby import standby_settings
 
@@ -38,6 +40,8 @@ SLAVE_UUID = "5a5a5a5a-0000-4000-8000-0000000000de"
 SITE_USERS = 20
 SSH_PASSWORD_FILE = "secrets/slave-root-ssh-password"  # under the demo directory, 0600
 SYNCED_DIRECTORY = "/etc/asterisk/extensions_extra.d"
+VOICEMAIL_DIR = "/var/spool/asterisk/voicemail"  # copy_back.voicemail_dir's default
+MAILBOX = "acme/1001"  # context/mailbox, as app_voicemail lays them out
 
 
 @dataclass
@@ -102,10 +106,36 @@ def new_user_sql() -> tuple[str, str]:
 
 def build_master(node: Node, schema_files: tuple[Path, Path], work: Path) -> None:
     start_cluster(node, schema_files, site_sql())
-    node.extras["sipp"] = start_responder(node.host, work / "master-sipp")
+    monit = node.extras["monit"] = Monit.start(work / "master-monit", node.address, 5060, host=node.host)
+    if not monit.standin_running():  # monit may have started it with the daemon already
+        monit.cli("start", SERVICE)
+    write_voicemail(node, "INBOX", 0, "a message left on the master before the demo")
     synced = node.root / SYNCED_DIRECTORY.lstrip("/")
     synced.mkdir(parents=True)
     (synced / "site.conf").write_text("[acme-internal]\nexten = 8000,1,Playback(demo-congrats)\n")
+
+
+def write_voicemail(node: Node, folder: str, number: int, caller: str) -> Path:
+    """One message as app_voicemail stores it: ``msgNNNN.wav`` and its ``msgNNNN.txt`` metadata, the .txt last."""
+    directory = node.root / VOICEMAIL_DIR.lstrip("/") / MAILBOX / folder
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = directory / f"msg{number:04d}"
+    stem.with_suffix(".wav").write_bytes(b"RIFF" + caller.encode() + bytes(64))
+    stamp = int(time.time())
+    stem.with_suffix(".txt").write_text(
+        ";\n; Message Information file\n;\n[message]\n"
+        f"origmailbox={MAILBOX.split('/')[1]}\ncontext=acme-internal\nmacrocontext=\nexten=1001\n"
+        f'rdnis=unknown\npriority=2\ncallerchan=PJSIP/demo-00000001\ncallerid="{caller}" <1002>\n'
+        f"origdate={time.strftime('%a %b %d %I:%M:%S %p UTC %Y', time.gmtime(stamp))}\norigtime={stamp}\n"
+        f"category=\nmsg_id={stamp}-{node.name}-{number:08d}\nflag=\nduration=4\n"
+    )
+    return stem.with_suffix(".txt")
+
+
+def voicemail_messages(node: Node, folder: str = "INBOX") -> list[str]:
+    """The message numbers of the demo's mailbox folder (``msg0000``, …), from their ``.txt`` files."""
+    directory = node.root / VOICEMAIL_DIR.lstrip("/") / MAILBOX / folder
+    return sorted(path.stem for path in directory.glob("msg[0-9][0-9][0-9][0-9].txt")) if directory.is_dir() else []
 
 
 def build_slave(node: Node, schema_files: tuple[Path, Path], work: Path) -> None:
@@ -142,17 +172,21 @@ def common_settings(node: Node, peer_roles: dict) -> dict:
 
 def master_settings(master: Node, slave: Node, work: Path) -> dict:
     sshd: Sshd = slave.extras["sshd"]
+    # The master's telephony is its monit's stand-in, switched as the slave's is (for `wazo-ha switchover`).
+    services = standby_settings(master.extras["monit"], 0, [])["plugin_config"]["wazo_services"]
     return common_settings(
         master,
         {
             "plugins": {
                 "replication": ["pg_dump"],
                 "file_sync": ["rsync"],
-                "health_probes": [],
+                "health_probes": ["sip"],  # switchover sees the slave answer through it
                 "device_provisioners": [],  # provd is not part of the demo
-                "service_managers": [],
+                "service_managers": ["wazo_services"],
             },
+            "switchover": {"timeout": 20, "switchback_timeout": 90},
             "plugin_config": {
+                "wazo_services": services,
                 "pg_dump": {
                     "master_host": str(master.cluster.socket_dir),
                     "master_port": master.cluster.port,

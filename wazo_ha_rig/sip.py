@@ -3,6 +3,7 @@ and the phone's side: send OPTIONS, tell whether a SIP response came back."""
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import socket
 import time
@@ -84,3 +85,50 @@ class Phone:
             if source[0] == target and data.startswith(b"SIP/2.0 ") and call_id.encode() in data:
                 return True
         return False
+
+
+class PhoneWatch:
+    """What a phone sees while an action runs: it asks the master and the slave in turn, every ~50 ms.
+
+    ``gap()``: from the master's last answer before the slave's first one, to that
+    first answer — the time the phone had no server (0 when they overlapped).
+    ``silence()``: the longest stretch between two answers from either (a phone with no server).
+    """
+
+    def __init__(self, phone: Phone, master: str, slave: str, timeout: float = 0.025):
+        self.phone, self.master_address, self.slave_address, self.timeout = phone, master, slave, timeout
+        self.master: list[float] = []
+        self.slave: list[float] = []
+
+    def poll(self) -> None:
+        """One round: OPTIONS to the master, then to the slave; each answer's time is kept."""
+        now = time.monotonic()
+        if self.phone.options(self.master_address, timeout=self.timeout):
+            self.master.append(now)
+        now = time.monotonic()
+        if self.phone.options(self.slave_address, timeout=self.timeout):
+            self.slave.append(now)
+
+    def poll_until(self, condition, deadline: float, tick=None) -> bool:
+        """Poll until ``condition(self)`` holds (``True``) or ``deadline`` seconds passed (``False``).
+
+        ``tick()`` is called every round (the demo checks its Ctrl-C flag there)."""
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            if tick is not None:
+                tick()
+            self.poll()
+            if condition(self):
+                return True
+        return False
+
+    def gap(self) -> float | None:
+        if not self.slave:
+            return None
+        first_slave = self.slave[0]
+        before = [t for t in self.master if t <= first_slave]
+        return max(0.0, first_slave - before[-1]) if before else None
+
+    def silence(self) -> float:
+        answers = sorted(self.master + self.slave)
+        return max((later - earlier for earlier, later in itertools.pairwise(answers)), default=0.0)

@@ -29,3 +29,19 @@ def standby_settings(monit: Monit, stability: float, witnesses: list[str]) -> di
         },
         "watch": {"interval": 1.0, "fall": 3, "rise": 3, "stability": stability, "witnesses": list(witnesses)},
     }
+
+
+def coordination_settings(etcd_addresses: list[str], node: str, rank: int, ttl: float, key_prefix: str) -> dict:
+    """The ``coordination`` section of a node on the rig's etcd members (standard port 2379, plain http).
+
+    ``rank`` 0 is the preferred node (today's master); standbys take over in rank order."""
+    return {
+        "endpoints": [f"http://{address}:2379" for address in etcd_addresses],
+        "node": node,
+        "key_prefix": key_prefix,
+        "lease_ttl": ttl,
+        "timeout": 1,
+        "stop_margin": 2.0,
+        "standby_delay": 3.0,
+        **({"priority": rank} if rank else {}),
+    }

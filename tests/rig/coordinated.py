@@ -21,13 +21,9 @@ that the SIGSTOP scenario fails without it.
 from __future__ import annotations
 
 import os
-import secrets
 import signal
-import socket
 import subprocess
 import sys
-import textwrap
-import threading
 import time
 from pathlib import Path
 
@@ -39,7 +35,8 @@ from wazo_ha_rig.etcd import EtcdCluster
 from wazo_ha_rig.lifecycle import StartStop
 from wazo_ha_rig.monit import Monit
 from wazo_ha_rig.netns import Host, TestNetwork
-from wazo_ha_rig.standby import standby_settings
+from wazo_ha_rig.partition import SipSampler, cut, heal
+from wazo_ha_rig.standby import coordination_settings, standby_settings
 from wazo_ha_rig.waiting import wait_for
 
 WAZO_HA = str(Path(sys.executable).parent / "wazo-ha")
@@ -61,61 +58,6 @@ def longest_gap(samples: list[tuple[float, frozenset[str]]], node: str) -> float
         run = 0 if node in serving else run + 1
         longest = max(longest, run)
     return round(longest * 0.1, 1)
-
-
-class SipSampler:
-    """Every 100 ms, one OPTIONS to each node at once from the phone; who answered within 80 ms."""
-
-    def __init__(self, phone: Host, targets: dict[str, str]):
-        with phone.entered():
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            self.sock.bind((phone.address, 0))
-        self.address, self.port = self.sock.getsockname()
-        self.targets = targets  # node name -> address
-        self.samples: list[tuple[float, frozenset[str]]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        next_at = time.monotonic()
-        while not self._stop.is_set():
-            self.samples.append((time.monotonic(), self.sample()))
-            next_at += 0.1
-            self._stop.wait(max(0.0, next_at - time.monotonic()))
-
-    def sample(self, timeout: float = 0.08) -> frozenset[str]:
-        calls = {}
-        for name, address in self.targets.items():
-            call_id = secrets.token_hex(10)
-            calls[call_id] = name
-            request = (
-                f"OPTIONS sip:{address}:5060 SIP/2.0\r\n"
-                f"Via: SIP/2.0/UDP {self.address}:{self.port};branch=z9hG4bK{secrets.token_hex(6)}\r\n"
-                f"Max-Forwards: 70\r\nFrom: <sip:phone@{self.address}>;tag={secrets.token_hex(4)}\r\n"
-                f"To: <sip:{address}>\r\nCall-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
-            )
-            self.sock.sendto(request.encode(), (address, 5060))
-        answered: set[str] = set()
-        deadline = time.monotonic() + timeout
-        while (remaining := deadline - time.monotonic()) > 0 and len(answered) < len(calls):
-            self.sock.settimeout(remaining)
-            try:
-                data = self.sock.recv(65535).decode(errors="replace")
-            except (TimeoutError, OSError):
-                break
-            for call_id, name in calls.items():
-                if f"Call-ID: {call_id}" in data or f"i: {call_id}" in data:
-                    answered.add(name)
-        return frozenset(answered)
-
-    def since(self, start: float) -> list[tuple[float, frozenset[str]]]:
-        return [sample for sample in list(self.samples) if sample[0] >= start]
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.sock.close()
 
 
 class CoordinatedRig(StartStop):
@@ -170,15 +112,8 @@ class CoordinatedRig(StartStop):
             "slave_db": {"enabled": False},
             "schedules": {"enabled": False},
             "coordination": {
-                "endpoints": [f"http://{address}:2379" for address in self.etcd_addresses],
-                "node": name,
-                "key_prefix": "wazo-ha/e2e",
-                "lease_ttl": TTL,
-                "timeout": 1,
-                "stop_margin": 2.0,
-                "standby_delay": 3.0,
+                **coordination_settings(self.etcd_addresses, name, rank, TTL, "wazo-ha/e2e"),
                 "fence_guard": FENCE_GUARD,
-                **({"priority": rank} if rank else {}),
             },
         }
         settings["plugins"]["coordinators"] = ["tooz"]
@@ -252,26 +187,10 @@ class CoordinatedRig(StartStop):
 
     def cut(self, name: str, addresses: list[str]) -> None:
         """Drop everything between host ``name`` (a node or an etcd member) and ``addresses`` (nftables there)."""
-        self.heal(name)
-        peers = ", ".join(addresses)
-        rules = textwrap.dedent(
-            f"""\
-            table inet cut {{
-                chain input {{
-                    type filter hook input priority 0;
-                    ip saddr {{ {peers} }} drop
-                }}
-                chain output {{
-                    type filter hook output priority 0;
-                    ip daddr {{ {peers} }} drop
-                }}
-            }}
-            """
-        )
-        self.network.hosts[name].run(["nft", "-f", "-"], input=rules)
+        cut(self.network.hosts[name], addresses)
 
     def heal(self, name: str) -> None:
-        self.network.hosts[name].run(["nft", "delete", "table", "inet", "cut"], check=False)
+        heal(self.network.hosts[name])
 
     # --- what the phone sees -----------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from wazo_ha_core.store import Store
+from wazo_ha_rig import sip
 from wazo_ha_rig.monit import SERVICE, Monit
 from wazo_ha_rig.standby import standby_settings
 from wazo_ha_rig.waiting import wait_for
@@ -102,34 +103,13 @@ class SwitchoverRig(HARig):
         super().baseline(timeout)
 
 
-class PhoneWatch:
-    """What a phone sees while an action runs: it asks both nodes in turn, every ~50 ms.
-
-    ``gap()``: from the master's last answer before the slave's first one, to that
-    first answer — the time the phone had no server (0 when they overlapped).
-    """
+class PhoneWatch(sip.PhoneWatch):
+    """:class:`wazo_ha_rig.sip.PhoneWatch` on the rig's phone, master and slave; a missed change fails the test."""
 
     def __init__(self, rig: HARig):
-        self.rig = rig
-        self.master: list[float] = []
-        self.slave: list[float] = []
+        super().__init__(rig.phone, rig.master.address, rig.slave.address)
 
-    def poll_until(self, condition, deadline: float) -> None:
-        end = time.monotonic() + deadline
-        while time.monotonic() < end:
-            now = time.monotonic()
-            if self.rig.phone.options(self.rig.master.address, timeout=0.025):
-                self.master.append(now)
-            now = time.monotonic()
-            if self.rig.phone.options(self.rig.slave.address, timeout=0.025):
-                self.slave.append(now)
-            if condition(self):
-                return
-        raise AssertionError(f"the phone did not see the expected change within {deadline} s")
-
-    def gap(self) -> float | None:
-        if not self.slave:
-            return None
-        first_slave = self.slave[0]
-        before = [t for t in self.master if t <= first_slave]
-        return max(0.0, first_slave - before[-1]) if before else None
+    def poll_until(self, condition, deadline: float, tick=None) -> bool:
+        if not super().poll_until(condition, deadline, tick):
+            raise AssertionError(f"the phone did not see the expected change within {deadline} s")
+        return True

@@ -1,0 +1,116 @@
+"""Nothing lost on failback, automatically: a real failover and failback on the namespace rig, then the
+master's scheduled check copies back what the slave recorded — voicemail with clashing numbers, CEL and
+queue_log rows — exactly once; also when the copy-back is SIGKILLed or its link cut at a random point.
+
+Real parts: PostgreSQL with Wazo's schema on both nodes, sshd + rsync (the forced command's read-only sender),
+``wazo-ha watch`` on the slave, ``wazo-ha copy-back --auto`` on the master (its schedule, every second here).
+Stand-ins: sipp for Asterisk (answers OPTIONS); voicemail files written as app_voicemail writes them.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+from tests.rig.copyback import history_rows_sql, leave_message, messages, tree_digest
+from wazo_ha_rig.waiting import wait_for
+
+COPY_BACK_DEADLINE = 120.0
+
+
+def serve_on_the_slave(rig, tag: str, count: int, rows: tuple[int, int]) -> None:
+    """The master is cut off; while the slave serves, callers leave messages and calls write history rows."""
+    rig.fail_master()
+    spool = rig.spool(rig.slave)
+    for index in range(count):
+        mailbox, folder = ("1001", "INBOX") if index % 3 else ("1002", "Old")
+        leave_message(spool, mailbox, folder, f"{tag}-{index}")
+    rig.slave.sql(history_rows_sql(tag, *rows))
+    wait_for(lambda: rig.owed().owed, 20, "the master's check finding the copy-back owed")
+
+
+def wait_copied(rig, deadline: float = COPY_BACK_DEADLINE) -> None:
+    wait_for(
+        lambda: not rig.owed().owed and rig.owed().last_outcome == "ok", deadline, "the automatic copy-back done"
+    )
+
+
+def assert_master_holds_everything(rig, tags: list[str], slave_before: dict) -> None:
+    master, slave = messages(rig.spool(rig.master)), messages(rig.spool(rig.slave))
+    for msg_id, entry in slave.items():
+        assert msg_id in master, f"message {msg_id} ({entry['where']}) not on the master"
+        copied = master[msg_id]
+        assert {k: v for k, v in copied.items() if k != "where"} == {k: v for k, v in entry.items() if k != "where"}
+        assert copied["where"].rsplit("/", 1)[0] == entry["where"].rsplit("/", 1)[0]  # same mailbox and folder
+    # Numbers stay contiguous in every folder (app_voicemail resequences gaps): msg0000..N-1, one .txt each.
+    for folder in {entry["where"].rsplit("/", 1)[0] for entry in master.values()}:
+        numbers = sorted(int(e["where"][-4:]) for e in master.values() if e["where"].startswith(folder + "/"))
+        assert numbers == list(range(len(numbers))), f"{folder}: {numbers}"
+    for tag in tags:
+        on_slave, on_master = rig.rows(rig.slave, tag), rig.rows(rig.master, tag)
+        assert on_master == on_slave, f"rows {tag}: {len(on_master)} on the master, {len(on_slave)} on the slave"
+    assert tree_digest(rig.spool(rig.slave)) == slave_before, "the slave's spool changed"
+
+
+def test_after_a_failover_the_master_gets_everything_back_by_itself(rig):
+    master_own = [leave_message(rig.spool(rig.master), "1001", "INBOX", f"master-{i}") for i in range(2)]
+    serve_on_the_slave(rig, "first", 12, (400, 300))
+    slave_before = tree_digest(rig.spool(rig.slave))
+    rows_before = rig.rows(rig.slave, "first")
+    assert not rig.owed().last_outcome, "a copy-back ran while the slave served"
+
+    rig.bring_master_back()
+    began = time.monotonic()
+    wait_copied(rig)
+    print(f"\n[copy-back] done {time.monotonic() - began:.1f} s after the slave gave back")
+
+    assert_master_holds_everything(rig, ["first"], slave_before)
+    assert rig.rows(rig.slave, "first") == rows_before
+    master = messages(rig.spool(rig.master))
+    for index, key in enumerate(master_own):  # the master's own messages keep their numbers
+        entry = next(e for msg_id, e in master.items() if msg_id.endswith(f"-{key}"))
+        assert entry["where"] == f"default/1001/INBOX/msg{index:04d}"
+    renumbered = [e for msg_id, e in master.items() if "-first-" in msg_id and e["where"].startswith("default/1001")]
+    assert min(int(e["where"][-4:]) for e in renumbered) == 2  # the slave's msg0000, msg0001 moved past the master's
+    events = rig.master_store.events(kind="copy-back", limit=10)
+    assert [e.outcome for e in events] == ["ok"] and events[0].figures["automatic"] is True
+    assert events[0].figures["messages_renumbered"] >= 2
+    assert rig.master_store.events(kind="copy-back-owed", limit=10)
+
+
+def test_a_copy_back_killed_at_a_random_point_then_cut_off_completes_on_retry(rig):
+    seed = random.randrange(1 << 30)
+    print(f"\n[copy-back] random seed {seed}")
+    chance = random.Random(seed)
+    serve_on_the_slave(rig, "second", 60, (30_000, 10_000))
+    slave_before = tree_digest(rig.spool(rig.slave))
+    attempts_before = len(rig.master_store.events(kind="copy-back", limit=100))
+
+    rig.bring_master_back()
+    # 1. SIGKILL of the check process at a random moment of its first attempt.
+    wait_for(lambda: rig.owed().running_since is not None, 60, "the first automatic attempt running")
+    time.sleep(chance.uniform(0.05, 1.5))  # fault injection: where the kill lands, not synchronisation
+    rig.driver.kill_running_attempt()
+    wait_for(
+        lambda: any("interrupted" in e.message for e in rig.master_store.events(kind="copy-back", limit=5)),
+        30,
+        "the killed attempt journaled as interrupted by the next check",
+    )
+    # 2. The slave's cable cut at a random moment of a retry, plugged back a few seconds later.
+    wait_for(lambda: rig.owed().running_since is not None or not rig.owed().owed, 60, "a retry running")
+    if rig.owed().owed:
+        time.sleep(chance.uniform(0.05, 1.0))
+        rig.network.link_down(rig.slave.host)
+        try:
+            wait_for(lambda: rig.owed().running_since is None, 60, "the cut attempt ending (timeouts)")
+        finally:
+            rig.network.link_up(rig.slave.host)
+
+    wait_copied(rig)
+
+    assert_master_holds_everything(rig, ["first", "second"], slave_before)
+    events = rig.master_store.events(kind="copy-back", limit=100)
+    events = events[: len(events) - attempts_before]  # newest first: this test's attempts
+    outcomes = [e.outcome for e in reversed(events)]
+    print(f"[copy-back] attempts: {outcomes}")
+    assert outcomes[-1] == "ok" and "failed" in outcomes

@@ -166,6 +166,7 @@ def _files(engine: HAEngine, peer: str, dry_run: bool, progress: ProgressCallbac
     ledger = Ledger(staging_root / LEDGER_FILE)
     files = FilesReport()
     pulled_bytes = 0
+    missing = 0  # directories not on the slave: nothing recorded there, not a problem
     for backend in engine.loader.load("file_sync"):
         staging = staging_root / backend.name
         try:
@@ -174,6 +175,9 @@ def _files(engine: HAEngine, peer: str, dry_run: bool, progress: ProgressCallbac
             report.warnings.append(f"files not copied back: {exc}")
             continue
         pulled_bytes += result.figures.get("bytes_transferred", 0)
+        missing += len(result.figures.get("missing", ()))
+        for note in result.figures.get("missing", ())[:5]:
+            log.info("copy-back: %s", note)
         report.warnings.extend(result.warnings if not dry_run else [])
         for label, path in labelled:
             staged = staging / str(path).lstrip("/")
@@ -191,5 +195,6 @@ def _files(engine: HAEngine, peer: str, dry_run: bool, progress: ProgressCallbac
                 merge_plain(staged, live, f"{label}:{path}", ledger, files, dry_run=dry_run)
     report.figures.update(files.figures())
     report.figures["bytes_pulled"] = pulled_bytes
+    report.figures["directories_missing_on_slave"] = missing
     report.warnings.extend(files.conflicts + files.problems)
     report.would_copy = files.would_copy

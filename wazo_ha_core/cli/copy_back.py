@@ -71,7 +71,7 @@ def cmd_check(args, engine: HAEngine) -> int:
     result = engine.copy_back_check()
     if args.json:
         print_json(result)
-    elif not getattr(args, "quiet", False) or result.get("ran"):
+    elif not getattr(args, "quiet", False):  # cron mails any output: the journal and the notifier tell instead
         what = f"{result['outcome']}: {result.get('message', '')}" if result.get("ran") else result["why"]
         print(f"copy-back check: {'owed' if result['owed'] else 'nothing owed'}; {what}")
     return EXIT_FAILED if result.get("ran") and result.get("outcome") != "ok" else EXIT_OK

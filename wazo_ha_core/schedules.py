@@ -76,9 +76,7 @@ class Schedules:
             if self.settings.get("schedules.kind") == "cron":
                 when = cron_interval(int(self.settings.get("schedules.master_interval")))
                 files[self.cron_dir / CRON_MASTER] = (
-                    header
-                    + _cron_env()
-                    + "".join(f"{when} root {self.command(action)}\n" for action in MASTER_ACTIONS)
+                    header + _cron_env() + "".join(f"{when} root {self.command(action)}\n" for action in MASTER_ACTIONS)
                 )
             else:
                 calendar = timer_calendar(int(self.settings.get("schedules.master_interval")))

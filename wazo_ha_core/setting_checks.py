@@ -35,7 +35,9 @@ LISTEN_ADDRESS = re.compile(r"[A-Za-z0-9_.:%*-]+")
 SYNC_PATH = re.compile(r"(/[A-Za-z0-9_@+:.-]+)+")
 # The state stores switchover.peer_store_url may name: SQLite by absolute path, or PostgreSQL (libpq, psycopg2).
 SQLITE_URL = re.compile(r"sqlite:///(/[^?#\s]+)")
-POSTGRES_URL = re.compile(r"postgresql(\+psycopg2)?://([^/?#@\s]*@)?[A-Za-z0-9_.:\[\]%-]*(/[A-Za-z0-9_-]+)?(\?[^#\s]*)?")
+POSTGRES_URL = re.compile(
+    r"postgresql(\+psycopg2)?://([^/?#@\s]*@)?[A-Za-z0-9_.:\[\]%-]*(/[A-Za-z0-9_-]+)?(\?[^#\s]*)?"
+)
 
 SHOWN_MAX = 80
 
@@ -149,7 +151,10 @@ def copy_back_directories_problem(tree: dict[str, Any]) -> str | None:
         problem = sync_path_problem(value)
         if problem:
             return problem
-    others = [("copy_back.voicemail_dir", copy_back["voicemail_dir"]), ("copy_back.staging_dir", copy_back["staging_dir"])]
+    others = [
+        ("copy_back.voicemail_dir", copy_back["voicemail_dir"]),
+        ("copy_back.staging_dir", copy_back["staging_dir"]),
+    ]
     others += [("file_sync.directories", path) for path in tree["file_sync"]["directories"]]
     seen: list[str] = []
     for value in directories:

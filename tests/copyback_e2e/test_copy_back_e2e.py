@@ -30,9 +30,7 @@ def serve_on_the_slave(rig, tag: str, count: int, rows: tuple[int, int]) -> None
 
 
 def wait_copied(rig, deadline: float = COPY_BACK_DEADLINE) -> None:
-    wait_for(
-        lambda: not rig.owed().owed and rig.owed().last_outcome == "ok", deadline, "the automatic copy-back done"
-    )
+    wait_for(lambda: not rig.owed().owed and rig.owed().last_outcome == "ok", deadline, "the automatic copy-back done")
 
 
 def assert_master_holds_everything(rig, tags: list[str], slave_before: dict) -> None:

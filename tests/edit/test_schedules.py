@@ -108,7 +108,14 @@ def test_slave_watch_unit_enabled_then_switched_to_master_timers(make_settings, 
     assert systemctl_calls(calls_file) == [
         ["disable", "--now", "wazo-ha-watch.service"],
         ["daemon-reload"],
-        ["enable", "--now", "wazo-ha-replicate.timer", "wazo-ha-sync.timer", "wazo-ha-copy-back.timer", "wazo-ha-follow.service"],
+        [
+            "enable",
+            "--now",
+            "wazo-ha-replicate.timer",
+            "wazo-ha-sync.timer",
+            "wazo-ha-copy-back.timer",
+            "wazo-ha-follow.service",
+        ],
     ]
 
 
@@ -139,15 +146,32 @@ def test_undo_and_failure_put_everything_back(make_settings, tmp_path, calls_fil
     step.undo(SLAVE, MASTER)
     assert files(tmp_path / "root") == before
     assert systemctl_calls(calls_file) == [
-        ["disable", "--now", "wazo-ha-replicate.timer", "wazo-ha-sync.timer", "wazo-ha-copy-back.timer", "wazo-ha-follow.service"],
+        [
+            "disable",
+            "--now",
+            "wazo-ha-replicate.timer",
+            "wazo-ha-sync.timer",
+            "wazo-ha-copy-back.timer",
+            "wazo-ha-follow.service",
+        ],
         ["daemon-reload"],
         ["enable", "--now", "wazo-ha-watch.service"],
     ]
     # systemctl refusing to enable the timers: files back, the watch enabled again.
-    enable_timers = ["enable", "--now", "wazo-ha-replicate.timer", "wazo-ha-sync.timer", "wazo-ha-copy-back.timer", "wazo-ha-follow.service"]
+    enable_timers = [
+        "enable",
+        "--now",
+        "wazo-ha-replicate.timer",
+        "wazo-ha-sync.timer",
+        "wazo-ha-copy-back.timer",
+        "wazo-ha-follow.service",
+    ]
     (tmp_path / "systemctl.calls.fail").write_text(json.dumps(enable_timers))
     calls_file.unlink()
-    refused = r"enable --now wazo-ha-replicate\.timer wazo-ha-sync\.timer wazo-ha-copy-back\.timer wazo-ha-follow\.service exited"
+    refused = (
+        r"enable --now wazo-ha-replicate\.timer wazo-ha-sync\.timer wazo-ha-copy-back\.timer "
+        r"wazo-ha-follow\.service exited"
+    )
     with pytest.raises(EditStepError, match=refused):
         ScheduleStep(settings).apply(SLAVE, MASTER)
     assert files(tmp_path / "root") == before

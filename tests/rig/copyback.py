@@ -162,7 +162,9 @@ class CheckDriver:
 
 class CopyBackRig(Demo):
     def __init__(self, schema_files, stability: float = 3.0):
-        super().__init__(schema_files, stability=stability, install=False, out=lambda text: None, subnet=SUBNET, tag=TAG)
+        super().__init__(
+            schema_files, stability=stability, install=False, out=lambda text: None, subnet=SUBNET, tag=TAG
+        )
         self.driver: CheckDriver | None = None
 
     def __enter__(self) -> CopyBackRig:

@@ -79,7 +79,7 @@ def test_a_master_that_was_down_owes_a_copy_back_because_of_the_gap_alone():
 
 def test_a_clock_that_went_back_owes_a_copy_back():
     state, seen = run_timeline([(100, STANDBY), (50, STANDBY)], outcomes=["ok"])
-    assert seen == [(50, "run:ok")]
+    assert seen == [(50, "run:ok")] and not state.owed
 
 
 def test_failures_back_off_exponentially_and_notify_once_then_recovery():

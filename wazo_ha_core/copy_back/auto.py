@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .. import run_locks
@@ -103,10 +103,12 @@ def _attempt(engine: HAEngine, state: State, started: float, rules: Policy, cloc
         return {"ran": False, "why": str(exc)}
     except WazoHAError as exc:  # journaled and notified by copy_back
         outcome, message = "failed", str(exc)
-    after, notify = finish(state, outcome, started, clock(), rules)
+    after, _ = finish(state, outcome, started, clock(), rules)  # notified through the journaled event
     save_state(engine.store, after)
     if after.next_attempt_at is not None and outcome != "ok":
-        log.warning("copy-back attempt %d %s; next attempt in %.0f s", attempt, outcome, after.next_attempt_at - clock())
+        log.warning(
+            "copy-back attempt %d %s; next attempt in %.0f s", attempt, outcome, after.next_attempt_at - clock()
+        )
     return {"ran": True, "outcome": outcome, "message": message, "attempt": attempt, "owed": after.owed}
 
 
@@ -188,7 +190,7 @@ def _serving_here(engine: HAEngine) -> bool | None:
 
 
 def _moment(epoch: float | None) -> datetime:
-    return datetime.fromtimestamp(epoch, timezone.utc) if epoch is not None else utcnow()
+    return datetime.fromtimestamp(epoch, UTC) if epoch is not None else utcnow()
 
 
 def summary(data: dict | None) -> dict[str, Any] | None:

@@ -65,7 +65,7 @@ def test_a_mailbox_of_mode_000_on_the_slave_is_still_copied_and_left_as_it_was(p
         report = engine.copy_back()
         assert slave_state(pair) == before
     finally:
-        os.chmod(hidden, 0o755)
+        os.chmod(hidden, 0o755)  # noqa: S103 (a spool directory's usual mode)
     assert report.outcome == "ok", report.warnings
     assert (pair.master / SPOOL / "default/1001/INBOX/msg0000.txt").exists()
     assert (pair.master / SPOOL / "default/1002/INBOX/msg0000.wav").read_bytes() == b"hidden" * 1000

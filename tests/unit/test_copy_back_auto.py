@@ -160,3 +160,22 @@ def test_repeated_automatic_failures_are_not_mailed_but_a_manual_failure_is():
     assert subject_for(event("failed", streak_notified=True))  # by hand: always told
     assert "succeeded again" in subject_for(event("ok", automatic=True, streak_notified=True))
     assert subject_for(event("ok", automatic=True, streak_notified=False)) is None
+
+
+def test_a_copy_back_by_hand_after_a_killed_automatic_attempt_clears_it_without_a_failure_mail(master):
+    from dataclasses import replace
+
+    clock = Clock()
+    clock.now = __import__("time").time() - 600
+    PEER["host"] = False
+    auto.check(master, clock=clock)
+    auto.save_state(master.store, replace(auto.load_state(master.store), running_since=clock.now))  # killed
+
+    assert master.copy_back().outcome == "ok"
+
+    state = auto.load_state(master.store)
+    assert not state.owed and state.running_since is None
+    clock.now += 60
+    PEER["host"] = True
+    assert auto.check(master, clock=clock)["ran"] is False  # no "interrupted" counted, nothing owed
+    assert not [s for s in master.subjects if "failed" in s]

@@ -138,8 +138,14 @@ def settle_manual(engine: HAEngine, outcome: str, started: float) -> None:
     A failure by hand changes nothing here (the schedule's back-off is its own).
     """
     state = load_state(engine.store)
-    if outcome != "ok" or state.running_since is not None:
+    if outcome != "ok":
         return
+    if state.running_since is not None:  # an automatic attempt running, or one that died: which?
+        try:
+            with run_locks.exclusive(engine.settings.path("run_dir"), LOCK_FILE, "automatic copy-back check"):
+                state = replace(state, running_since=None)  # it died: this run did its work
+        except AlreadyRunning:
+            return  # a check is running; it keeps its own state
     after, _ = finish(state, outcome, started, time.time(), policy(engine.settings))
     if after != state:
         save_state(engine.store, after)

@@ -50,6 +50,16 @@ def assert_master_holds_everything(rig, tags: list[str], slave_before: dict) -> 
     assert tree_digest(rig.spool(rig.slave)) == slave_before, "the slave's spool changed"
 
 
+def assert_ran_after_the_failback(rig, before: int) -> None:
+    """Every copy-back attempt of this scenario began once the slave had begun to give back (services stopping)."""
+    failback = rig.slave_events("failback")[0]
+    events = rig.master_store.events(kind="copy-back", limit=200)
+    for event in events[: len(events) - before]:
+        assert event.started_at >= failback.started_at, (
+            f"a copy-back began at {event.started_at} while the slave still served (failback {failback.started_at})"
+        )
+
+
 def test_after_a_failover_the_master_gets_everything_back_by_itself(rig):
     master_own = [leave_message(rig.spool(rig.master), "1001", "INBOX", f"master-{i}") for i in range(2)]
     serve_on_the_slave(rig, "first", 12, (400, 300))
@@ -63,6 +73,7 @@ def test_after_a_failover_the_master_gets_everything_back_by_itself(rig):
     print(f"\n[copy-back] done {time.monotonic() - began:.1f} s after the slave gave back")
 
     assert_master_holds_everything(rig, ["first"], slave_before)
+    assert_ran_after_the_failback(rig, 0)
     assert rig.rows(rig.slave, "first") == rows_before
     master = messages(rig.spool(rig.master))
     for index, key in enumerate(master_own):  # the master's own messages keep their numbers
@@ -99,6 +110,7 @@ def test_a_copy_back_sigkilled_at_a_random_point_completes_on_retry_exactly_once
     assert outcomes[0] == "failed (interrupted)", "the kill did not land during the attempt"
     assert outcomes[-1] == "ok"
     assert_master_holds_everything(rig, ["first", "second"], slave_before)
+    assert_ran_after_the_failback(rig, before)
 
 
 def test_a_copy_back_cut_off_at_a_random_point_completes_on_retry_exactly_once(rig):
@@ -123,4 +135,5 @@ def test_a_copy_back_cut_off_at_a_random_point_completes_on_retry_exactly_once(r
     assert outcomes[0] in ("failed", "partial"), "the cut did not land during the attempt"
     assert outcomes[-1] == "ok"
     assert_master_holds_everything(rig, ["first", "second", "third"], slave_before)
+    assert_ran_after_the_failback(rig, before)
     assert not rig.slave_answers(), "the slave took over during the cut"

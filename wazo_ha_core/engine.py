@@ -245,6 +245,12 @@ class HAEngine:
 
         return copy_back(self, dry_run=dry_run, progress=progress)
 
+    def copy_back_check(self) -> dict[str, Any]:
+        """The schedule's check: run the copy-back if one is owed; see :mod:`wazo_ha_core.copy_back.auto`."""
+        from .copy_back.auto import check
+
+        return check(self)
+
     def replicate(
         self,
         *,

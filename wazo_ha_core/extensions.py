@@ -335,7 +335,10 @@ class FileSyncBackend(Plugin, abc.ABC):
         side must let those read exactly the copy-back directories and nothing
         else, and gains no way to write here. Never deletes, neither in
         ``staging`` nor on the peer, and changes nothing on the peer. A path
-        missing on the peer is a warning. Time-bounded by the plugin's
+        missing on the peer is *nothing recorded there*, not a problem: it is
+        listed in ``figures["missing"]``, not in the warnings (a warning makes
+        the copy-back ``partial``, so the automatic one would retry it
+        forever). Time-bounded by the plugin's
         settings. The engine merges ``staging`` into the live directories
         itself (:mod:`wazo_ha_core.copy_back.files`).
         Raises :class:`~wazo_ha_core.errors.NotInitialised` before :meth:`init`,

@@ -85,6 +85,27 @@ class MetricsFile:
         ):
             value = last_copy_back.figures.get(figure, 0) if last_copy_back is not None else 0
             gauge(f"last_copy_back_{figure}", help_text, float(value))
+        owed = self.store.plugin_state("core.copy_back").get("auto") or {}  # copy_back.auto.STATE_OWNER
+        gauge(
+            "copy_back_owed",
+            "1 while a copy-back is owed to this master (the slave served since the last verified one), else 0.",
+            1 if owed.get("owed_since") is not None else 0,
+        )
+        gauge(
+            "copy_back_owed_since_timestamp_seconds",
+            "Since when a copy-back is owed, 0 if none.",
+            owed.get("owed_since") or 0,
+        )
+        gauge(
+            "copy_back_failed_attempts",
+            "Automatic copy-back attempts that failed in a row (0 after a success).",
+            owed.get("attempts") or 0,
+        )
+        gauge(
+            "copy_back_last_attempt_timestamp_seconds",
+            "Start of the last automatic or manual copy-back attempt the check knows of, 0 if none.",
+            owed.get("last_attempt_at") or 0,
+        )
         last_switch = self.store.last_event(("failover", "failback"), ("ok",))
         gauge(
             "master_up",

@@ -34,11 +34,24 @@ def subject_for(event: Event) -> str | None:
         return f"wazo-ha on {host}: replication refused, the slave's configuration was edited"
     if event.kind in ("switchover", "switchback") and event.outcome == "failed":
         return f"wazo-ha on {host}: {event.kind} failed"
-    if event.kind == "copy-back" and event.outcome in ("failed", "partial"):
-        what = "failed" if event.outcome == "failed" else "left items on the slave"
-        return f"wazo-ha on {host}: copy-back {what}"
+    if event.kind == "copy-back":
+        return _copy_back_subject(event, host)
     if event.kind in ("failover", "failback") and event.outcome == "ok":
         return f"wazo-ha on {host}: {event.kind}"
+    return None
+
+
+def _copy_back_subject(event: Event, host: str) -> str | None:
+    """A failed run is told; an automatic retry that fails again is not (the streak was told once, at its
+    first failure); the run that ends a told streak is told too (docs/copy_back.rst)."""
+    streak = event.figures.get("streak_notified")
+    if event.outcome in ("failed", "partial"):
+        if event.figures.get("automatic") and streak:
+            return None
+        what = "failed" if event.outcome == "failed" else "left items on the slave"
+        return f"wazo-ha on {host}: copy-back {what}"
+    if event.outcome == "ok" and streak:
+        return f"wazo-ha on {host}: copy-back succeeded again, nothing owed to the master any more"
     return None
 
 

@@ -1,8 +1,9 @@
 """Edit step: the per-role schedules, installed while HA is enabled and removed on disable.
 
-* master → ``wazo-ha replicate`` and ``wazo-ha sync`` every
-  ``schedules.master_interval`` minutes (default 1; 60 is today's "hourly at
-  :00"), as a cron file (``schedules.kind: cron``) or two systemd timers.
+* master → ``wazo-ha replicate``, ``wazo-ha sync`` and ``wazo-ha copy-back
+  --auto`` (the automatic copy-back's check) every ``schedules.master_interval``
+  minutes (default 1; 60 is today's "hourly at :00"), as a cron file
+  (``schedules.kind: cron``) or three systemd timers.
 * master in coordinated mode (a coordinator other than ``none``) → also
   ``wazo-ha-watch.service``: it holds the leader lock, without which the
   master does not serve;
@@ -39,7 +40,10 @@ from .step_commands import run_step_command
 log = logging.getLogger(__name__)
 
 CRON_MASTER, CRON_SLAVE = "xivo-ha-master", "xivo-ha-slave"
-TIMERS = ("wazo-ha-replicate.timer", "wazo-ha-sync.timer")
+TIMERS = ("wazo-ha-replicate.timer", "wazo-ha-sync.timer", "wazo-ha-copy-back.timer")
+#: What the master's schedule runs, one job each (the same order as TIMERS). ``copy-back --auto`` is the
+#: automatic copy-back's check: it runs a copy-back only when the slave served and gave back (docs/copy_back.rst).
+MASTER_ACTIONS = ("replicate", "sync", "copy-back --auto")
 WATCH = "wazo-ha-watch.service"
 FOLLOW = "wazo-ha-follow.service"
 HEADER = "# Written by wazo-ha for the HA role {role}; rewritten or removed on every HA edit. Do not edit.\n"
@@ -72,13 +76,11 @@ class Schedules:
             if self.settings.get("schedules.kind") == "cron":
                 when = cron_interval(int(self.settings.get("schedules.master_interval")))
                 files[self.cron_dir / CRON_MASTER] = (
-                    header
-                    + _cron_env()
-                    + "".join(f"{when} root {self.command(action)}\n" for action in ("replicate", "sync"))
+                    header + _cron_env() + "".join(f"{when} root {self.command(action)}\n" for action in MASTER_ACTIONS)
                 )
             else:
                 calendar = timer_calendar(int(self.settings.get("schedules.master_interval")))
-                for timer, action in zip(TIMERS, ("replicate", "sync"), strict=True):
+                for timer, action in zip(TIMERS, MASTER_ACTIONS, strict=True):
                     service = timer.replace(".timer", ".service")
                     files[self.systemd_dir / service] = header + _oneshot_unit(action, self.unit_command(action))
                     files[self.systemd_dir / timer] = header + _timer_unit(action, calendar)
@@ -112,7 +114,7 @@ class Schedules:
         ):
             if problem:
                 raise EditStepError(f"{label}: {problem}")
-        return [*argv, action, "--quiet"]
+        return [*argv, *action.split(), "--quiet"]
 
     def command(self, action: str) -> str:
         """The command for a cron line (``cron_command``); see :meth:`unit_command` for a unit."""

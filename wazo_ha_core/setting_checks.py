@@ -31,6 +31,14 @@ FILE_NAME = re.compile(r"[A-Za-z0-9_@+:.-]+")
 # A listen_addresses entry: a host name, an IP address (IPv6 zone included) or '*'.
 LISTEN_ADDRESS = re.compile(r"[A-Za-z0-9_.:%*-]+")
 
+# A path the rsync forced command takes as one word (wazo_ha_plugins.rsync.trust.SAFE_ARGUMENT's characters).
+SYNC_PATH = re.compile(r"(/[A-Za-z0-9_@+:.-]+)+")
+# The state stores switchover.peer_store_url may name: SQLite by absolute path, or PostgreSQL (libpq, psycopg2).
+SQLITE_URL = re.compile(r"sqlite:///(/[^?#\s]+)")
+POSTGRES_URL = re.compile(
+    r"postgresql(\+psycopg2)?://([^/?#@\s]*@)?[A-Za-z0-9_.:\[\]%-]*(/[A-Za-z0-9_-]+)?(\?[^#\s]*)?"
+)
+
 SHOWN_MAX = 80
 
 
@@ -119,6 +127,80 @@ def peer_address_problem(value: Any) -> str | None:
     return None
 
 
+def sync_path_problem(value: Any) -> str | None:
+    """A directory the master pulls from the slave: absolute, no ``..``, letters, digits and ``_@+:.-`` only."""
+    problem = absolute_path_problem(value)
+    if problem:
+        return problem
+    if not SYNC_PATH.fullmatch(value.rstrip("/") or "/"):
+        return (
+            "must be an absolute directory path of letters, digits and '_@+:.-' (it goes into the slave's "
+            f"forced rsync command), not '/', got {shown(value)}"
+        )
+    return None
+
+
+def copy_back_directories_problem(tree: dict[str, Any]) -> str | None:
+    """``copy_back.directories``: each a sync path, none twice, none inside another copy-back directory,
+    and none overlapping what the master mirrors to the slave (``file_sync.directories``, which deletes on
+    the slave what the master lacks: it would remove what the slave recorded before it is copied back),
+    nor the staging directory."""
+    copy_back = tree["copy_back"]
+    directories = copy_back["directories"]
+    for value in directories:
+        problem = sync_path_problem(value)
+        if problem:
+            return problem
+    others = [
+        ("copy_back.voicemail_dir", copy_back["voicemail_dir"]),
+        ("copy_back.staging_dir", copy_back["staging_dir"]),
+    ]
+    others += [("file_sync.directories", path) for path in tree["file_sync"]["directories"]]
+    seen: list[str] = []
+    for value in directories:
+        path = value.rstrip("/")
+        for key, other in [("copy_back.directories", p) for p in seen] + others:
+            if _overlap(path, str(other).rstrip("/")):
+                return f"{shown(value)} overlaps {key} {shown(other)}: each directory is copied back on its own"
+        seen.append(path)
+    return None
+
+
+def _overlap(one: str, other: str) -> bool:
+    return one == other or one.startswith(other + "/") or other.startswith(one + "/")
+
+
+def peer_store_url_problem(value: Any) -> str | None:
+    """``switchover.peer_store_url``: ``sqlite:////absolute/path`` or a ``postgresql://`` URL without a password.
+
+    Anything else would load another SQLAlchemy dialect (a plugin of its own), open a relative file
+    wherever the schedule runs, or put a secret in the settings file and in every message that names
+    the store: the password goes in ``~/.pgpass`` (or ``PGPASSFILE``), as libpq reads it.
+    """
+    if not isinstance(value, str):
+        return f"must be a SQLAlchemy URL, got {shown(value)}"
+    if SQLITE_URL.fullmatch(value):
+        return None if ".." not in value.split("/") else f"must not contain a '..' component, got {shown(value)}"
+    match = POSTGRES_URL.fullmatch(value)
+    if match:
+        if (match.group(2) and ":" in match.group(2)) or "password=" in (match.group(4) or "").lower():
+            return (
+                "must not hold a password (it would be shown wherever the URL is: put it in ~/.pgpass), "
+                f"got {shown(_redacted(value))}"
+            )
+        return None
+    return (
+        "must be sqlite:////<absolute path> or postgresql://[user@]host[:port]/database[?options], "
+        f"got {shown(_redacted(value))}"
+    )
+
+
+def _redacted(url: str) -> str:
+    """``url`` with whatever stands before an ``@`` (user and password) replaced: never a secret in a message."""
+    url = re.sub(r"(://)[^/?#]*@", r"\1…@", url)
+    return re.sub(r"(?i)(password=)[^&#]*", r"\1…", url)
+
+
 def _each(check):
     def problem(values: Any) -> str | None:
         for value in values or ():
@@ -139,6 +221,7 @@ CHECKS = {
     "file_sync.directories": _each(absolute_path_problem),
     "file_sync.tenant_sounds_excluded": _each(file_name_problem),
     "schedules.command": executable_problem,
+    "switchover.peer_store_url": peer_store_url_problem,
     "standbys": _each(peer_address_problem),
 }
 
@@ -162,6 +245,14 @@ def value_problem(kind: str, value: Any) -> str | None:
 
 def tree_problem(tree: dict[str, Any], options) -> tuple[str, str] | None:
     """The first ``(key, reason)`` wrong in the merged settings ``tree``, or ``None``."""
+    problem = _tree_value_problem(tree, options)
+    if problem:
+        return problem
+    reason = copy_back_directories_problem(tree)
+    return ("copy_back.directories", reason) if reason else None
+
+
+def _tree_value_problem(tree: dict[str, Any], options) -> tuple[str, str] | None:
     for option in options:
         node: Any = tree
         for part in option.key.split("."):

@@ -224,6 +224,33 @@ OPTIONS: tuple[Option, ...] = (
         "number",
         "app_voicemail's `maxmsg` per folder: slave messages beyond it are left on the slave and reported.",
     ),
+    Option(
+        "copy_back.automatic",
+        True,
+        "bool",
+        "On the master: the schedule's `wazo-ha copy-back --auto` runs the copy-back by itself once the slave "
+        "served and gave back (retried with back-off until it succeeds). Off: it only records that one is owed.",
+    ),
+    Option(
+        "copy_back.retry_min",
+        60.0,
+        "number",
+        "Seconds before the first retry of a failed automatic copy-back; doubled at each failure in a row.",
+    ),
+    Option(
+        "copy_back.retry_max",
+        3600.0,
+        "number",
+        "At most this many seconds between two automatic copy-back attempts.",
+    ),
+    Option(
+        "copy_back.gap",
+        None,
+        "number-or-null",
+        "A master whose last copy-back check is older than this many seconds (it was down or cut off) assumes "
+        "the slave may have served meanwhile: a copy-back is owed. Must exceed `schedules.master_interval`. "
+        "Empty: three intervals, at least 300 s.",
+    ),
     Option("history.default_limit", 20, "number", "How many journal events `status` and `history` show by default."),
     # --- enabling / disabling HA (docs/enabling.rst) ---
     Option(
@@ -637,6 +664,19 @@ def _validate(tree: dict[str, Any], source: str) -> None:
     interval = tree["schedules"]["master_interval"]
     if interval != int(interval) or 60 % int(interval):
         raise SettingsError(source, "schedules.master_interval", f"must divide 60 (1, 2, 5, 10… 60), got {interval!r}")
+    copy_back = tree["copy_back"]
+    if copy_back["retry_max"] < copy_back["retry_min"]:
+        raise SettingsError(
+            source,
+            "copy_back.retry_max",
+            f"must be at least copy_back.retry_min ({copy_back['retry_min']!r}), got {copy_back['retry_max']!r}",
+        )
+    if copy_back["gap"] is not None and copy_back["gap"] <= 60 * interval:
+        raise SettingsError(
+            source,
+            "copy_back.gap",
+            f"must exceed schedules.master_interval ({interval!r} min = {60 * interval} s), got {copy_back['gap']!r}",
+        )
     follow = tree["follow"]
     for key, limit in (("poll_interval", 60), ("min_interval", 600), ("debounce", 60), ("max_backoff", 86400)):
         if not isinstance(follow[key], bool) and isinstance(follow[key], (int, float)) and follow[key] > limit:

@@ -5,7 +5,8 @@
   and the last failover or failback in force;
 * each service manager's state (active or standby), asked locally;
 * the last replication, sync, copy-back, failover and failback with their age and figures;
-* whether the watch is paused.
+* whether the watch is paused;
+* on a master, whether a copy-back is owed and its last automatic attempt.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import PluginLoadError
 from .journal import Event, utcnow
-from .status_snapshot import GOOD_OUTCOMES, LAST_KINDS, SWITCH_KINDS, SWITCH_OUTCOMES, SWITCHOVER_OWNER
+from .status_snapshot import (
+    COPY_BACK_OWNER,
+    GOOD_OUTCOMES,
+    LAST_KINDS,
+    SWITCH_KINDS,
+    SWITCH_OUTCOMES,
+    SWITCHOVER_OWNER,
+)
 from .watch import STATE_OWNER
 
 if TYPE_CHECKING:
@@ -46,6 +54,7 @@ def status_report(
         "last": {kind: _last(source, kind) for kind in LAST_KINDS},
         "paused": state.get("paused"),
         "switched_over": source.plugin_state(SWITCHOVER_OWNER).get("switched"),
+        "copy_back": copy_back_summary(source.plugin_state(COPY_BACK_OWNER).get("auto")),
         "store": store,
         "events": [event.as_dict() for event in events],
     }
@@ -125,3 +134,9 @@ def _parse(text: str | None) -> datetime | None:
         return datetime.fromisoformat(text) if text else None
     except ValueError:
         return None
+
+
+def copy_back_summary(data: dict | None) -> dict[str, Any] | None:
+    from .copy_back.auto import summary  # light: no SQLAlchemy
+
+    return summary(data)

@@ -59,8 +59,9 @@ GOOD_OUTCOMES = ("ok", "skipped")
 SWITCH_KINDS, SWITCH_OUTCOMES = ("failover", "failback"), ("ok",)
 WATCH_KEYS = ("status", "paused")
 SWITCHOVER_OWNER = "core.switchover"  # wazo_ha_core.switchover.STATE_OWNER, not imported: it pulls the engine in
+COPY_BACK_OWNER = "core.copy_back"  # wazo_ha_core.copy_back.auto.STATE_OWNER (its key: "auto")
 #: The plugin states ``status`` reads, and which of their keys.
-STATES = {STATE_OWNER: WATCH_KEYS, SWITCHOVER_OWNER: ("switched",)}
+STATES = {STATE_OWNER: WATCH_KEYS, SWITCHOVER_OWNER: ("switched",), COPY_BACK_OWNER: ("auto",)}
 
 # SQLite's locking protocol (os_unix.c): byte-range locks at 1 GiB; a reader holds a read
 # lock on the shared range, a writer needs a write lock on all of it to commit.

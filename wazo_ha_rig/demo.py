@@ -86,8 +86,11 @@ class Demo:
         stability: float = 10.0,
         install: bool = True,
         out: Callable[[str], None] = print,
+        subnet: str = SUBNET,
+        tag: str = TAG,
     ):
         self.schema_files = schema_files
+        self.subnet, self.tag = subnet, tag  # tests that build on the demo's nodes use their own subnet
         self.install = install
         self.stability = stability
         self.out = out
@@ -214,9 +217,9 @@ class Demo:
         self.work = Path(tempfile.mkdtemp(prefix="wazo-ha-demo-"))
         self.work.chmod(0o711)  # postgres must reach its cluster directories below
         self.say(f"workspace {self.work}")
-        self.network = TestNetwork(SUBNET, TAG)
+        self.network = TestNetwork(self.subnet, self.tag)
         self.network.start()
-        self.say(f"unreachable route {SUBNET} added in the root namespace; switch namespace {self.network.switch}")
+        self.say(f"unreachable route {self.subnet} added in the root namespace; switch namespace {self.network.switch}")
         master_host = self.network.add_host("master")
         slave_host = self.network.add_host("slave")
         phone_host = self.network.add_host("phone")

@@ -141,10 +141,11 @@ def test_cron_lines_run_exactly_the_configured_argv(tmp_path, argv_printer):
     ScheduleStep(settings).apply(DISABLED, MASTER)
     cron = (tmp_path / "root/etc/cron.d/xivo-ha-master").read_text()
     lines = [line for line in cron.splitlines() if line.startswith("* * * * * root ")]
-    assert len(lines) == 2 and len(cron.splitlines()) == 5  # header, SHELL, PATH and exactly two jobs
-    for line, action in zip(lines, ("replicate", "sync"), strict=True):
+    assert len(lines) == 3 and len(cron.splitlines()) == 6  # header, SHELL, PATH and exactly three jobs
+    for line, action in zip(lines, (["replicate"], ["sync"], ["copy-back", "--auto"]), strict=True):
         command = line.removeprefix("* * * * * root ")
-        assert sh_argv(cron_percent(command)) == [str(argv_printer), "--config", settings.sources[0], action, "--quiet"]
+        expected = [str(argv_printer), "--config", settings.sources[0], *action, "--quiet"]
+        assert sh_argv(cron_percent(command)) == expected
 
 
 def test_units_run_exactly_the_configured_argv(tmp_path, argv_printer):

@@ -54,9 +54,10 @@ def test_master_cron_every_minute_then_removed(make_settings, tmp_path, calls_fi
     ScheduleStep(settings).apply(DISABLED, MASTER)
     cron = tmp_path / "root/etc/cron.d/xivo-ha-master"
     lines = [line for line in cron.read_text().splitlines() if not line.startswith("#")]
-    assert lines[-2:] == [
+    assert lines[-3:] == [
         "* * * * * root /usr/bin/wazo-ha replicate --quiet",
         "* * * * * root /usr/bin/wazo-ha sync --quiet",
+        "* * * * * root /usr/bin/wazo-ha copy-back --auto --quiet",
     ]
     assert oct(cron.stat().st_mode & 0o777) == "0o644"
     # The follower is a long-running process: a systemd service whatever the kind of schedule.
@@ -95,6 +96,8 @@ def test_slave_watch_unit_enabled_then_switched_to_master_timers(make_settings, 
     calls_file.unlink()
     ScheduleStep(settings).apply(SLAVE, MASTER)
     assert sorted(files(tmp_path / "root")) == [
+        "etc/systemd/system/wazo-ha-copy-back.service",
+        "etc/systemd/system/wazo-ha-copy-back.timer",
         "etc/systemd/system/wazo-ha-follow.service",
         "etc/systemd/system/wazo-ha-replicate.service",
         "etc/systemd/system/wazo-ha-replicate.timer",
@@ -105,7 +108,14 @@ def test_slave_watch_unit_enabled_then_switched_to_master_timers(make_settings, 
     assert systemctl_calls(calls_file) == [
         ["disable", "--now", "wazo-ha-watch.service"],
         ["daemon-reload"],
-        ["enable", "--now", "wazo-ha-replicate.timer", "wazo-ha-sync.timer", "wazo-ha-follow.service"],
+        [
+            "enable",
+            "--now",
+            "wazo-ha-replicate.timer",
+            "wazo-ha-sync.timer",
+            "wazo-ha-copy-back.timer",
+            "wazo-ha-follow.service",
+        ],
     ]
 
 
@@ -136,15 +146,32 @@ def test_undo_and_failure_put_everything_back(make_settings, tmp_path, calls_fil
     step.undo(SLAVE, MASTER)
     assert files(tmp_path / "root") == before
     assert systemctl_calls(calls_file) == [
-        ["disable", "--now", "wazo-ha-replicate.timer", "wazo-ha-sync.timer", "wazo-ha-follow.service"],
+        [
+            "disable",
+            "--now",
+            "wazo-ha-replicate.timer",
+            "wazo-ha-sync.timer",
+            "wazo-ha-copy-back.timer",
+            "wazo-ha-follow.service",
+        ],
         ["daemon-reload"],
         ["enable", "--now", "wazo-ha-watch.service"],
     ]
     # systemctl refusing to enable the timers: files back, the watch enabled again.
-    enable_timers = ["enable", "--now", "wazo-ha-replicate.timer", "wazo-ha-sync.timer", "wazo-ha-follow.service"]
+    enable_timers = [
+        "enable",
+        "--now",
+        "wazo-ha-replicate.timer",
+        "wazo-ha-sync.timer",
+        "wazo-ha-copy-back.timer",
+        "wazo-ha-follow.service",
+    ]
     (tmp_path / "systemctl.calls.fail").write_text(json.dumps(enable_timers))
     calls_file.unlink()
-    refused = r"enable --now wazo-ha-replicate\.timer wazo-ha-sync\.timer wazo-ha-follow\.service exited"
+    refused = (
+        r"enable --now wazo-ha-replicate\.timer wazo-ha-sync\.timer wazo-ha-copy-back\.timer "
+        r"wazo-ha-follow\.service exited"
+    )
     with pytest.raises(EditStepError, match=refused):
         ScheduleStep(settings).apply(SLAVE, MASTER)
     assert files(tmp_path / "root") == before

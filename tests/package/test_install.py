@@ -22,6 +22,8 @@ UNITS = (
     "wazo-ha-replicate.timer",
     "wazo-ha-sync.service",
     "wazo-ha-sync.timer",
+    "wazo-ha-copy-back.service",
+    "wazo-ha-copy-back.timer",
 )
 
 

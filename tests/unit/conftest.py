@@ -28,6 +28,9 @@ TEST_PLUGINS = {
     "serving_services": sample_plugins.ServingServices,
     "recording_replication": sample_plugins.RecordingReplication,
     "recording_file_sync": sample_plugins.RecordingFileSync,
+    "scripted_host": sample_plugins.ScriptedHostProbe,
+    "scripted_sip": sample_plugins.ScriptedSipProbe,
+    "scripted_copy_back": sample_plugins.ScriptedCopyBackRows,
 }
 
 

@@ -121,3 +121,35 @@ class NotAPlugin:
 class ExplodingConstructor(RecordingServices):
     def __init__(self, context):
         raise RuntimeError("cannot find /etc/bnfos.conf (test)")
+
+
+#: What the scripted peer does (tests/unit/test_copy_back_auto.py): answers its probes, and how copy-back ends.
+PEER = {"host": True, "sip": False, "copy_back": []}
+
+
+class ScriptedHostProbe(HealthProbe):
+    checks = "host"
+
+    def probe(self, target):
+        return ProbeAnswer(up=PEER["host"], reason="" if PEER["host"] else "timeout")
+
+
+class ScriptedSipProbe(HealthProbe):
+    checks = "service"
+
+    def probe(self, target):
+        return ProbeAnswer(up=PEER["sip"], reason="" if PEER["sip"] else "timeout")
+
+
+class ScriptedCopyBackRows(ReplicationBackend):
+    """copy_back_rows pops the next of PEER["copy_back"]: an exception to raise or a row count."""
+
+    def replicate(self, peer, *, force=False, progress=None):
+        return OperationResult("copied")
+
+    def copy_back_rows(self, peer, *, dry_run=False, progress=None):
+        CALLS.append((self.name, "copy_back_rows", (peer, dry_run)))
+        outcome = PEER["copy_back"].pop(0) if PEER["copy_back"] else 0
+        if isinstance(outcome, Exception):
+            raise outcome
+        return OperationResult("copied", figures={"rows_cel": outcome})

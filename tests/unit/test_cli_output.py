@@ -114,3 +114,25 @@ def test_a_closed_pipe_ends_quietly(config):
         os.close(writer)
     assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr
     assert result.returncode == 0
+
+
+def test_status_shows_a_copy_back_owed_and_the_scheduled_check_is_silent(config, tmp_path):
+    from wazo_ha_core.store import Store
+
+    override = config.parent / "conf.d" / "no-probes.yml"  # no probe of 10.0.0.2 from a unit test
+    override.parent.mkdir()
+    override.write_text("plugins: {health_probes: [], replication: [], file_sync: []}\n")
+    override.chmod(0o600)
+    wazo_ha("config", "set", "node_type=master", "remote_address=10.0.0.2", config=config)
+    store = Store(f"sqlite:///{tmp_path}/root/var/lib/wazo-ha/state.db")
+    try:
+        owed = {"owed_since": 1_764_700_000.0, "reason": "the slave serves", "evidence_at": 1_764_700_000.0}
+        store.plugin_state("core.copy_back").set("auto", owed)
+    finally:
+        store.close()
+
+    check = wazo_ha("copy-back", "--auto", "--quiet", config=config)  # what cron runs: it mails any output
+    status = wazo_ha("status", config=config)
+
+    assert check.returncode == 0 and check.stdout == "" and check.stderr == ""
+    assert "copy-back       OWED since 2025-12-02T18:26:40 (the slave serves)" in status.stdout, status.stdout

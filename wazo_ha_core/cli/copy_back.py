@@ -3,6 +3,10 @@
 Exit codes: 0 everything copied (or nothing to copy); 1 not a master, a
 failed run, or items left on the slave (conflicts, problems: listed);
 2 usage or settings error.
+
+``--auto`` (the master's schedule): exit 0 whether or not a copy-back was
+owed or ran and succeeded; 1 when the attempt it made failed or left items
+(it is retried at a later check, with back-off).
 """
 
 from __future__ import annotations
@@ -25,11 +29,19 @@ def register(commands, common) -> None:
         action="store_true",
         help="list what would move; writes nothing but the staging copy on this node",
     )
+    parser.add_argument(
+        "--auto",
+        action="store_true",
+        help="the schedule's check: run it only if one is owed (the slave served) and due (back-off); "
+        "see docs/copy_back.rst",
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(handler=cmd_copy_back)
 
 
 def cmd_copy_back(args, engine: HAEngine) -> int:
+    if args.auto:
+        return cmd_check(args, engine)
     report = engine.copy_back(dry_run=args.dry_run)
     if args.json:
         print_json(
@@ -50,3 +62,16 @@ def cmd_copy_back(args, engine: HAEngine) -> int:
         for warning in report.warnings:
             print(f"  warning: {warning}")
     return EXIT_FAILED if report.warnings and not args.dry_run else EXIT_OK
+
+
+def cmd_check(args, engine: HAEngine) -> int:
+    if args.dry_run:
+        print("copy-back: --auto and --dry-run cannot be combined")
+        return 2
+    result = engine.copy_back_check()
+    if args.json:
+        print_json(result)
+    elif not getattr(args, "quiet", False):  # cron mails any output: the journal and the notifier tell instead
+        what = f"{result['outcome']}: {result.get('message', '')}" if result.get("ran") else result["why"]
+        print(f"copy-back check: {'owed' if result['owed'] else 'nothing owed'}; {what}")
+    return EXIT_FAILED if result.get("ran") and result.get("outcome") != "ok" else EXIT_OK

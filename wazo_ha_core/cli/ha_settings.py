@@ -124,6 +124,14 @@ def print_status(args, status: dict[str, Any]) -> int:
     if switched:
         since = switched["since"][:19]
         print(f"switchover      telephony moved to {switched['peer']} since {since} (`wazo-ha switchback`)")
+    owed = status.get("copy_back")
+    if owed and (owed["owed"] or owed["attempts"]):
+        line = f"OWED since {owed['owed_since'][:19]} ({owed['reason']})" if owed["owed"] else "not owed"
+        if owed["last_attempt_at"]:
+            line += f"; last attempt {owed['last_attempt_at'][:19]} {owed['last_outcome']}"
+        if owed["attempts"] and owed["next_attempt_at"]:
+            line += f", {owed['attempts']} failed in a row, next {owed['next_attempt_at'][:19]}"
+        print(f"copy-back       {line}")
     for kind, last in status["last"].items():
         if last is None and kind in ("switchover", "switchback"):
             continue  # planned moves: shown once there was one

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -72,7 +73,13 @@ def copy_back_paths(settings: Settings) -> list[tuple[str, str]]:
     return paths
 
 
-def copy_back(engine: HAEngine, *, dry_run: bool = False, progress: ProgressCallback = no_progress) -> CopyBackReport:
+def copy_back(
+    engine: HAEngine,
+    *,
+    dry_run: bool = False,
+    progress: ProgressCallback = no_progress,
+    automatic: dict[str, Any] | None = None,
+) -> CopyBackReport:
     """Run the copy-back from the slave into this master (see the module docstring); journaled.
 
     Raises :class:`PreflightError` when this node is not the master,
@@ -80,9 +87,19 @@ def copy_back(engine: HAEngine, *, dry_run: bool = False, progress: ProgressCall
     plugins' :class:`PluginError` (journaled ``failed``; what was merged before
     stays merged and verified). Problems with single items do not raise: the
     outcome is then ``partial`` with the items in ``warnings``.
+
+    ``automatic``: figures of the scheduled check that started this run
+    (:mod:`.auto`; they rule its notifications), which also keeps the owed
+    state. Any other run that ends ``ok`` clears a copy-back owed since before
+    it started (:func:`.auto.settle_manual`).
     """
+    from . import auto
+
     ha = engine.current_settings()
-    event = Event(kind=KIND, started_at=utcnow(), figures={"dry_run": dry_run})
+    started = time.time()
+    event = Event(kind=KIND, started_at=utcnow(), figures={"dry_run": dry_run, **(automatic or {})})
+    if automatic is None and not dry_run:
+        event.figures["streak_notified"] = auto.streak_notified(engine)
     report = CopyBackReport()
     try:
         if ha.node_type != "master":
@@ -119,6 +136,8 @@ def copy_back(engine: HAEngine, *, dry_run: bool = False, progress: ProgressCall
         event.figures["warnings"] = report.warnings[:50]
     engine.journal.append(event)
     (log.warning if report.warnings else log.info)("copy-back from %s: %s", peer, report.message, extra=REPORTED)
+    if automatic is None and not dry_run:
+        auto.settle_manual(engine, report.outcome, started)
     return report
 
 
@@ -147,6 +166,7 @@ def _files(engine: HAEngine, peer: str, dry_run: bool, progress: ProgressCallbac
     ledger = Ledger(staging_root / LEDGER_FILE)
     files = FilesReport()
     pulled_bytes = 0
+    missing = 0  # directories not on the slave: nothing recorded there, not a problem
     for backend in engine.loader.load("file_sync"):
         staging = staging_root / backend.name
         try:
@@ -155,6 +175,9 @@ def _files(engine: HAEngine, peer: str, dry_run: bool, progress: ProgressCallbac
             report.warnings.append(f"files not copied back: {exc}")
             continue
         pulled_bytes += result.figures.get("bytes_transferred", 0)
+        missing += len(result.figures.get("missing", ()))
+        for note in result.figures.get("missing", ())[:5]:
+            log.info("copy-back: %s", note)
         report.warnings.extend(result.warnings if not dry_run else [])
         for label, path in labelled:
             staged = staging / str(path).lstrip("/")
@@ -172,5 +195,6 @@ def _files(engine: HAEngine, peer: str, dry_run: bool, progress: ProgressCallbac
                 merge_plain(staged, live, f"{label}:{path}", ledger, files, dry_run=dry_run)
     report.figures.update(files.figures())
     report.figures["bytes_pulled"] = pulled_bytes
+    report.figures["directories_missing_on_slave"] = missing
     report.warnings.extend(files.conflicts + files.problems)
     report.would_copy = files.would_copy

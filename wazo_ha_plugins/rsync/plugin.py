@@ -377,7 +377,7 @@ class RsyncBackend(FileSyncBackend):
 
         The slave's forced command lets this key read exactly the copy-back
         directories (``receiver.py``'s sender mode). A path missing on the
-        slave is a warning (nothing was recorded there). Raises
+        slave is listed in ``figures["missing"]`` (nothing was recorded there). Raises
         :class:`NotInitialised` without a key or pin, :class:`PluginError`
         when the transfer fails (an older key line without the copy-back
         directories: run ``wazo-ha sync init`` again).
@@ -401,10 +401,13 @@ class RsyncBackend(FileSyncBackend):
         result = transfer.run_rsync(command, progress, env)
         figures = {"directories": len(sources), **result.figures, "rsync_exit": result.exit_code}
         warnings = []
-        if result.exit_code == 23 and all(
-            "No such file or directory" in line or line.startswith("rsync error:") for line in result.errors
+        missing = [line for line in result.errors if "No such file or directory" in line]
+        if (
+            result.exit_code == 23
+            and missing
+            and all(line in missing or _follows_missing(line) for line in result.errors)
         ):
-            warnings += [f"not on the slave (nothing recorded there): {line}" for line in result.errors[:5]]
+            figures["missing"] = [f"not on the slave (nothing recorded there): {line}" for line in missing[:20]]
         elif result.exit_code == 24:
             warnings.append("some files vanished on the slave during the copy; the next run takes the rest")
         elif result.exit_code != 0:
@@ -572,3 +575,8 @@ def _makedirs_remote(sftp, directory: str, mode: int) -> None:
             sftp.mkdir(path, mode)
         except OSError as exc:
             raise PluginError(f"cannot create {path} on the slave: {exc}") from None
+
+
+def _follows_missing(line: str) -> bool:
+    """rsync's summary line, or the receiver's broken pipe when every source was missing (the sender had quit)."""
+    return line.startswith("rsync error:") or ("write error: Broken pipe" in line and "[Receiver]" in line)

@@ -470,3 +470,31 @@ def leftovers(listing: Mapping[str, object], spool: Spool, base: Base | None, ot
             if in_base or identity in shown_ids.get(mailbox, set()):
                 found_paths.append(f"{slot}.txt")
     return found_paths
+
+
+def changes_for(spool: Spool, merged: Merged) -> list[str]:
+    """What the merge would change in ``spool``'s content (numbering aside), in words; [] when nothing.
+
+    On the master this lists what the slave holds that the master does not
+    (new, deleted or moved there, greetings): the copy-back owed. Empty means a
+    mirror master → slave erases nothing the slave recorded.
+    """
+    changes: list[str] = []
+    for key in sorted(set(merged.folders) | set(spool.mailboxes)):
+        where = f"{key[0]}/{key[1]}"
+        box = spool.mailboxes.get(key) or Mailbox(*key)
+        now = {identity: message.folder for identity, message in _located(box).items()}
+        after = {identity: folder for folder, ids in merged.folders.get(key, {}).items() for identity in ids}
+        for identity in sorted(set(now) | set(after)):
+            label = short(identity[-1], 40)
+            if identity not in now:
+                changes.append(f"{where}: message {label} to add ({after[identity]})")
+            elif identity not in after:
+                changes.append(f"{where}: message {label} to delete ({now[identity]})")
+            elif now[identity] != after[identity]:
+                changes.append(f"{where}: message {label} to move {now[identity]} -> {after[identity]}")
+        greetings = {name: files for name, files in box.greetings.items() if files}
+        for name in sorted(set(greetings) | set(merged.greetings.get(key, {}))):
+            if greetings.get(name, {}) != merged.greetings.get(key, {}).get(name, {}):
+                changes.append(f"{where}: greeting {name} to change")
+    return changes

@@ -120,9 +120,11 @@ def pull_command(
 ) -> list[str]:
     """rsync from the slave into a local staging directory: owners by number, paths kept (-R).
 
-    No deletion, unless ``mirror``: then files gone on the slave are removed from the staged copy (local only).
+    No deletion, unless ``mirror``: then files gone on the slave are removed from the staged copy (local
+    only) and files are compared by content (``-c``): app_voicemail renumbers by renaming, so the same name
+    may hold another message of the same size and second, which rsync's size-and-time check would skip.
     """
-    extra = ["--numeric-ids", *(["--delete-delay"] if mirror else [])]
+    extra = ["--numeric-ids", *(["--delete-delay", "-c"] if mirror else [])]
     command = _rsync_base(ssh, extra, io_timeout, bandwidth_limit)
     return [*command, "--", *sources, destination]
 

@@ -8,6 +8,7 @@ msg0000 after a deletion; greetings in the mailbox directory).
 from __future__ import annotations
 
 import hashlib
+import os
 
 from tests.unit.test_voicemail_merge import metadata
 
@@ -106,3 +107,20 @@ def test_with_voicemail_sync_off_the_spool_is_not_touched(pair):
     engine.sync_files()
     assert "voicemail" not in last_sync(engine).figures
     assert not (pair.slave / SPOOL).exists()
+
+
+def test_a_mirror_pull_sees_a_renumbered_message_of_the_same_size_and_second(pair):
+    pair.pin()
+    pair.plugin().init(PEER)
+    for number, key in ((0, "a"), (1, "b")):
+        leave(pair.slave, "INBOX", number, key, 100)
+        for ext in ("txt", "wav"):
+            os.utime(pair.slave / BOX / "INBOX" / f"msg{number:04d}.{ext}", (1_000_000, 1_000_000))
+    staging = pair.tmp / "staging"
+    pair.plugin().pull(PEER, ["/" + SPOOL], staging, mirror=True)
+    # The owner deletes "a": app_voicemail renames msg0001 (same size, same time) to msg0000.
+    for ext in ("txt", "wav"):
+        (pair.slave / BOX / "INBOX" / f"msg0000.{ext}").unlink()
+        (pair.slave / BOX / "INBOX" / f"msg0001.{ext}").rename(pair.slave / BOX / "INBOX" / f"msg0000.{ext}")
+    pair.plugin().pull(PEER, ["/" + SPOOL], staging, mirror=True)
+    assert spool(staging) == spool(pair.slave)

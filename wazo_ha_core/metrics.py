@@ -94,8 +94,14 @@ class MetricsFile:
         for figure, help_text in (
             ("files", "Files the last copy-back put on the master."),
             ("messages", "Voicemail messages the last copy-back put on the master."),
-            ("voicemail_messages_deleted", "Voicemail messages the last copy-back deleted on the master (by their owners on the slave)."),
-            ("voicemail_messages_moved", "Voicemail messages the last copy-back moved to another folder on the master."),
+            (
+                "voicemail_messages_deleted",
+                "Voicemail messages the last copy-back deleted on the master (by their owners on the slave).",
+            ),
+            (
+                "voicemail_messages_moved",
+                "Voicemail messages the last copy-back moved to another folder on the master.",
+            ),
             ("rows_copied", "History rows (cel, queue_log) the last copy-back appended on the master."),
         ):
             value = last_copy_back.figures.get(figure, 0) if last_copy_back is not None else 0

@@ -52,7 +52,9 @@ def listing(*parts: dict) -> dict:
     return merged
 
 
-BASE = listing(message("INBOX", 0, "a", origtime=100), message("INBOX", 1, "b", origtime=200), greeting("unavail", "v1"))
+BASE = listing(
+    message("INBOX", 0, "a", origtime=100), message("INBOX", 1, "b", origtime=200), greeting("unavail", "v1")
+)
 
 
 # --- case by case --------------------------------------------------------------------------------
@@ -103,7 +105,9 @@ def test_a_message_deleted_on_the_master_is_not_resurrected_by_the_slave():
 
 
 def test_a_message_read_on_the_slave_moves_to_old_on_the_master():
-    slave = listing(message("INBOX", 0, "b", origtime=200), message("Old", 0, "a", origtime=100), greeting("unavail", "v1"))
+    slave = listing(
+        message("INBOX", 0, "b", origtime=200), message("Old", 0, "a", origtime=100), greeting("unavail", "v1")
+    )
     _, after_master, after_slave = run(BASE, slave, BASE)
     assert folders(after_master) == folders(after_slave) == {"INBOX": ["b"], "Old": ["a"]}
 
@@ -132,7 +136,9 @@ def test_two_moves_that_swap_folders_use_a_spare_number_and_end_contiguous():
 
 
 def test_a_greeting_re_recorded_on_the_slave_replaces_the_masters_unchanged_one():
-    slave = listing(message("INBOX", 0, "a", origtime=100), message("INBOX", 1, "b", origtime=200), greeting("unavail", "v2"))
+    slave = listing(
+        message("INBOX", 0, "a", origtime=100), message("INBOX", 1, "b", origtime=200), greeting("unavail", "v2")
+    )
     result, after_master, _ = run(BASE, slave, BASE)
     assert after_master[f"{BOX}/unavail.wav"] == FileInfo("unavail-v2-wav")
     assert result.master.figures("x")["x_greetings"] == 1 and not result.conflicts
@@ -165,7 +171,11 @@ def test_without_a_base_nothing_counts_as_deleted_and_differing_greetings_keep_t
 
 
 def test_a_folder_with_gaps_is_renumbered_from_msg0000_keeping_its_order():
-    master = listing(message("INBOX", 0, "a", origtime=100), message("INBOX", 3, "b", origtime=200), message("INBOX", 7, "c", origtime=150))
+    master = listing(
+        message("INBOX", 0, "a", origtime=100),
+        message("INBOX", 3, "b", origtime=200),
+        message("INBOX", 7, "c", origtime=150),
+    )
     _, after_master, after_slave = run(master, master, master)
     assert folders(after_master) == folders(after_slave) == {"INBOX": ["a", "b", "c"]}
 
@@ -208,7 +218,14 @@ def test_file_steps_keep_a_moved_message_visible_txt_linked_last_and_unlinked_fi
     result, _, _ = run(BASE, message("INBOX", 0, "b", origtime=200), BASE)
     move = next(op for op in result.master.messages if op.kind == "move")
     steps = [(action, path.rsplit(".", 1)[1]) for action, path, _, _ in file_steps(move)]
-    assert steps == [("link", "gsm"), ("link", "wav"), ("link", "txt"), ("unlink", "txt"), ("unlink", "wav"), ("unlink", "gsm")]
+    assert steps == [
+        ("link", "gsm"),
+        ("link", "wav"),
+        ("link", "txt"),
+        ("unlink", "txt"),
+        ("unlink", "wav"),
+        ("unlink", "gsm"),
+    ]
 
 
 # --- random histories ----------------------------------------------------------------------------

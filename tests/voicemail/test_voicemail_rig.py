@@ -71,11 +71,21 @@ def test_voicemail_both_ways_around_a_failover(rig):
         left = time.monotonic()
         leave(master, BOX, "INBOX", 2 + index, key, 400 + index)
         copy = slave / BOX / "INBOX" / f"msg{2 + index:04d}.txt"
-        wait_for(lambda c=copy, m=master / BOX / "INBOX" / f"msg{2 + index:04d}.txt": c.exists() and c.read_bytes() == m.read_bytes(), 30, f"message {key} on the slave")
+        wait_for(
+            lambda c=copy, m=master / BOX / "INBOX" / f"msg{2 + index:04d}.txt": (
+                c.exists() and c.read_bytes() == m.read_bytes()
+            ),
+            30,
+            f"message {key} on the slave",
+        )
         delays.append(time.monotonic() - left)
     syncs = [e for e in rig.master_events("sync") if e.figures.get("voicemail") == "mirrored"][:2]
     took = ", ".join(f"{(e.ended_at - e.started_at).total_seconds():.2f}" for e in syncs)
-    print(f"\nFIGURE voicemail master->slave: message on the slave {', '.join(f'{d:.2f}' for d in delays)} s after it was left on the master (follow mode); the sync runs took {took} s")
+    shown_delays = ", ".join(f"{d:.2f}" for d in delays)
+    print(
+        f"\nFIGURE voicemail master->slave: message on the slave {shown_delays} s after it was left on the "
+        f"master (follow mode); the sync runs took {took} s"
+    )
     wait_for(lambda: tree(slave) == tree(master), 30, "the slave's spool a mirror of the master's")
     master_before = tree(master)
 
@@ -117,9 +127,11 @@ def test_voicemail_both_ways_around_a_failover(rig):
     assert keys(master, OTHER) == ["x", "gap"]  # the slave's gap closed on the master
     assert tree(slave) == slave_during  # copy-back never writes on the slave
     changed = {p for p in set(tree(master)) | set(master_before) if tree(master).get(p) != master_before.get(p)}
-    assert changed == {
-        f"{BOX}/INBOX/msg{n:04d}.{e}" for n in range(4) for e in ("txt", "wav")
-    } | {f"{BOX}/unavail.wav", f"{OTHER}/INBOX/msg0001.txt", f"{OTHER}/INBOX/msg0001.wav"}
+    assert changed == {f"{BOX}/INBOX/msg{n:04d}.{e}" for n in range(4) for e in ("txt", "wav")} | {
+        f"{BOX}/unavail.wav",
+        f"{OTHER}/INBOX/msg0001.txt",
+        f"{OTHER}/INBOX/msg0001.wav",
+    }
 
     # 7. Held while the slave holds files nobody can read; the operator moves them aside, the copy-back
     #    completes, and the next sync mirrors the merged spool to the slave.

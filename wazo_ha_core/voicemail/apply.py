@@ -120,7 +120,7 @@ def apply_side_plan(
         if op.kind == "copy":
             on_copied(op)
     for greeting in plan.greetings:
-        for ext, digest in sorted(greeting.current.items()):
+        for ext in sorted(greeting.current):
             if ext not in greeting.files:
                 _unlink(live / f"{greeting.mailbox}/{greeting.name}.{ext}")
                 done.steps += 1

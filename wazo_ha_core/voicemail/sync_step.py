@@ -103,7 +103,9 @@ def voicemail_gate(settings: Settings, backend: FileSyncBackend, peer: str) -> V
         )
         return gate
     gate.include, gate.base_after = True, Base.of(master)
-    gate.by_content = any(slave_listing[name].digest != info.digest for name, info in master_listing.items() if name in slave_listing)
+    gate.by_content = any(
+        slave_listing[name].digest != info.digest for name, info in master_listing.items() if name in slave_listing
+    )
     return gate
 
 

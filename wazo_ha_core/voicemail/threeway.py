@@ -103,7 +103,8 @@ class Base:
         except ValueError as exc:
             raise ValueError(f"voicemail base is not JSON: {short(str(exc))}") from None
         if not isinstance(data, dict) or data.get("version") != BASE_VERSION:
-            raise ValueError(f"voicemail base: unknown version {short(getattr(data, 'get', lambda _: data)('version'))}")
+            version = data.get("version") if isinstance(data, dict) else data
+            raise ValueError(f"voicemail base: unknown version {short(version)}")
         base = cls()
         try:
             for box in data["mailboxes"]:
@@ -296,7 +297,9 @@ def _side_ops(
     current: dict[Identity, Slot] = {i: s for s, i in occupied.items()}
     kept_files = {i: box.folders[f].messages[n].files for i, (f, n) in current.items()}
     # 2. Moves into free target slots, in target order (compaction needs no detour); the rest parked.
-    pending = sorted((i for i in current if current[i] != target[i]), key=lambda i: (FOLDERS.index(target[i][0]), target[i][1]))
+    pending = sorted(
+        (i for i in current if current[i] != target[i]), key=lambda i: (FOLDERS.index(target[i][0]), target[i][1])
+    )
     parked: list[Identity] = []
     for identity in pending:
         destination = target[identity]

@@ -418,9 +418,11 @@ class RsyncBackend(FileSyncBackend):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "HOME": str(key_file.parent)}
         # A mirror pulls each directory on its own: rsync skips every deletion of a run in which one
         # source is missing, and a directory missing on the slave is then emptied here instead.
-        groups = [[(path, source)] for path, source in zip(paths, sources, strict=True)] if mirror else [
-            list(zip(paths, sources, strict=True))
-        ]
+        groups = (
+            [[(path, source)] for path, source in zip(paths, sources, strict=True)]
+            if mirror
+            else [list(zip(paths, sources, strict=True))]
+        )
         figures: dict = {"directories": len(sources)}
         warnings: list[str] = []
         for group in groups:

@@ -377,7 +377,7 @@ def merge_voicemail_two_way(
     master now holds of it, so the next sync may mirror the spool again.
     """
     from ..voicemail.apply import VoicemailApplyError, apply_side_plan, save_base
-    from ..voicemail.threeway import Base, leftovers, merge
+    from ..voicemail.threeway import Base, leftovers, merge, real_problems
 
     slave_spool = parse_tree(slave_listing)
     for (context, number), box in slave_spool.mailboxes.items():
@@ -394,9 +394,9 @@ def merge_voicemail_two_way(
         master_spool = parse_tree(master_listing)
     merged = merge(master_spool, slave_spool, base, max_messages=max_messages)
     problems_before = len(report.problems)
-    report.problems.extend(f"slave spool: {problem}" for problem in slave_spool.problems)
-    for box in slave_spool.mailboxes.values():
-        report.problems.extend(f"slave spool: {problem}" for problem in box.problems)
+    # A mirror master -> slave cut short leaves the master's own files half there: not the slave's data.
+    cut_short = leftovers(slave_listing, slave_spool, base, master_spool)
+    report.problems.extend(f"slave spool: {problem}" for problem in real_problems(slave_spool, cut_short))
     report.conflicts.extend(f"voicemail {conflict}" for conflict in merged.conflicts)
     report.conflicts.extend(f"voicemail {item} not copied, folder full ({max_messages})" for item in merged.overflow)
     figures = merged.master.figures("messages")

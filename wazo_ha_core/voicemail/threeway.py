@@ -439,7 +439,9 @@ def leftovers(listing: Mapping[str, object], spool: Spool, base: Base | None, ot
       or new number of an interrupted move, a copy from the other side cut
       short);
     * a ``.txt`` without any sound file whose message is shown under another
-      number in the mailbox or is in the base (an interrupted deletion).
+      number in the mailbox or is in the base (an interrupted deletion), or
+      that is byte for byte the ``.txt`` of a message shown on the ``other``
+      side (a mirror from that side cut short).
 
     Anything else without metadata is bad input: reported by the layout, never removed here.
     """
@@ -470,9 +472,17 @@ def leftovers(listing: Mapping[str, object], spool: Spool, base: Base | None, ot
             except ValueError:
                 continue
             in_base = base is not None and identity in base.messages.get((context, number), {})
-            if in_base or identity in shown_ids.get(mailbox, set()):
+            copied = files["txt"].digest in shown.get(mailbox, set())
+            if in_base or copied or identity in shown_ids.get(mailbox, set()):
                 found_paths.append(f"{slot}.txt")
     return found_paths
+
+
+def real_problems(spool: Spool, leftover_paths: list[str]) -> list[str]:
+    """``spool``'s problems, but those about the files in ``leftover_paths`` (see :func:`leftovers`)."""
+    slots = {path.rsplit(".", 1)[0] for path in leftover_paths}
+    problems = [*spool.problems, *(problem for box in spool.mailboxes.values() for problem in box.problems)]
+    return [problem for problem in problems if problem.split(": ", 1)[0].removesuffix(".txt") not in slots]
 
 
 def changes_for(spool: Spool, merged: Merged) -> list[str]:

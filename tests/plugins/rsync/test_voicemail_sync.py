@@ -124,3 +124,22 @@ def test_a_mirror_pull_sees_a_renumbered_message_of_the_same_size_and_second(pai
         (pair.slave / BOX / "INBOX" / f"msg0001.{ext}").rename(pair.slave / BOX / "INBOX" / f"msg0000.{ext}")
     pair.plugin().pull(PEER, ["/" + SPOOL], staging, mirror=True)
     assert spool(staging) == spool(pair.slave)
+
+
+def test_a_mirror_cut_short_is_completed_by_the_next_sync_and_is_not_taken_for_the_slaves_data(pair):
+    """The master died (or the link broke) in the middle of a sync: the slave got a .txt without its sound."""
+    pair.tree["plugins"]["replication"] = []
+    pair.pin()
+    pair.plugin().init(PEER)
+    engine = pair.engine("master")
+    leave(pair.master, "INBOX", 0, "a", 100)
+    engine.sync_files()
+    leave(pair.master, "INBOX", 1, "b", 200)
+    write(pair.slave / BOX / "INBOX/msg0001.txt", (pair.master / BOX / "INBOX/msg0001.txt").read_bytes())
+    # The copy-back (after a failover on that state) finds nothing of the slave's to bring and says so.
+    result = engine.copy_back()
+    assert result.outcome == "ok", result.warnings
+    assert shown(pair.master) == ["a", "b"]
+    engine.sync_files()
+    assert last_sync(engine).figures["voicemail"] == "mirrored"
+    assert spool(pair.slave) == spool(pair.master)

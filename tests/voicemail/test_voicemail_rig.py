@@ -109,6 +109,7 @@ def test_voicemail_both_ways_around_a_failover(rig):
     assert "run `wazo-ha copy-back` first" in done.stdout + done.stderr
     assert tree(slave) == slave_during
     assert tree(master) == master_before
+    assert "voicemail       held: the slave holds" in rig.master_wazo_ha("status").stdout
 
     # 5. Failback: the master's Asterisk is back, the slave gives back.
     rig.stop_follow()

@@ -211,16 +211,15 @@ def _located(box: Mailbox) -> dict[Identity, Message]:
     """Each identity's one message on this side: the first in folder order, then number (duplicates aside)."""
     found: dict[Identity, Message] = {}
     for folder in FOLDERS:
-        for _, message in sorted(box.folders.get(folder, _NO_FOLDER).messages.items()):
+        for _, message in sorted(_messages(box, folder).items()):
             found.setdefault(message.identity, message)
     return found
 
 
-class _NoFolder:
-    messages: dict = {}
-
-
-_NO_FOLDER = _NoFolder()
+def _messages(box: Mailbox, folder: str) -> dict[int, Message]:
+    """The messages of one folder by number (empty when the folder does not exist)."""
+    found = box.folders.get(folder)
+    return found.messages if found is not None else {}
 
 
 def _origtime(message: Message) -> int:
@@ -289,7 +288,7 @@ def _side_ops(
             copies = _slots_of(box, identity)
             keepers[identity] = slot if slot in copies else (here[identity].folder, here[identity].number)
     for folder in FOLDERS:
-        for number, message in sorted(box.folders.get(folder, _NO_FOLDER).messages.items()):
+        for number, message in sorted(_messages(box, folder).items()):
             if keepers.get(message.identity) == (folder, number):
                 occupied[(folder, number)] = message.identity
             else:
@@ -326,7 +325,7 @@ def _slots_of(box: Mailbox, identity: Identity) -> list[Slot]:
     return [
         (folder, number)
         for folder in FOLDERS
-        for number, message in box.folders.get(folder, _NO_FOLDER).messages.items()
+        for number, message in _messages(box, folder).items()
         if message.identity == identity
     ]
 
@@ -461,7 +460,7 @@ def leftovers(listing: Mapping[str, object], spool: Spool, base: Base | None, ot
     for slot, files in sorted(slots.items()):
         context, number, folder, msg = slot.split("/")
         box = spool.mailboxes.get((context, number))
-        if box is not None and int(msg[3:]) in box.folders.get(folder, _NO_FOLDER).messages:
+        if box is not None and int(msg[3:]) in _messages(box, folder):
             continue  # a shown message
         mailbox = f"{context}/{number}"
         if "txt" not in files:

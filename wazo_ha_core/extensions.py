@@ -320,6 +320,11 @@ class FileSyncBackend(Plugin, abc.ABC):
     def sync(self, peer: str, paths: Sequence[str], *, progress: ProgressCallback = no_progress) -> OperationResult:
         """Make each of ``paths`` (absolute node paths) on the peer a mirror of ours.
 
+        The engine may pass ``by_content=[path, ...]`` (only when not empty): those of
+        ``paths`` must be compared by content, not by size and time (the voicemail
+        spool after a renumbering: another message, same name, perhaps same size
+        and second). A plugin without that keyword cannot sync the voicemail spool.
+
         Missing local paths are skipped with a warning in the result. Partial
         transfers are reported in ``warnings``, never silently. Time-bounded
         by the plugin's settings. Raises :class:`~wazo_ha_core.errors.PluginError`
@@ -327,18 +332,26 @@ class FileSyncBackend(Plugin, abc.ABC):
         """
 
     def pull(
-        self, peer: str, paths: Sequence[str], staging: Path, *, progress: ProgressCallback = no_progress
+        self,
+        peer: str,
+        paths: Sequence[str],
+        staging: Path,
+        *,
+        progress: ProgressCallback = no_progress,
+        mirror: bool = False,
     ) -> OperationResult:
         """Optional, on the master: copy each of ``paths`` from the peer into ``staging/<path>`` (copy-back).
 
         **This node pulls** with the credentials :meth:`init` set up; the peer's
         side must let those read exactly the copy-back directories and nothing
-        else, and gains no way to write here. Never deletes, neither in
-        ``staging`` nor on the peer, and changes nothing on the peer. A path
-        missing on the peer is *nothing recorded there*, not a problem: it is
-        listed in ``figures["missing"]``, not in the warnings (a warning makes
-        the copy-back ``partial``, so the automatic one would retry it
-        forever). Time-bounded by the plugin's
+        else, and gains no way to write here. Never deletes on the peer and
+        changes nothing there; in ``staging`` it deletes only with ``mirror``
+        (files gone from the peer's ``paths`` are then removed from their staged
+        copy, so it shows the peer as it is: the two-way voicemail merge needs
+        that to see deletions). A path missing on the peer is *nothing recorded
+        there*, not a problem: it is listed in ``figures["missing"]``, not in
+        the warnings (a warning makes the copy-back ``partial``, so the
+        automatic one would retry it forever). Time-bounded by the plugin's
         settings. The engine merges ``staging`` into the live directories
         itself (:mod:`wazo_ha_core.copy_back.files`).
         Raises :class:`~wazo_ha_core.errors.NotInitialised` before :meth:`init`,

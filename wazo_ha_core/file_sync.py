@@ -125,21 +125,34 @@ def sync_files(
             with engine.journal.record("sync") as event:
                 event.figures = {"plugin": backend.name, "peer": peer, "directories": len(paths)}
                 try:
-                    result = backend.sync(peer, paths, progress=progress)
+                    gate = _voicemail_gate(engine, backend, peer)
+                    run_paths = paths + ([gate.path] if gate is not None and gate.include else [])
+                    extra = {"by_content": [gate.path]} if gate is not None and gate.by_content else {}
+                    result = backend.sync(peer, run_paths, progress=progress, **extra)
                 except NotInitialised as exc:
                     report.initialised = False
                     event.outcome, event.message = "skipped", str(exc)
                     report.results.append(_entry(backend.name, "skipped", str(exc), event.figures, []))
                     continue
                 event.figures.update(result.figures)
-                if result.warnings:
-                    event.figures["warnings"] = list(result.warnings)
+                warnings = list(result.warnings)
+                if gate is not None:
+                    gate.settle(result.figures, result.outcome)
+                    event.figures.update(gate.figures)
+                    warnings += gate.warnings
+                if warnings:
+                    event.figures["warnings"] = warnings
                 event.outcome = "ok" if result.outcome != "skipped" else "skipped"
-                event.message = result.message + (f" ({len(result.warnings)} warnings)" if result.warnings else "")
-                report.results.append(
-                    _entry(backend.name, result.outcome, result.message, event.figures, result.warnings)
-                )
+                event.message = result.message + (f" ({len(warnings)} warnings)" if warnings else "")
+                report.results.append(_entry(backend.name, result.outcome, result.message, event.figures, warnings))
     return report
+
+
+def _voicemail_gate(engine: HAEngine, backend: FileSyncBackend, peer: str):
+    """The voicemail spool's part in this sync (:mod:`wazo_ha_core.voicemail.sync_step`); None when off."""
+    from .voicemail.sync_step import voicemail_gate
+
+    return voicemail_gate(engine.settings, backend, peer)
 
 
 def init_file_sync(

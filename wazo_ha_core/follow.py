@@ -339,6 +339,8 @@ def _has_signal(backend: Any) -> bool:
 def _watched_directories(settings) -> list[Path]:
     """The synced directories that exist, resolved under ``root``, none inside another (watches are recursive)."""
     wanted = [settings.resolve(path) for path in settings.get("file_sync.directories")]
+    if settings.get("file_sync.voicemail"):  # a message left or read on the master reaches the slave in seconds
+        wanted.append(settings.resolve(settings.get("copy_back.voicemail_dir")))
     tree = settings.get("file_sync.tenant_sounds_dir")
     if tree:
         wanted.append(settings.resolve(tree))  # new tenants and their directories appear inside it

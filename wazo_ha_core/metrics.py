@@ -66,6 +66,19 @@ class MetricsFile:
             "End of the last successful file sync, 0 if none.",
             sync.ended_at.timestamp() if sync else 0,
         )
+        held = float(sync.figures.get("voicemail_copy_back_owed", 0)) if sync else 0
+        gauge(
+            "voicemail_held",
+            "Differences between the slave's voicemail spool and the master's the last sync found (the spool was "
+            "then left out of the mirror until a copy-back); 0 when mirrored.",
+            held if sync is not None and sync.figures.get("voicemail") == "held" else 0,
+        )
+        for figure in ("copied", "deleted", "moved", "renumbered", "greetings"):
+            gauge(
+                f"last_sync_voicemail_to_slave_{figure}",
+                f"Voicemail messages (greetings) the last sync's mirror {figure} on the slave.",
+                float(sync.figures.get(f"voicemail_to_slave_{figure}", 0)) if sync else 0,
+            )
         copy_back = self.store.last_event(("copy-back",), ("ok",))
         gauge(
             "last_copy_back_timestamp_seconds",
@@ -81,6 +94,14 @@ class MetricsFile:
         for figure, help_text in (
             ("files", "Files the last copy-back put on the master."),
             ("messages", "Voicemail messages the last copy-back put on the master."),
+            (
+                "voicemail_messages_deleted",
+                "Voicemail messages the last copy-back deleted on the master (by their owners on the slave).",
+            ),
+            (
+                "voicemail_messages_moved",
+                "Voicemail messages the last copy-back moved to another folder on the master.",
+            ),
             ("rows_copied", "History rows (cel, queue_log) the last copy-back appended on the master."),
         ):
             value = last_copy_back.figures.get(figure, 0) if last_copy_back is not None else 0

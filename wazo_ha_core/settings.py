@@ -190,6 +190,13 @@ OPTIONS: tuple[Option, ...] = (
         "names",
         "Tenant sound directories never mirrored (call recordings stay on the node that made them).",
     ),
+    Option(
+        "file_sync.voicemail",
+        True,
+        "bool",
+        "Mirror the voicemail spool (`copy_back.voicemail_dir`) to the slave with each sync, only while the "
+        "slave holds nothing the master lacks (docs/voicemail.rst); needs `wazo-ha sync init` again after upgrading.",
+    ),
     # --- copy-back (docs/copy_back.rst) ---
     Option(
         "copy_back.voicemail_dir",

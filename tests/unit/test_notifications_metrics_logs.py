@@ -150,3 +150,13 @@ def test_metrics_show_the_last_copy_back_and_whether_items_are_pending(make_engi
     engine.journal.append(event("copy-back", "partial", 1, files=1))
     text = path.read_text()
     assert metric(text, "copy_back_pending") == 1 and metric(text, "last_copy_back_files") == 1
+
+
+def test_metrics_show_a_voicemail_spool_held_and_what_the_last_mirror_carried(make_engine, sandbox):
+    engine = make_engine()
+    path = sandbox / "var/lib/prometheus/node-exporter/wazo_ha.prom"
+    engine.journal.append(event("sync", "ok", 0, voicemail="mirrored", voicemail_to_slave_copied=2))
+    text = path.read_text()
+    assert metric(text, "voicemail_held") == 0 and metric(text, "last_sync_voicemail_to_slave_copied") == 2
+    engine.journal.append(event("sync", "ok", 1, voicemail="held", voicemail_copy_back_owed=3))
+    assert metric(path.read_text(), "voicemail_held") == 3

@@ -140,6 +140,9 @@ def print_status(args, status: dict[str, Any]) -> int:
             continue
         ok = "" if last["outcome"] in ("ok", "skipped") else f"  (last good: {last['last_ok_age']})"
         print(f"last {kind:<12}{last['outcome']:<8} {last['age']}{ok}  {last['message']}".rstrip())
+        if kind == "sync" and (last.get("figures") or {}).get("voicemail") == "held":
+            owed = last["figures"].get("voicemail_copy_back_owed", 0)
+            print(f"voicemail       held: the slave holds {owed} change(s) the master lacks (`wazo-ha copy-back`)")
     print(f"state store     {status['store']}")
     print("recent events:" if status["events"] else "recent events:  none yet")
     print_events(status["events"])

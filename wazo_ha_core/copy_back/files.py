@@ -65,6 +65,7 @@ class FilesReport:
     conflicts: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     would_copy: list[str] = field(default_factory=list)  # dry-run: what would move (master-relative)
+    voicemail: dict[str, int] = field(default_factory=dict)  # two-way merge: messages_copied, _deleted, _moved…
 
     def figures(self) -> dict:
         return {
@@ -75,6 +76,7 @@ class FilesReport:
             "messages_renumbered": self.renumbered,
             "conflicts": len(self.conflicts),
             "problems": len(self.problems),
+            **{f"voicemail_{key}": value for key, value in self.voicemail.items()},
         }
 
 
@@ -269,14 +271,36 @@ def message_key(mailbox: str, identity: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def merge_voicemail(
-    staged: Path, master: Path, ledger: Ledger, report: FilesReport, *, dry_run: bool = False, max_messages: int = 100
-) -> Plan:
-    """Bring the staged slave spool's new messages and greetings into the master spool ``master``."""
+    staged: Path,
+    master: Path,
+    ledger: Ledger,
+    report: FilesReport,
+    *,
+    dry_run: bool = False,
+    max_messages: int = 100,
+    base_path: Path | None = None,
+) -> Plan | None:
+    """Bring the staged slave spool's new messages and greetings into the master spool ``master``.
+
+    With a voicemail base at ``base_path`` (written by the master→slave sync,
+    :mod:`wazo_ha_core.voicemail.apply`) the merge is two-way
+    (:func:`merge_voicemail_two_way`): deletions and moves the owners made on
+    the slave are carried too. Without one, only additions (the plan returned).
+    """
     slave_listing = listing(staged, report.problems)
     master_problems: list[str] = []
     master_listing = listing(master, master_problems)
     report.problems.extend(f"master spool: {problem}" for problem in master_problems)
     slave_spool, master_spool = parse_tree(slave_listing), parse_tree(master_listing)
+    if base_path is not None:
+        from ..voicemail.apply import load_base
+
+        base = load_base(base_path, report.problems)
+        if base is not None:
+            merge_voicemail_two_way(
+                staged, master, slave_listing, master_listing, base, ledger, report, dry_run, max_messages, base_path
+            )
+            return None
     _forget_copied(slave_spool, master_spool, ledger, report, dry_run)
     plan = plan_copy_back(master_spool, slave_spool, max_messages=max_messages)
     report.problems.extend(f"slave spool: {problem}" for problem in plan.problems)
@@ -330,6 +354,76 @@ def merge_voicemail(
         report.files += bool(size)
         report.bytes += size
     return plan
+
+
+def merge_voicemail_two_way(
+    staged: Path,
+    master: Path,
+    slave_listing: dict[str, FileInfo],
+    master_listing: dict[str, FileInfo],
+    base,
+    ledger: Ledger,
+    report: FilesReport,
+    dry_run: bool,
+    max_messages: int,
+    base_path: Path,
+) -> None:
+    """The three-way merge (:mod:`wazo_ha_core.voicemail.threeway`) carried out on the master.
+
+    Leftovers of an interrupted run are removed first; messages this ledger
+    says were copied before count as known to the base (so one the owner has
+    deleted on the master since is not brought back). After a complete run
+    (no problem, no overflow) the base becomes the slave's spool: what the
+    master now holds of it, so the next sync may mirror the spool again.
+    """
+    from ..voicemail.apply import VoicemailApplyError, apply_side_plan, save_base
+    from ..voicemail.threeway import Base, leftovers, merge, real_problems
+
+    slave_spool = parse_tree(slave_listing)
+    for (context, number), box in slave_spool.mailboxes.items():
+        known = base.messages.setdefault((context, number), {})
+        for folder in box.folders.values():
+            for message in folder.messages.values():
+                if message.identity not in known and message_key(box.path, message.identity) in ledger:
+                    known[message.identity] = message.folder
+    master_spool = parse_tree(master_listing)
+    if not dry_run:
+        for relative in leftovers(master_listing, master_spool, base, slave_spool):
+            _remove_quietly(master / relative)
+            del master_listing[relative]
+        master_spool = parse_tree(master_listing)
+    merged = merge(master_spool, slave_spool, base, max_messages=max_messages)
+    problems_before = len(report.problems)
+    # A mirror master -> slave cut short leaves the master's own files half there: not the slave's data.
+    cut_short = leftovers(slave_listing, slave_spool, base, master_spool)
+    report.problems.extend(f"slave spool: {problem}" for problem in real_problems(slave_spool, cut_short))
+    report.conflicts.extend(f"voicemail {conflict}" for conflict in merged.conflicts)
+    report.conflicts.extend(f"voicemail {item} not copied, folder full ({max_messages})" for item in merged.overflow)
+    figures = merged.master.figures("messages")
+    report.voicemail = figures
+    if dry_run:
+        for op in merged.master.messages:
+            if op.kind == "copy":
+                report.would_copy.append(f"voicemail/{op.mailbox}/{op.dst[0]}/msg{op.dst[1]:04d}")
+            elif op.kind == "delete":
+                report.would_copy.append(f"voicemail/{op.mailbox}/{op.src[0]}/msg{op.src[1]:04d} (delete)")
+        report.messages += figures["messages_copied"]
+        return
+
+    def copied(op) -> None:
+        ledger.add([message_key(op.mailbox, op.identity)])
+
+    try:
+        applied = apply_side_plan(master, staged, master_listing, slave_listing, merged.master, copied)
+    except VoicemailApplyError as exc:
+        report.problems.append(f"voicemail: {exc}")
+        return
+    report.messages += figures["messages_copied"]
+    report.renumbered += figures["messages_renumbered"]
+    report.files += sum(len(op.files) for op in merged.master.messages if op.kind == "copy")
+    report.bytes += applied.bytes
+    if len(report.problems) == problems_before and not merged.overflow:
+        save_base(base_path, Base.of(slave_spool))
 
 
 def _slave_message(spool: Spool, move):

@@ -34,6 +34,7 @@ from ..errors import AlreadyRunning, NotInitialised, PluginError, PreflightError
 from ..extensions import ProgressCallback, no_progress
 from ..journal import Event, utcnow
 from ..logs import REPORTED
+from ..voicemail.apply import base_file as voicemail_base_file
 from .files import FilesReport, Ledger, merge_plain, merge_voicemail
 
 if TYPE_CHECKING:
@@ -170,7 +171,8 @@ def _files(engine: HAEngine, peer: str, dry_run: bool, progress: ProgressCallbac
     for backend in engine.loader.load("file_sync"):
         staging = staging_root / backend.name
         try:
-            result = backend.pull(peer, [path for _, path in labelled], staging, progress=progress)
+            # mirror: the staged copy is the slave's spool as it is now (deletions there are seen)
+            result = backend.pull(peer, [path for _, path in labelled], staging, progress=progress, mirror=True)
         except (UnsupportedOperation, NotInitialised) as exc:
             report.warnings.append(f"files not copied back: {exc}")
             continue
@@ -190,6 +192,7 @@ def _files(engine: HAEngine, peer: str, dry_run: bool, progress: ProgressCallbac
                     files,
                     dry_run=dry_run,
                     max_messages=int(settings.get("copy_back.max_messages")),
+                    base_path=voicemail_base_file(staging_root, peer),
                 )
             else:
                 merge_plain(staged, live, f"{label}:{path}", ledger, files, dry_run=dry_run)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
 import socket
 import stat
 from collections.abc import Sequence
@@ -240,7 +241,8 @@ class RsyncBackend(FileSyncBackend):
             self.config["remote_python"],
             self.config["receiver_path"],
             self.config["remote_root"],
-            list(settings.get("file_sync.directories")),
+            list(settings.get("file_sync.directories"))
+            + ([settings.get("copy_back.voicemail_dir")] if settings.get("file_sync.voicemail") else []),
             [tree] if tree else [],
             list(settings.get("file_sync.tenant_sounds_excluded")),
             copy_back_directories(settings),
@@ -322,17 +324,27 @@ class RsyncBackend(FileSyncBackend):
 
     # --- sync ------------------------------------------------------------------------
 
-    def sync(self, peer: str, paths: Sequence[str], *, progress: ProgressCallback = no_progress) -> OperationResult:
+    def sync(
+        self,
+        peer: str,
+        paths: Sequence[str],
+        *,
+        progress: ProgressCallback = no_progress,
+        by_content: Sequence[str] = (),
+    ) -> OperationResult:
+        """See :meth:`FileSyncBackend.sync`; ``by_content`` paths go in a second rsync run with ``--checksum``."""
         key_file, known_hosts, port, pinned = self._ready(peer)
         root = str(self.context.settings.root).rstrip("/")
-        sources, warnings = [], []
+        groups: dict[bool, list[str]] = {False: [], True: []}
+        warnings: list[str] = []
         for path in paths:
             local = self.context.settings.resolve(path)
             if not local.is_dir():
                 warnings.append(f"skipped {path}: no such directory on this node ({local})")
                 continue
             # "/./" tells rsync -R where the mirrored relative path starts.
-            sources.append(f"{root}/./{str(path).strip('/')}")
+            groups[path in by_content].append(f"{root}/./{str(path).strip('/')}")
+        sources = groups[False] + groups[True]
         figures: dict = {"directories": len(sources), "skipped": len(paths) - len(sources)}
         for warning in warnings:
             self.log.warning("%s", warning, extra=REPORTED)
@@ -341,27 +353,32 @@ class RsyncBackend(FileSyncBackend):
         ssh = transfer.ssh_command(str(key_file), str(known_hosts), port, self._connect_timeout())
         host = f"[{peer}]" if ":" in peer else peer
         remote_root = self.config["remote_root"]
-        command = transfer.rsync_command(
-            ssh,
-            sources,
-            f"{self._user()}@{host}:{remote_root}",
-            io_timeout=int(self.config["io_timeout"]),
-            bandwidth_limit=self.config["bandwidth_limit"],
-            progress=progress is not no_progress,
-        )
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "HOME": str(key_file.parent)}
-        result = transfer.run_rsync(command, progress, env)
-        figures.update(result.figures)
-        figures["rsync_exit"] = result.exit_code
-        if result.exit_code in transfer.PARTIAL:
-            meaning = transfer.EXIT_MESSAGES[result.exit_code]
-            detail = "; ".join(result.errors[-5:])
-            warnings.append(f"rsync exit {result.exit_code}, {meaning}" + (f": {detail}" if detail else ""))
-            self.log.warning("%s", warnings[-1], extra=REPORTED)
-        elif result.exit_code != 0:
-            raise transfer.explain_failure(
-                result.exit_code, result.errors, peer, str(known_hosts), [key.fingerprint for key in pinned]
+        for checksum, group in groups.items():
+            if not group:
+                continue
+            command = transfer.rsync_command(
+                ssh,
+                group,
+                f"{self._user()}@{host}:{remote_root}",
+                io_timeout=int(self.config["io_timeout"]),
+                bandwidth_limit=self.config["bandwidth_limit"],
+                progress=progress is not no_progress,
+                checksum=checksum,
             )
+            result = transfer.run_rsync(command, progress, env)
+            for key, value in result.figures.items():
+                figures[key] = figures.get(key, 0) + value
+            figures["rsync_exit"] = max(figures.get("rsync_exit", 0), result.exit_code)
+            if result.exit_code in transfer.PARTIAL:
+                meaning = transfer.EXIT_MESSAGES[result.exit_code]
+                detail = "; ".join(result.errors[-5:])
+                warnings.append(f"rsync exit {result.exit_code}, {meaning}" + (f": {detail}" if detail else ""))
+                self.log.warning("%s", warnings[-1], extra=REPORTED)
+            elif result.exit_code != 0:
+                raise transfer.explain_failure(
+                    result.exit_code, result.errors, peer, str(known_hosts), [key.fingerprint for key in pinned]
+                )
         message = (
             f"{figures.get('files_transferred', 0)} files, {figures.get('bytes_transferred', 0)} bytes transferred, "
             f"{figures.get('files_deleted', 0)} deleted"
@@ -371,9 +388,17 @@ class RsyncBackend(FileSyncBackend):
     # --- copy-back: the master pulls (read-only sender mode of the same forced command) --------
 
     def pull(
-        self, peer: str, paths: Sequence[str], staging: Path, *, progress: ProgressCallback = no_progress
+        self,
+        peer: str,
+        paths: Sequence[str],
+        staging: Path,
+        *,
+        progress: ProgressCallback = no_progress,
+        mirror: bool = False,
     ) -> OperationResult:
-        """Copy each of ``paths`` (absolute node paths) from the slave into ``staging/<path>``; never deletes.
+        """Copy each of ``paths`` (absolute node paths) from the slave into ``staging/<path>``.
+
+        Never deletes on the slave; in ``staging`` only with ``mirror`` (``--delete-delay``, local).
 
         The slave's forced command lets this key read exactly the copy-back
         directories (``receiver.py``'s sender mode). A path missing on the
@@ -390,30 +415,44 @@ class RsyncBackend(FileSyncBackend):
             return OperationResult("skipped", "no directory to copy back", {"directories": 0})
         staging.mkdir(parents=True, exist_ok=True, mode=0o700)
         ssh = transfer.ssh_command(str(key_file), str(known_hosts), port, self._connect_timeout())
-        command = transfer.pull_command(
-            ssh,
-            sources,
-            f"{staging}/",
-            io_timeout=int(self.config["io_timeout"]),
-            bandwidth_limit=self.config["bandwidth_limit"],
-        )
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "HOME": str(key_file.parent)}
-        result = transfer.run_rsync(command, progress, env)
-        figures = {"directories": len(sources), **result.figures, "rsync_exit": result.exit_code}
-        warnings = []
-        missing = [line for line in result.errors if "No such file or directory" in line]
-        if (
-            result.exit_code == 23
-            and missing
-            and all(line in missing or _follows_missing(line) for line in result.errors)
-        ):
-            figures["missing"] = [f"not on the slave (nothing recorded there): {line}" for line in missing[:20]]
-        elif result.exit_code == 24:
-            warnings.append("some files vanished on the slave during the copy; the next run takes the rest")
-        elif result.exit_code != 0:
-            raise transfer.explain_failure(
-                result.exit_code, result.errors, peer, str(known_hosts), [key.fingerprint for key in pinned]
+        # A mirror pulls each directory on its own: rsync skips every deletion of a run in which one
+        # source is missing, and a directory missing on the slave is then emptied here instead.
+        groups = (
+            [[(path, source)] for path, source in zip(paths, sources, strict=True)]
+            if mirror
+            else [list(zip(paths, sources, strict=True))]
+        )
+        figures: dict = {"directories": len(sources)}
+        warnings: list[str] = []
+        for group in groups:
+            command = transfer.pull_command(
+                ssh,
+                [source for _, source in group],
+                f"{staging}/",
+                io_timeout=int(self.config["io_timeout"]),
+                bandwidth_limit=self.config["bandwidth_limit"],
+                mirror=mirror,
             )
+            result = transfer.run_rsync(command, progress, env)
+            for key, value in result.figures.items():
+                figures[key] = figures.get(key, 0) + value
+            figures["rsync_exit"] = max(figures.get("rsync_exit", 0), result.exit_code)
+            if result.exit_code == 23 and _only_missing_sources(result.errors):
+                # Nothing recorded there: a figure, not a warning (a warning makes the copy-back partial).
+                figures.setdefault("missing", []).extend(
+                    f"not on the slave (nothing recorded there): {line}"
+                    for line in result.errors[:20]
+                    if "No such file or directory" in line
+                )
+                if mirror:
+                    shutil.rmtree(staging / str(group[0][0]).strip("/"), ignore_errors=True)
+            elif result.exit_code == 24:
+                warnings.append("some files vanished on the slave during the copy; the next run takes the rest")
+            elif result.exit_code != 0:
+                raise transfer.explain_failure(
+                    result.exit_code, result.errors, peer, str(known_hosts), [key.fingerprint for key in pinned]
+                )
         message = f"{figures.get('files_transferred', 0)} files pulled, {figures.get('bytes_transferred', 0)} bytes"
         return OperationResult("synced", message, figures, warnings)
 
@@ -498,6 +537,13 @@ class RsyncBackend(FileSyncBackend):
         return float(self.context.settings.get("timeouts.connect"))
 
 
+def _only_missing_sources(errors: list[str]) -> bool:
+    """rsync's stderr says only that sources are missing on the slave (and the broken pipe that may follow)."""
+    missing = [line for line in errors if "No such file or directory" in line]
+    other = [line for line in errors if line not in missing and not line.startswith("rsync error:")]
+    return bool(missing) and all("write error: Broken pipe" in line for line in other)
+
+
 def _prefer_key_types(transport: paramiko.Transport, pinned_types: list[str]) -> None:
     """Ask first for the host key types we pinned (as OpenSSH does), so the slave presents a key we can check."""
     options = transport.get_security_options()
@@ -575,8 +621,3 @@ def _makedirs_remote(sftp, directory: str, mode: int) -> None:
             sftp.mkdir(path, mode)
         except OSError as exc:
             raise PluginError(f"cannot create {path} on the slave: {exc}") from None
-
-
-def _follows_missing(line: str) -> bool:
-    """rsync's summary line, or the receiver's broken pipe when every source was missing (the sender had quit)."""
-    return line.startswith("rsync error:") or ("write error: Broken pipe" in line and "[Receiver]" in line)

@@ -98,20 +98,34 @@ def rsync_command(
     io_timeout: int,
     bandwidth_limit: int | None,
     progress: bool,
+    checksum: bool = False,
 ) -> list[str]:
     # Deletions found during the transfer and done after it, as --delete-after
     # promises, without --delete-after's second pass over the receiver's tree.
-    command = _rsync_base(ssh, ["--delete-delay"], io_timeout, bandwidth_limit)
+    # checksum: files compared by content (-c), not size and time (renumbered voicemail).
+    command = _rsync_base(ssh, ["--delete-delay", *(["-c"] if checksum else [])], io_timeout, bandwidth_limit)
     if progress:
         command.append("--info=progress2")
     return [*command, "--", *sources, destination]
 
 
 def pull_command(
-    ssh: list[str], sources: list[str], destination: str, *, io_timeout: int, bandwidth_limit: int | None
+    ssh: list[str],
+    sources: list[str],
+    destination: str,
+    *,
+    io_timeout: int,
+    bandwidth_limit: int | None,
+    mirror: bool = False,
 ) -> list[str]:
-    """rsync from the slave into a local staging directory: no deletion, owners by number, paths kept (-R)."""
-    command = _rsync_base(ssh, ["--numeric-ids"], io_timeout, bandwidth_limit)
+    """rsync from the slave into a local staging directory: owners by number, paths kept (-R).
+
+    No deletion, unless ``mirror``: then files gone on the slave are removed from the staged copy (local
+    only) and files are compared by content (``-c``): app_voicemail renumbers by renaming, so the same name
+    may hold another message of the same size and second, which rsync's size-and-time check would skip.
+    """
+    extra = ["--numeric-ids", *(["--delete-delay", "-c"] if mirror else [])]
+    command = _rsync_base(ssh, extra, io_timeout, bandwidth_limit)
     return [*command, "--", *sources, destination]
 
 

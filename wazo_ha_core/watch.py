@@ -24,7 +24,9 @@ The rules, in the order they apply (``docs/watch.rst`` draws the diagram):
 * **Failover**: on standby, after ``fall`` consecutive failed rounds. Before
   taking over, the driver probes the witnesses (when any are configured); if
   none answers, this node is the one cut off: no failover, one journal note
-  per outage.
+  per outage; until a good round, every failed round asks the witnesses and
+  each refusal restarts the failed streak, so rounds counted while cut off
+  never decide a take-over once the link is back.
 * **Failback**: when active, after ``rise`` consecutive good rounds *and* the
   master has been good for ``stability`` seconds. While this node reports
   active calls, the failback waits, at most ``courtesy_max`` seconds.
@@ -246,8 +248,13 @@ class Watch:
         s = self.state
         verdict = RoundVerdict(s.last_verdict) if s.last_verdict else None
         if Health.UP in answers:
+            if s.fail_streak < self.config.fall:
+                return Decision(Action.NONE, "a witness answers again: counting fresh failed rounds", verdict)
             return self._act(Action.TAKE_OVER, f"{s.last_reason}; a witness answers", now, [], verdict)
         why = "no witness answers" if Health.DOWN in answers else "the witness probes are broken"
+        # The failed rounds counted so far may all come from this node's own isolation: once the witnesses
+        # answer again, only ``fall`` rounds failed after this refusal may move telephony.
+        s.fail_streak, s.first_fail_at = 0, None
         notes = []
         if not s.refused:
             s.refused = True
@@ -304,6 +311,10 @@ class Watch:
 
     def _decide(self, now, paused, active_calls, verdict, reason, notes) -> Decision:
         s, config = self.state, self.config
+        if self.role is Role.STANDBY and config.witnesses and s.refused and 0 < s.fail_streak < config.fall:
+            # Cut off a moment ago: every failed round asks the witnesses, and each refusal restarts the count.
+            if not paused:
+                return Decision(Action.CHECK_WITNESSES, reason, verdict, tuple(notes))
         if self.role is Role.STANDBY and s.fail_streak >= config.fall:
             if paused:
                 if not s.paused_noted:

@@ -168,12 +168,25 @@ def test_one_witness_answering_is_enough():
     assert driver.actions == [(2.0, Action.TAKE_OVER)]
 
 
-def test_reconnected_node_fails_over_once_a_witness_answers_again():
+def test_reconnected_node_fails_over_after_fall_fresh_rounds_once_a_witness_answers_again():
+    driver = Driver(WatchConfig(witnesses=True), witnesses=[DOWN])
+    driver.run(0, [DEAD] * 5)
+    driver.witnesses = [UP]
+    driver.run(5, [DEAD] * 2)
+    assert driver.actions == []  # the rounds failed while cut off do not count
+    driver.run(7, [DEAD])
+    assert driver.actions == [(7.0, Action.TAKE_OVER)]
+
+
+def test_standby_cut_off_then_reconnected_to_a_serving_master_does_not_take_over():
+    # The link comes back between a round's master probe (failed: still cut off) and its witness probe.
     driver = Driver(WatchConfig(witnesses=True), witnesses=[DOWN])
     driver.run(0, [DEAD] * 5)
     driver.witnesses = [UP]
     driver.run(5, [DEAD])
-    assert driver.actions == [(5.0, Action.TAKE_OVER)]
+    driver.run(6, [SERVING] * 5)
+    assert driver.actions == []
+    assert driver.watch.role is Role.STANDBY
 
 
 def test_paused_takes_no_action_and_resume_acts_on_what_is_true_then():

@@ -105,6 +105,7 @@ class Demo:
         self.follower: subprocess.Popen | None = None
         self.journaled: dict[str, int] = {}
         self.cel_uniqueid = ""
+        self.slave_message = ""
 
     # --- output ---------------------------------------------------------------------
 
@@ -482,9 +483,11 @@ class Demo:
         self.detail(f"slave journal: failover {event.outcome}: {event.message} (its normal watch, no second path)")
         if self.master_answers():
             raise StepFailed("the master still answers SIP after the switchover")
-        # What the slave records while it serves: a voicemail message (its number clashes with the
-        # master's msg0000) and a call event row, both to be brought back by the switchback.
-        nodes.write_voicemail(self.slave, "INBOX", 0, "a caller while the slave served")
+        # What the slave records while it serves: a voicemail message in the next free number, as app_voicemail
+        # numbers it (after the master's msg0000 when the sync mirrored it, else msg0000, a clash), and a call
+        # event row, both to be brought back by the switchback.
+        self.slave_message = f"msg{len(nodes.voicemail_messages(self.slave)):04d}"
+        nodes.write_voicemail(self.slave, "INBOX", int(self.slave_message[3:]), "a caller while the slave served")
         self.cel_uniqueid = f"{int(time.time())}.42"
         self.slave.sql(
             "INSERT INTO cel (eventtype, eventtime, userdeftype, cid_name, cid_num, cid_ani, cid_rdnis, cid_dnid, "
@@ -494,7 +497,7 @@ class Demo:
             f"'{self.cel_uniqueid}', '', '')"
         )
         self.say(
-            f"slave (serving): a voicemail message in {nodes.MAILBOX} INBOX (msg0000, a number the master uses) "
+            f"slave (serving): a voicemail message in {nodes.MAILBOX} INBOX ({self.slave_message}) "
             f"and a CEL row (uniqueid {self.cel_uniqueid})"
         )
         return f"phones had no server for {gap:.2f} s (journaled <= {figures['no_server_seconds']:.2f} s)"
@@ -532,7 +535,7 @@ class Demo:
         renumbered = [name for name in after[0] if name not in before[0]]
         if len(after[0]) != len(before[0]) + 1 or after[1] != "1":
             raise StepFailed(f"copy-back incomplete ({figures.get('copy_back')}): messages {after[0]}, rows {after[1]}")
-        self.detail(f"the slave's msg0000 is the master's {renumbered[0]} (renumbered: the master's msg0000 stays)")
+        self.detail(f"the slave's {self.slave_message} is the master's {renumbered[0]} (the master's msg0000 stays)")
         return f"nothing lost: voicemail ({renumbered[0]}) and CEL row on the master; longest silence {silence:.2f} s"
 
     # --- observing ----------------------------------------------------------------------

@@ -181,7 +181,7 @@ class CopyBackRig(Demo):
     def start(self) -> None:
         self.build()
         for node in (self.master, self.slave):
-            (node.root / VOICEMAIL).mkdir(parents=True)
+            (node.root / VOICEMAIL).mkdir(parents=True, exist_ok=True)  # the demo seeds the master's
         self._master_settings()
         self.enable_master()
         self.enable_slave()

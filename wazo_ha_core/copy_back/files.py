@@ -419,7 +419,10 @@ def merge_voicemail_two_way(
         report.problems.append(f"voicemail: {exc}")
         return
     report.messages += figures["messages_copied"]
-    report.renumbered += figures["messages_renumbered"]
+    # Renumbered: the master's own messages shifted in their folder, and the slave's placed under another number.
+    report.renumbered += figures["messages_renumbered"] + sum(
+        1 for op in merged.master.messages if op.kind == "copy" and op.src != op.dst
+    )
     report.files += sum(len(op.files) for op in merged.master.messages if op.kind == "copy")
     report.bytes += applied.bytes
     if len(report.problems) == problems_before and not merged.overflow:

@@ -31,6 +31,7 @@ from wazo_ha_core.settings import deep_merge
 from wazo_ha_core.store import Store
 from wazo_ha_rig import demo_nodes as nodes
 from wazo_ha_rig.demo import Demo
+from wazo_ha_rig.lifecycle import StartStop
 from wazo_ha_rig.waiting import wait_for
 
 SUBNET, TAG = "10.203.17.0/24", "b"
@@ -160,23 +161,12 @@ class CheckDriver:
         return process.pid
 
 
-class CopyBackRig(Demo):
+class CopyBackRig(StartStop, Demo):  # start()/close() below; StartStop cleans up a half start
     def __init__(self, schema_files, stability: float = 3.0):
         super().__init__(
             schema_files, stability=stability, install=False, out=lambda text: None, subnet=SUBNET, tag=TAG
         )
         self.driver: CheckDriver | None = None
-
-    def __enter__(self) -> CopyBackRig:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def start(self) -> None:
         self.build()

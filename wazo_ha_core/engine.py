@@ -35,6 +35,7 @@ from .schedules import ScheduleStep
 from .services import ServiceControl
 from .settings import Settings
 from .sip_expiry import SipExpiryStep
+from .skip_cache import record as skip_record
 from .slave_db import ReplicationPasswordStep, ReplicationRoleStep, SlaveDBAccessStep, import_password
 from .store import Store
 from .watcher import STATE_OWNER, PauseSwitch, Watcher
@@ -68,6 +69,7 @@ class HAEngine:
         self.notifier = Notifier.from_settings(settings)
         self.metrics = MetricsFile.from_settings(settings, self.store)
         self.journal.listeners += [self.metrics.on_event, self.notifier.on_event]
+        skip_record.fold(self)  # skipped replications the fast path left pending (wazo_ha_core.skip_cache)
 
     @classmethod
     def from_config(cls, config_file: str | None = None) -> HAEngine:

@@ -36,6 +36,7 @@ from .errors import AlreadyRunning, PluginError, PreflightError, SlaveChangesPen
 from .extensions import OperationResult, ProgressCallback, ReplicationBackend, no_progress
 from .journal import Event, utcnow
 from .logs import REPORTED
+from .skip_cache import record as skip_record
 
 if TYPE_CHECKING:
     from .engine import HAEngine
@@ -128,6 +129,7 @@ def _replicate_to(
         if not backends:
             raise PluginError("no replication backend enabled: set plugins.replication (e.g. [pg_dump])")
         with run_lock(engine.settings.path("run_dir"), lock_wait, lock_waiting):
+            skip_record.fold(engine)  # the fast path's skipped runs first: the journal stays in order
             options = {"discard_slave_changes": True} if discard_slave_changes else {}
             if discard_slave_changes:
                 event.figures["discard_slave_changes"] = True
@@ -145,9 +147,11 @@ def _replicate_to(
     event.message = "; ".join(result.message for result in results)
     if event.outcome == "skipped" and not journal_skipped:
         log.debug("replication to %s: %s (not journaled)", peer, event.message)
-        return results
-    engine.journal.append(event)
-    log.info("replication to %s: %s", peer, event.message)
+    else:
+        engine.journal.append(event)
+        log.info("replication to %s: %s", peer, event.message)
+    # After the journal's write: the cache records the store as this run leaves it.
+    skip_record.after_run(engine, peer, backends, event.outcome)
     return results
 
 

@@ -118,6 +118,27 @@ def _shared_lock(fd: int) -> None:
         raise SnapshotMiss("a writer holds the database") from None
 
 
+def locked_marker(database: Path, read):
+    """``(marker, read())`` with ``read`` called under SQLite's SHARED lock on ``database`` (no commit
+    can happen meanwhile); raises :class:`SnapshotMiss` like :func:`load`. Closes its descriptor: call it
+    in a process that holds no transaction of the store (the fast skipped replication, ``status``)."""
+    try:
+        fd = os.open(database, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise SnapshotMiss(f"cannot open {database}: {exc.strerror}") from None
+    try:
+        _shared_lock(fd)  # released by close(): this process holds no other descriptor of the file
+        return _marker(fd, database), read()
+    finally:
+        os.close(fd)
+
+
+def file_marker(database: Path) -> dict[str, Any]:
+    """The store's marker as its writer reads it (a descriptor kept open, no lock: see ``_DESCRIPTORS``)."""
+    fd = _descriptor(database)
+    return _marker(fd, database)
+
+
 # --- reading ----------------------------------------------------------------------------------------
 
 
@@ -129,26 +150,36 @@ def load(database: Path, events_limit: int) -> SnapshotView:
     process opens the store (``wazo-ha status`` does), not while a transaction of it is open.
     """
     path = snapshot_path(database)
-    try:
-        fd = os.open(database, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise SnapshotMiss(f"cannot open {database}: {exc.strerror}") from None
-    try:
-        _shared_lock(fd)  # released by close(): this process holds no other descriptor of the file
-        marker = _marker(fd, database)
+
+    def read() -> tuple:
+        # Under the lock: the skipped runs not yet journaled (wazo_ha_core.skip_cache) are folded into the
+        # store by a commit, which cannot happen while it is held, so none is counted twice or lost.
+        from .skip_cache.cache import read_pending
+
         try:
-            data = json.loads(path.read_bytes())
+            return json.loads(path.read_bytes()), read_pending(database)
         except (OSError, ValueError) as exc:
             raise SnapshotMiss(f"no readable snapshot: {exc}") from None
-    finally:
-        os.close(fd)
+
+    marker, (data, pending) = locked_marker(database, read)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise SnapshotMiss("snapshot format differs")
     if data.get("revision") != HEAD_REVISION:
         raise SnapshotMiss(f"snapshot of schema revision {data.get('revision')!r}, this version needs {HEAD_REVISION}")
     if data.get("database") != marker:
         raise SnapshotMiss("the database changed since the snapshot was written")
-    return SnapshotView(data, events_limit)
+    return SnapshotView(_with_pending(data, pending), events_limit)
+
+
+def _with_pending(data: dict[str, Any], pending: list[dict[str, Any]]) -> dict[str, Any]:
+    """The snapshot's answers with the pending skipped replications (oldest first) as if journaled."""
+    if not pending:
+        return data
+    newest = pending[-1]
+    last = {**data["last"], newest["kind"]: {"newest": newest, "good": newest}}  # skipped is a good outcome
+    events = list(reversed(pending)) + data["events"]
+    # events_limit grows with them: "fewer stored than the limit" (the whole journal) keeps its meaning
+    return {**data, "events": events, "events_limit": data["events_limit"] + len(pending), "last": last}
 
 
 class SnapshotView:

@@ -79,12 +79,30 @@ def cmd_replicate(args, engine: HAEngine, peer: str | None = None) -> int:
         )
     finally:
         progress.done()
+    return _print_results(args, results)
+
+
+def _print_results(args, results) -> int:
     if getattr(args, "json", False):
         print_json([{"outcome": r.outcome, "message": r.message, "figures": r.figures} for r in results])
     else:
         for result in results:
             print(result.message)
     return EXIT_OK
+
+
+def replicate_without_engine(args, settings, peer: str | None = None) -> int | None:
+    """A scheduled run skipped by the skip cache, without SQLAlchemy (:mod:`wazo_ha_core.skip_cache`);
+    ``None``: build the engine and run the full path (forced runs and discards always do)."""
+    if args.force or getattr(args, "discard_slave_changes", False):
+        return None
+    from ..skip_cache.fast_path import try_skip
+
+    results = try_skip(settings, peer)
+    return None if results is None else _print_results(args, results)
+
+
+cmd_replicate.without_engine = replicate_without_engine
 
 
 def legacy_db_replication(argv: list[str] | None = None) -> int:
@@ -109,7 +127,12 @@ def legacy_db_replication(argv: list[str] | None = None) -> int:
             f"xivo-master-slave-db-replication: slave_ip must be an IP address, got {args.slave_ip!r}", file=sys.stderr
         )
         return EXIT_FAILED
-    code = run(lambda parsed, engine: cmd_replicate(parsed, engine, peer=peer), args)
+
+    def handler(parsed, engine):
+        return cmd_replicate(parsed, engine, peer=peer)
+
+    handler.without_engine = lambda parsed, settings: replicate_without_engine(parsed, settings, peer=peer)
+    code = run(handler, args)
     return EXIT_OK if code == EXIT_OK else EXIT_FAILED
 
 

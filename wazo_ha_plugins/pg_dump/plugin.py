@@ -264,6 +264,47 @@ class PgDumpReplication(ReplicationBackend):
             close_quietly(master)
             close_quietly(slave)
 
+    # --- the skip cache (wazo_ha_core.skip_cache): a scheduled run skipped without the store ---------
+
+    def skip_cache_entry(self, peer: str) -> dict[str, Any] | None:
+        """What :meth:`skipped_by_cache` needs, read from the state after a skipped run: the markers
+        recorded for ``peer`` with the last good copy, or ``None`` when there are none."""
+        state = self.context.state
+        recorded = since_verified.recorded_for(state, since_verified.scope(state.get(STATE_KEY), self.excluded))
+        if recorded is None or recorded["scope"].get("peer") != peer:
+            return None
+        return {"markers": recorded}
+
+    def skipped_by_cache(self, peer: str, entry: Any) -> OperationResult | None:
+        """A ``skipped`` result when both servers' markers still equal ``entry``'s (read live, here and now),
+        ``None`` when anything differs or ``entry`` is not one :meth:`skip_cache_entry` made for this peer,
+        database and these excluded tables. Reads no state; raises what connecting raises."""
+        started = time.monotonic()
+        recorded = entry.get("markers") if isinstance(entry, dict) else None
+        scope = recorded.get("scope") if isinstance(recorded, dict) else None
+        if not isinstance(scope, dict) or (scope.get("peer"), scope.get("database"), scope.get("excluded")) != (
+            peer,
+            self.config["database"],
+            sorted(self.excluded),
+        ):
+            return None
+        connect_timeout = float(self.context.settings.get("timeouts.connect"))
+        timeout = float(self.config["timeout"])
+        master = slave = None
+        try:
+            master = connect(self.master_endpoint(), connect_timeout, timeout)
+            slave = connect(
+                self.slave_endpoint(peer), connect_timeout, timeout, require_password=self.config["require_password"]
+            )
+            master.set_session(isolation_level="REPEATABLE READ", readonly=True)
+            run = _Run(self, peer, master, slave, _no_progress, None)
+            if not run.markers_still(recorded):
+                return None
+            return run.result("skipped", time.monotonic() - started)
+        finally:
+            close_quietly(master)
+            close_quietly(slave)
+
     # --- copy-back of history rows (the master pulls; see copy_back.py) -----------------
 
     def copy_back_rows(self, peer: str, *, dry_run: bool = False, progress=_no_progress) -> OperationResult:
@@ -469,8 +510,10 @@ class _Run:
         (:mod:`.since_verified`). Must be the master transaction's first statement: its snapshot is read."""
         state = self.plugin.context.state
         recorded = since_verified.recorded_for(state, since_verified.scope(state.get(STATE_KEY), self.plugin.excluded))
-        if recorded is None:
-            return False
+        return recorded is not None and self.markers_still(recorded)
+
+    def markers_still(self, recorded: dict[str, Any]) -> bool:
+        """Both servers' markers equal ``recorded`` (:func:`.since_verified.record`'s value); the slave's first."""
         names = recorded["sequences"]
         if not since_verified.still(self.target, recorded["slave"], names, sequence_values):
             return False

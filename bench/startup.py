@@ -37,9 +37,12 @@ TARGETS = {"--help": 5.0, "status": 10.0, "status (no snapshot)": 10.0, "unchang
 #: The floor of the skipped run, as imports alone (timed in the replication rounds): what it imports now, and
 #: what a path that read the store without SQLAlchemy would still import (settings, the plugin, libpq, sqlite3).
 IMPORT_FLOORS = {
-    "imports of the skipped run alone": "wazo_ha_core.engine, wazo_ha_core.cli.main, wazo_ha_plugins.pg_dump.plugin",
-    "imports without SQLAlchemy (a lighter path's floor)": (
-        "yaml, sqlite3, wazo_ha_core.settings, wazo_ha_plugins.pg_dump.plugin"
+    "imports of the full path (store, engine) alone": (
+        "wazo_ha_core.engine, wazo_ha_core.cli.main, wazo_ha_plugins.pg_dump.plugin"
+    ),
+    "imports of the skip cache's fast path alone": (
+        "yaml, wazo_ha_core.cli.main, wazo_ha_core.settings, wazo_ha_core.skip_cache.fast_path,"
+        " wazo_ha_plugins.pg_dump.plugin"
     ),
 }
 NO_PLUGINS = "{replication: [], file_sync: [], health_probes: [], device_provisioners: [], service_managers: []}"
@@ -170,11 +173,13 @@ def replication_rows(workdir: Path) -> list[tuple[str, float, float, float]]:
         assert history.count('"skipped"') >= REPLICATION_ROUNDS, "the unchanged runs must all be skipped"
         # The first unchanged run scans (fingerprints) and records the markers; the next ones skip by them.
         markers = history.count('"unchanged_by": "markers"')
+        by_cache = history.count('"skip_cache": true')  # the fast path (wazo_ha_core/skip_cache)
     print(
         f"today's method (pg_dump to a file + psql -f with TRUNCATE): {statistics.median(today):.2f} s; "
         f"unchanged xivo-master-slave-db-replication: {statistics.median(o[0] for o in ours):.3f} s wall, "
         f"{statistics.median(o[1] for o in ours):.3f} s CPU (median of {REPLICATION_ROUNDS}; "
-        f"{markers} skipped by markers, the others by fingerprints)"
+        f"{markers} skipped by markers, {by_cache} of them by the skip cache without the store, the others by "
+        "fingerprints)"
     )
     wall = statistics.median(run[0] / ref for run, ref in zip(ours, today, strict=True))
     label = "unchanged xivo-master-slave-db-replication / today's method"
@@ -186,6 +191,8 @@ def replication_rows(workdir: Path) -> list[tuple[str, float, float, float]]:
         )
         floor = statistics.median(run[0] / ref for run, ref in zip(runs, today, strict=True))
         rows.append((f"  {name} / today's method", floor, None, TARGETS["unchanged legacy replication"]))
+    cpu = statistics.median(run[1] / ref for run, ref in zip(ours, today, strict=True))
+    rows.append(("  the same, our CPU / today's wall", cpu, None, TARGETS["unchanged legacy replication"]))
     return rows
 
 

@@ -51,6 +51,7 @@ class Applied:
     deleted: int = 0
     method: str = "reload"  # load, keys, whole (changed_rows) or reload (truncate)
     keys: int = 0  # differing keys found by the key comparison (the rows fetched by key)
+    buckets: int | None = None  # differing buckets the key comparison was limited to (None: not bucketed)
 
 
 def _same_row(table: Table) -> sql.Composable:
@@ -85,10 +86,11 @@ def update_changed_rows(
     if slave_rows == 0:  # nothing to compare with: stream straight in
         return Applied(inserted=copy_table(source, target, table, on_bytes, binary=binary), method="load")
     if table.has_primary_key and not whole and not keyed.mostly_different(master_rows, slave_rows):
-        differing = keyed.differing_keys(source, target, table, on_bytes, binary=binary)
-        if differing <= keyed.WHOLE_FRACTION * max(master_rows, slave_rows):
+        larger = max(master_rows, slave_rows)
+        differing, buckets = keyed.differing_keys(source, target, table, on_bytes, binary=binary, rows=larger)
+        if differing <= keyed.WHOLE_FRACTION * larger:
             inserted, deleted = keyed.replace_keys(source, target, table, on_bytes, binary=binary)
-            return Applied(inserted=inserted, deleted=deleted, method="keys", keys=differing)
+            return Applied(inserted=inserted, deleted=deleted, method="keys", keys=differing, buckets=buckets)
         keyed.discard_keys(target)
     target.execute(
         sql.SQL("CREATE TEMPORARY TABLE {} ON COMMIT DROP AS SELECT {} FROM ONLY {} WITH NO DATA").format(

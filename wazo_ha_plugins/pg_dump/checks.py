@@ -1,7 +1,9 @@
 """Checksums (verify before commit) and fingerprints (skip when unchanged).
 
 * **Checksum** of a table: its row count and the sum of a 64-bit hash of
-  each row (``hash_record_extended`` of the row's columns). Order-independent
+  each row (``hash_record_extended`` of the row's columns, hashed again by
+  ``hashtextextended``: the record hash is linear in its columns' hashes, so
+  its plain sum could not tell two rows that exchanged a value). Order-independent
   (no sort, constant memory) and computed by each server. Columns are hashed
   as they are when their type's hash agrees with their text (integers, text,
   varchar, uuid, booleans, bytea, dates, timestamps and arrays of these) and
@@ -38,7 +40,10 @@ _XMIN_SUM = sql.SQL(
     "coalesce(sum(hashint8extended(CASE WHEN age(xmin) = 2147483647 THEN 2 "
     "ELSE ({reference} - age(xmin) + 4294967296) % 4294967296 END, 0)), 0)::text"
 )
-_ROW_SUM = sql.SQL("coalesce(sum(hash_record_extended({row}, 0)), 0)::text")
+# Each row's hash goes through a second, non-linear hash before the sum. hash_record_extended combines
+# its columns' hashes linearly (h = 31·h + column hash), so a plain sum of it over the rows is a sum per
+# column: values swapped between two rows (two users' names exchanged) left it equal, and a copy missed them.
+_ROW_SUM = sql.SQL("coalesce(sum(hashtextextended(hash_record_extended({row}, 0)::text, 0)), 0)::text")
 _SEQUENCE = sql.SQL("SELECT {name}, last_value::text, is_called FROM {sequence}")
 
 

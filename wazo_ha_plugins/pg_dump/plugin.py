@@ -444,6 +444,9 @@ class _Run:
             # verification: compared by key, still differing (a row-hash collision), rewritten whole.
             "methods": {},
             "keys": 0,
+            # per table compared per bucket of keys first (keyed.py): how many buckets differed, the only
+            # ones whose keys were compared
+            "buckets": {},
             "rewritten_after_verification": [],
             # where the copy's time went (seconds): compare (the slave's checksums), write (every table's
             # comparison by key and writes, and the sequences), verify, rewrite, wait_master, commit
@@ -672,6 +675,8 @@ class _Run:
         figures["deleted"] += applied.deleted
         figures["keys"] += applied.keys
         figures["methods"][table.name] = applied.method
+        if applied.buckets is not None:
+            figures["buckets"][table.name] = applied.buckets
 
     def _rewrite_whole(self, tables: list[cat.Table], master: _TableByTable, slave_after: dict) -> list[cat.Table]:
         """Tables compared by key whose checksum still differs (a row-hash collision): rewritten whole.

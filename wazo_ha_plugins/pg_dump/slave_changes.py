@@ -91,8 +91,13 @@ def marks(cursor, tables: list[cat.Table], figures: dict[str, list] | None = Non
     return {table.name: [int(result[table.name][0]), str(result[table.name][1])] for table in tables}
 
 
-def _identity(peer: str, database: str) -> dict[str, str]:
-    return {"peer": peer, "database": database}
+#: The checksum's formula (checks.py) the marks were computed with: marks of another formula cannot be
+#: compared and count as none (2: the row hash hashed again before the sum).
+CHECKSUM_FORMULA = 2
+
+
+def _identity(peer: str, database: str) -> dict[str, Any]:
+    return {"peer": peer, "database": database, "checksum": CHECKSUM_FORMULA}
 
 
 class Guard:

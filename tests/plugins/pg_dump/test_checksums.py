@@ -79,3 +79,21 @@ def test_equal_data_in_databases_with_different_enum_oids_has_equal_checksums(ma
         assert checksum(master_cluster, "probe") == checksum(slave_cluster, "probe")
     finally:
         slave_cluster.psql("postgres", "DROP DATABASE IF EXISTS probe")
+
+
+@pytest.mark.parametrize("column", ["name", "note", "ref", "tags"])
+def test_values_exchanged_between_two_rows_change_the_checksum(master_cluster, probe_db, column):
+    # hash_record_extended is linear in its columns' hashes: a plain sum of it did not see this.
+    master_cluster.psql(
+        probe_db,
+        "INSERT INTO probe (id, name, note, ref, tags) VALUES (7, 'x', E'tab\\there', "
+        "'5a5a5a5a-0000-4000-8000-000000000007', '{z}')",
+    )
+    before = checksum(master_cluster, probe_db)
+    master_cluster.psql(
+        probe_db,
+        f"UPDATE probe AS p SET {column} = o.{column} FROM probe AS o WHERE (p.id, o.id) IN ((1, 7), (7, 1))",
+    )
+    after = checksum(master_cluster, probe_db)
+    assert after[0] == before[0] == 2
+    assert after[1] != before[1], column

@@ -456,7 +456,7 @@ def main() -> int:
         print(
             f"pg_dump, {state}: {median(state_runs, 'seconds'):.2f} s, reader blocked up to "
             f"{max(r['blocked'] for r in state_runs):.3f} s; tables by method {methods}, "
-            f"{median(state_runs, 'keys'):.0f} differing keys"
+            f"{median(state_runs, 'keys'):.0f} differing keys, buckets {state_runs[0].get('buckets', {})}"
         )
         phases = {
             name: statistics.median(run["phase_seconds"].get(name, 0) for run in state_runs)

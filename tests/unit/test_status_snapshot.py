@@ -229,3 +229,35 @@ def test_a_failed_refresh_leaves_no_snapshot(node):
 
     assert not writer.refresh(Broken())
     assert not snapshot_path(node.database).exists()
+
+
+def test_pending_skipped_replications_are_shown_as_the_journal_will_hold_them(node):
+    """Skipped runs the fast path left pending (wazo_ha_core.skip_cache) are the newest replication in the
+    snapshot's answers, and the same once folded into the journal by the store's side of status."""
+    from wazo_ha_core.skip_cache import cache
+
+    node.store.write_ha_settings(HASettings("master", "10.0.0.2"))
+    journal(node, "replication", "failed", "slave down")
+    then = datetime.now(UTC) - timedelta(minutes=100)
+    for message in ("skipped 1", "skipped 2"):
+        cache.append_pending(
+            node.database,
+            Event(kind="replication", started_at=then, ended_at=then, outcome="skipped", message=message),
+        )
+
+    shown, modules = node.status()
+
+    assert "sqlalchemy" not in modules
+    assert shown["last"]["replication"]["outcome"] == "skipped"
+    assert [event["message"] for event in shown["events"]] == ["skipped 2", "skipped 1", "slave down"]
+    os.unlink(snapshot_path(node.database))  # the same command, through the store: it folds them first
+    from_store, modules = node.status()
+    assert "sqlalchemy" in modules and cache.pending_count(node.database) == 0
+
+    def without_ids(status: dict) -> dict:  # a pending run has its journal id only once journaled
+        return {**status, "events": [{**event, "id": None} for event in status["events"]]}
+
+    assert without_ids(shown) == without_ids(from_store)
+    assert [event.message for event in node.store.events(kind="replication")] == [
+        "skipped 2", "skipped 1", "slave down"
+    ]  # fmt: skip

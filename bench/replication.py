@@ -196,9 +196,11 @@ OURS = textwrap.dedent(
     from wazo_ha_plugins.pg_dump import PgDumpReplication
 
     root, config, force = Path(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3] == "force"
+    from wazo_ha_plugins.pg_dump import keyed
     if sys.argv[4] == "whole":  # the method before rows were compared by key: every differing table whole
-        from wazo_ha_plugins.pg_dump import keyed
         keyed.WHOLE_FRACTION = -1
+    if sys.argv[4] == "no buckets":  # by key, every pair compared (before buckets)
+        keyed.MIN_BUCKETED_ROWS = 1 << 62
     store = Store(f"sqlite:///{root}/state.db")  # migrated before the timing, as on a node
     settings = Settings.from_tree({"root": str(root)})
     context = PluginContext("pg_dump", "wazo_ha.replication", config, settings,
@@ -222,6 +224,7 @@ def ours(
     write_mode="changed_rows",
     by_key: bool = True,
     statuses: dict | None = None,
+    variant: str | None = None,
 ) -> dict:
     # As in production: the slave's NOSUPERUSER replication role, its password at paths.replication_password.
     password = workdir / "etc/wazo-ha/replication-password"
@@ -250,7 +253,7 @@ def ours(
         str(workdir),
         json.dumps(config),
         "force" if force else "auto",
-        "by key" if by_key else "whole",
+        variant or ("by key" if by_key else "whole"),
     ]
     with BlockedReader(slave, database) as reader:
         wall, rss, out = run_measured(argv)
@@ -357,7 +360,7 @@ def main() -> int:
 
         # Interleaved: each round measures the baseline and every case of ours, so that a
         # machine getting slower or faster during the bench weighs on both alike.
-        base, truncating, whole_tables = [], [], []
+        base, truncating, whole_tables, no_buckets = [], [], [], []
         ours_by_state: dict[str, list[dict]] = {state: [] for state in slave_states(USERS)}
         # A slave that holds a previous copy also holds its users' statuses: a node's state keeps them as the
         # baseline the next run compares with (wazo_ha_plugins/pg_dump/user_statuses.py), so these runs get it.
@@ -373,6 +376,11 @@ def main() -> int:
             states.reset("typical change")
             whole_tables.append(
                 ours(master, slave, "asterisk", workdir / f"whole{index}", force=True, by_key=False, statuses=statuses)
+            )
+            states.reset("typical change")
+            no_buckets.append(
+                ours(master, slave, "asterisk", workdir / f"nobuckets{index}", force=True, statuses=statuses,
+                     variant="no buckets")
             )
             states.reset("every row differs")
             truncating.append(
@@ -420,6 +428,15 @@ def main() -> int:
             statistics.median(
                 run["seconds"] / other["seconds"]
                 for run, other in zip(ours_by_state["typical change"], whole_tables, strict=True)
+            ),
+            None,
+        ),
+        ("typical change, by key without buckets / baseline", paired(no_buckets), None),
+        (
+            "  with buckets / without, same round",
+            statistics.median(
+                run["seconds"] / other["seconds"]
+                for run, other in zip(ours_by_state["typical change"], no_buckets, strict=True)
             ),
             None,
         ),

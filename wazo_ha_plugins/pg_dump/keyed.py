@@ -15,8 +15,8 @@ whose checksum differs:
 
 Before step 1, a table of at least :data:`MIN_BUCKETED_ROWS` rows is first
 compared per *bucket* of keys: each server sums the row hashes (and counts the
-rows) of each bucket (``hashtextextended`` of the key's text, the same
-function and settings on both servers), and only the buckets whose count or
+rows) of each bucket (the key's record hash, seed 2, masked; the same
+expression on both servers), and only the buckets whose count or
 sum differ take part in steps 1 and 2, on both sides. That spares streaming
 and joining the pairs of the buckets that are equal (at 160,000 rows, 1,250
 buckets of 128 rows; an edit of 200 rows touches at most 200 of them). A
@@ -62,8 +62,12 @@ WHOLE_FRACTION = 0.3
 MIN_BUCKETED_ROWS = 4096
 ROWS_PER_BUCKET = 128
 MAX_BUCKETS = 1 << 16
-#: The bucket of a key: its text (as both servers print it: same types, UTC, ISO dates) hashed, seed 2.
-BUCKET = "(hashtextextended(ROW({key})::text, 2) & {mask})"
+#: The bucket of a key: the key's record hash (seed 2; columns whose hash is not portable through their text,
+#: as the checksums do), masked. The bucket's sum: each row's comparison hash mixed by hashint8extended (not
+#: linear, so values exchanged between two rows of a bucket move it; its 32-bit fold only ever makes a bucket
+#: look equal, which the verification then catches, as for any collision).
+BUCKET = "(hash_record_extended({key}, 2) & {mask})"
+BUCKET_SUM = "sum(hashint8extended({hash}, 3))"
 
 
 def _row_hash(table: Table, alias: str | None) -> sql.Composable:
@@ -87,15 +91,24 @@ def bucket_count(rows: int) -> int:
 
 
 def _bucket_of(table: Table, buckets: int) -> sql.Composable:
-    return sql.SQL(BUCKET).format(key=table.key_of(), mask=sql.Literal(buckets - 1))
+    native = dict(zip(table.columns, table.native_hash or (False,) * len(table.columns), strict=True))
+    key = sql.SQL("ROW({})").format(
+        sql.SQL(", ").join(
+            sql.Identifier(column) if native[column] else sql.SQL("{}::text").format(sql.Identifier(column))
+            for column in table.key
+        )
+    )
+    return sql.SQL(BUCKET).format(key=key, mask=sql.Literal(buckets - 1))
 
 
 def differing_buckets(source, target, table: Table, buckets: int) -> list[int]:
     """The buckets whose row count or sum of row hashes differ between the two servers (both read at once)."""
     # Summed through a second hash, as the checksums (checks.py): a sum of the linear record hash would not
     # see values exchanged between two rows of one bucket.
-    query = sql.SQL("SELECT {bucket}, count(*), sum(hashtextextended(({hash})::text, 3)) FROM ONLY {table} GROUP BY 1").format(
-        bucket=_bucket_of(table, buckets), hash=_row_hash(table, None), table=table.ident
+    query = sql.SQL("SELECT {bucket}, count(*), {sum} FROM ONLY {table} GROUP BY 1").format(
+        bucket=_bucket_of(table, buckets),
+        sum=sql.SQL(BUCKET_SUM).format(hash=_row_hash(table, None)),
+        table=table.ident,
     )
     master: dict = {}
     failure: list[BaseException] = []

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from wazo_ha_core import HAEngine, Settings
+from wazo_ha_rig.waiting import wait_for
 from wazo_ha_core.skip_cache import cache
 
 from .test_engine import config_file, engine_for
@@ -40,9 +41,15 @@ def cached(pair):
     engine_for(pair)
     config = config_file(pair)
     assert replicate(config)["outcome"] == "copied"
-    assert replicate(config)["figures"]["unchanged_by"] == "fingerprints"  # records the markers, then the cache
     database = Settings.load(config).path("state_db")
-    assert cache.cache_path(database).exists()
+
+    def skipped_and_cached() -> bool:
+        # Skipped by fingerprints, it records the markers, then the cache; unless a commit on a server during
+        # the scan (autovacuum after the copy) kept the markers from being recorded: then the next run.
+        assert replicate(config)["outcome"] == "skipped"
+        return cache.cache_path(database).exists()
+
+    wait_for(skipped_and_cached, 60, "a skipped run that writes the skip cache", interval=0.5)
     return config, database
 
 
@@ -74,7 +81,7 @@ def test_an_unchanged_run_is_skipped_by_the_cache_without_sqlalchemy_and_journal
     events = journal(config)  # opening the engine folds the pending runs into the journal
     assert cache.pending_count(database) == 0
     assert events[0].figures.get("skip_cache") is True and events[0].started_at == newest.started_at
-    assert [e.outcome for e in events] == ["skipped", "skipped", "ok"]
+    assert [e.outcome for e in events][:2] == ["skipped", "skipped"] and events[-1].outcome == "ok"
 
 
 @pytest.mark.parametrize(
@@ -160,6 +167,7 @@ def test_pending_runs_are_bounded_then_journaled_by_the_full_path(pair, cached, 
     assert cache.pending_count(database) == 0
     outcomes = [(e.outcome, e.figures.get("skip_cache")) for e in journal(config)]
     assert outcomes[:4] == [("skipped", None), ("skipped", True), ("skipped", True), ("skipped", None)]
+    assert cache.cache_path(database).exists()  # written again by the full path's skipped run
 
 
 def test_the_cache_file_is_private(pair, cached):

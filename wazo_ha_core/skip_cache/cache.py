@@ -51,9 +51,7 @@ METRIC_GAUGES = {
     "wazo_ha_last_replication_timestamp_seconds": lambda event: event.ended_at.timestamp(),
     "wazo_ha_last_replication_duration_seconds": lambda event: event.duration,
     "wazo_ha_last_replication_bytes": lambda event: float(event.figures.get("bytes", 0)),
-    "wazo_ha_last_replication_user_statuses_to_master": lambda event: float(
-        event.figures.get("statuses_to_master", 0)
-    ),
+    "wazo_ha_last_replication_user_statuses_to_master": lambda event: float(event.figures.get("statuses_to_master", 0)),
 }
 
 

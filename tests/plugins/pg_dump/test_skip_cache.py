@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from wazo_ha_core import HAEngine, Settings
-from wazo_ha_rig.waiting import wait_for
 from wazo_ha_core.skip_cache import cache
+from wazo_ha_rig.waiting import wait_for
 
 from .test_engine import config_file, engine_for
 
@@ -99,7 +99,7 @@ def test_an_unchanged_run_is_skipped_by_the_cache_without_sqlalchemy_and_journal
 def test_a_cache_claiming_unchanged_after_the_master_changed_costs_a_run_and_the_copy_is_made(
     pair, cached, change, check, expected
 ):
-    config, database = cached
+    config, _ = cached
     pair.master_sql(change)
 
     result = replicate(config)

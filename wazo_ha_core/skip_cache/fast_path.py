@@ -54,7 +54,7 @@ def try_skip(settings, peer: str | None = None) -> list[OperationResult] | None:
             return _skip_locked(settings, database, names[0], peer)
     except AlreadyRunning:
         return None
-    except cache.CacheMiss as exc:
+    except (cache.CacheMiss, OSError) as exc:  # OSError: a file it reads or writes (the full path will say)
         log.debug("replication fast path not taken: %s", exc)
         return None
 

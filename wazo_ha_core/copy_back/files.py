@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..voicemail import FileInfo, Plan, parse_tree, plan_copy_back
+from ..voicemail.changed import from_plan as changed_from_plan
+from ..voicemail.changed import from_side_plan as changed_from_side_plan
 from ..voicemail.layout import Spool, short
 
 TEMP_PREFIX = ".wazo-ha-copy-back."
@@ -66,6 +68,7 @@ class FilesReport:
     problems: list[str] = field(default_factory=list)
     would_copy: list[str] = field(default_factory=list)  # dry-run: what would move (master-relative)
     voicemail: dict[str, int] = field(default_factory=dict)  # two-way merge: messages_copied, _deleted, _moved…
+    changed_mailboxes: set[tuple[str, str]] = field(default_factory=set)  # (context, mailbox) whose folders changed
 
     def figures(self) -> dict:
         return {
@@ -336,6 +339,7 @@ def merge_voicemail(
             continue
         slave_message = _slave_message(slave_spool, move)
         ledger.add([message_key(move.mailbox, slave_message.identity)])
+        report.changed_mailboxes |= changed_from_plan(plan, [(move.mailbox, move.folder, move.slave_number)])
         report.messages += 1
         report.renumbered += move.slave_number != move.master_number
         report.files += sum(1 for size in written if size)
@@ -417,7 +421,10 @@ def merge_voicemail_two_way(
         applied = apply_side_plan(master, staged, master_listing, slave_listing, merged.master, copied)
     except VoicemailApplyError as exc:
         report.problems.append(f"voicemail: {exc}")
+        # Some steps may be done: a recount of a mailbox that did not change costs Asterisk one scan.
+        report.changed_mailboxes |= changed_from_side_plan(merged.master)
         return
+    report.changed_mailboxes |= changed_from_side_plan(merged.master)
     report.messages += figures["messages_copied"]
     # Renumbered: the master's own messages shifted in their folder, and the slave's placed under another number.
     report.renumbered += figures["messages_renumbered"] + sum(

@@ -351,7 +351,11 @@ class FileSyncBackend(Plugin, abc.ABC):
         that to see deletions). A path missing on the peer is *nothing recorded
         there*, not a problem: it is listed in ``figures["missing"]``, not in
         the warnings (a warning makes the copy-back ``partial``, so the
-        automatic one would retry it forever). Time-bounded by the plugin's
+        automatic one would retry it forever). A directory or file under ``paths``
+        the peer cannot read is listed in ``figures["unreadable"]`` (node
+        paths), with a warning naming it, while the rest is copied; the engine
+        then merges nothing from under it (a missing staged copy must not read
+        as "deleted on the slave") and the copy-back stays owed. Time-bounded by the plugin's
         settings. The engine merges ``staging`` into the live directories
         itself (:mod:`wazo_ha_core.copy_back.files`).
         Raises :class:`~wazo_ha_core.errors.NotInitialised` before :meth:`init`,

@@ -191,6 +191,7 @@ def _files(engine: HAEngine, peer: str, dry_run: bool, progress: ProgressCallbac
         except (UnsupportedOperation, NotInitialised) as exc:
             report.warnings.append(f"files not copied back: {exc}")
             continue
+        unreadable = [str(path) for path in result.figures.get("unreadable", ())]
         pulled_bytes += result.figures.get("bytes_transferred", 0)
         missing += len(result.figures.get("missing", ()))
         for note in result.figures.get("missing", ())[:5]:
@@ -208,6 +209,7 @@ def _files(engine: HAEngine, peer: str, dry_run: bool, progress: ProgressCallbac
                     dry_run=dry_run,
                     max_messages=int(settings.get("copy_back.max_messages")),
                     base_path=voicemail_base_file(staging_root, peer),
+                    unreadable=_under(path, unreadable),
                 )
                 report.changed_mailboxes |= files.changed_mailboxes
             else:
@@ -237,3 +239,15 @@ def _refresh_mwi(engine: HAEngine, dry_run: bool, report: CopyBackReport) -> Non
     report.notices.extend(done.notices)
     for notice in done.notices:
         log.warning("copy-back: %s", notice)
+
+
+def _under(directory: str, paths: list[str]) -> list[str]:
+    """``paths`` (node paths) relative to ``directory``: ``"."`` for the directory itself or one above it."""
+    top = PurePosixPath(directory)
+    found = []
+    for path in map(PurePosixPath, paths):
+        if path == top or path in top.parents:
+            found.append(".")
+        elif top in path.parents:
+            found.append(str(path.relative_to(top)))
+    return found

@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from wazo_ha_core import PluginError, PluginTimeout
+from wazo_ha_core import PluginError
 
 ACTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
 DEFAULT_URL = "http://127.0.0.1:9491/1.0"

@@ -41,9 +41,7 @@ def copy_backs(rig) -> int:
 
 
 def wait_copied(rig) -> None:
-    wait_for(
-        lambda: not rig.owed().owed and rig.owed().last_outcome == "ok", COPY_BACK_DEADLINE, "the copy-back done"
-    )
+    wait_for(lambda: not rig.owed().owed and rig.owed().last_outcome == "ok", COPY_BACK_DEADLINE, "the copy-back done")
 
 
 def refreshes_since(rig, seen: int) -> list[tuple[str, str]]:

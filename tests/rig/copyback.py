@@ -23,7 +23,6 @@ import hashlib
 import os
 import re
 import secrets
-import shlex
 import shutil
 import signal
 import subprocess
@@ -263,7 +262,8 @@ class CopyBackRig(StartStop, Demo):  # start()/close() below; StartStop cleans u
         root. The forced command names the receiver file; it is swapped for a wrapper that execs
         the real one under capsh, and put back on leaving.
         """
-        keys = Path(yaml.safe_load(self.master.config_file.read_text())["plugin_config"]["rsync"]["authorized_keys_file"])
+        rsync = yaml.safe_load(self.master.config_file.read_text())["plugin_config"]["rsync"]
+        keys = Path(rsync["authorized_keys_file"])
         found = re.search(r'command="\S+ -I -S (\S+) ', keys.read_text())
         assert found, "no forced command in the slave's authorized_keys"
         receiver = Path(found.group(1))
@@ -275,7 +275,7 @@ class CopyBackRig(StartStop, Demo):  # start()/close() below; StartStop cleans u
         wrapper = (
             "import os, sys\n"
             f"os.execv({capsh!r}, [{capsh!r}, '--drop=cap_dac_override,cap_dac_read_search', '--', '-c', "
-            f"'exec \"$0\" -I -S \"$@\"', sys.executable, {str(real)!r}, *sys.argv[1:]])\n"
+            f'\'exec "$0" -I -S "$@"\', sys.executable, {str(real)!r}, *sys.argv[1:]])\n'
         )
         receiver.write_text(wrapper)
         try:

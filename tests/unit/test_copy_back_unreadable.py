@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+
 import pytest
 
 from tests.unit.test_copy_back_files import msg_ids, write_message
@@ -55,7 +56,7 @@ def test_real_rsync_permission_errors_become_node_paths_and_nothing_else_counts_
     ]
     assert _real_errors(rest) == []
     # A line that is something else stays an error.
-    assert _real_errors(["rsync: [receiver] write failed on \"x\": No space left on device (28)"])
+    assert _real_errors(['rsync: [receiver] write failed on "x": No space left on device (28)'])
     # With remote_root "/" (a real slave) the paths are the sender's own.
     assert _unreadable_on_slave(['rsync: [sender] opendir "/var/x" failed: Permission denied (13)'], "") == (
         ["/var/x"],
@@ -84,7 +85,9 @@ def two_way(tmp_path, unreadable):
     base_before = base_path.read_text()
     write_message(staged, "INBOX", 1, "new", 300)
     report = FilesReport()
-    merge_voicemail(staged, master, Ledger(tmp_path / "ledger.jsonl"), report, base_path=base_path, unreadable=unreadable)
+    merge_voicemail(
+        staged, master, Ledger(tmp_path / "ledger.jsonl"), report, base_path=base_path, unreadable=unreadable
+    )
     return master, report, base_path.read_text() == base_before
 
 
@@ -114,4 +117,3 @@ def test_an_unreadable_context_leaves_out_all_its_mailboxes(tmp_path):
     assert msg_ids(master) == {"msg0000": "100-kept"}
     assert (master / "default/1002/INBOX/msg0000.txt").exists()
     assert any("context default" in p for p in report.problems)
-

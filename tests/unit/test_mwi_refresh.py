@@ -149,7 +149,7 @@ def test_without_a_manager_that_can_every_mailbox_is_reported():
 
 # --- wazo_services and wazo-amid (the stand-in) -------------------------------------------------------
 
-TOKEN = "5c1f0a4e-3d2b-4c8e-9f7a-0b1c2d3e4f5a"  # noqa: S105 (a test token)
+TOKEN = "5c1f0a4e-3d2b-4c8e-9f7a-0b1c2d3e4f5a"
 
 
 @pytest.fixture
@@ -211,7 +211,9 @@ def test_wazo_services_refuses_a_hostile_name_itself(make_plugin, token_file, tm
         plugin = services(make_plugin, token_file, amid.url)
         result = plugin.refresh_mailboxes([("default", "1001\r\nAction: Originate")])
         assert amid.requests() == []
-    assert result.figures["refreshed"] == 0 and "refused" in result.figures["failed"]["default/1001\r\nAction: Originate"]
+    assert (
+        result.figures["refreshed"] == 0 and "refused" in result.figures["failed"]["default/1001\r\nAction: Originate"]
+    )
 
 
 def test_a_refused_token_fails_each_mailbox_naming_the_cause_not_the_token(make_plugin, tmp_path):

@@ -71,4 +71,3 @@ def refresh(managers: Iterable, mailboxes: Iterable[MailboxKey]) -> Refreshed:
         f"({', '.join(f'{c}/{m}' for c, m in wanted[:10])}); Asterisk counts them again at its next poll"
     )
     return result
-

@@ -555,7 +555,9 @@ class RsyncBackend(FileSyncBackend):
 
 
 #: The sender's words for a path it may not read (rsync 3.2: opendir of a directory, open of a file).
-_DENIED = re.compile(r'rsync: \[sender\] (?:opendir "(.+)" failed|send_files failed to open "(.+)"): Permission denied \(13\)')
+_DENIED = re.compile(
+    r'rsync: \[sender\] (?:opendir "(.+)" failed|send_files failed to open "(.+)"): Permission denied \(13\)'
+)
 
 
 def _unreadable_on_slave(errors: list[str], remote_root: str) -> tuple[list[str], list[str]]:

@@ -351,7 +351,11 @@ class FileSyncBackend(Plugin, abc.ABC):
         that to see deletions). A path missing on the peer is *nothing recorded
         there*, not a problem: it is listed in ``figures["missing"]``, not in
         the warnings (a warning makes the copy-back ``partial``, so the
-        automatic one would retry it forever). Time-bounded by the plugin's
+        automatic one would retry it forever). A directory or file under ``paths``
+        the peer cannot read is listed in ``figures["unreadable"]`` (node
+        paths), with a warning naming it, while the rest is copied; the engine
+        then merges nothing from under it (a missing staged copy must not read
+        as "deleted on the slave") and the copy-back stays owed. Time-bounded by the plugin's
         settings. The engine merges ``staging`` into the live directories
         itself (:mod:`wazo_ha_core.copy_back.files`).
         Raises :class:`~wazo_ha_core.errors.NotInitialised` before :meth:`init`,
@@ -501,6 +505,29 @@ class ServiceManager(Plugin, abc.ABC):
         The watch delays a failback while calls are up.
         """
         return None
+
+    def refresh_mailboxes(self, mailboxes: Sequence[tuple[str, str]]) -> OperationResult:
+        """Optional, on the master after a copy-back: have telephony here recount these voicemail mailboxes.
+
+        ``mailboxes`` are ``(context, mailbox)`` pairs whose folders the
+        copy-back changed on disk (app_voicemail sends message-waiting
+        notifications only for changes it makes itself); the core has checked
+        each name (:func:`wazo_ha_core.voicemail.changed.refusal`). Returns
+        ``figures["refreshed"]`` (a count) and ``figures["failed"]``
+        (``{"context/mailbox": reason}``, one entry per mailbox not refreshed).
+        A failure for one mailbox is an entry, not an exception: the files are
+        already safe, so the copy-back reports it as a warning and stays ``ok``.
+
+        * **Time**: each request bounded by the plugin's timeout; after a
+          failure that says telephony cannot be reached (refused, timed out),
+          the remaining mailboxes are not tried and fail with the same reason.
+        * **Raises** :class:`~wazo_ha_core.errors.UnsupportedOperation` (the
+          default: this manager cannot), or
+          :class:`~wazo_ha_core.errors.PluginError` when nothing could be
+          tried (settings, credentials); the core then counts every mailbox
+          as failed with that message.
+        """
+        raise UnsupportedOperation(f"service manager {self.name!r} cannot refresh voicemail mailboxes")
 
 
 @dataclass(frozen=True)

@@ -232,6 +232,14 @@ OPTIONS: tuple[Option, ...] = (
         "app_voicemail's `maxmsg` per folder: slave messages beyond it are left on the slave and reported.",
     ),
     Option(
+        "copy_back.refresh_mwi",
+        True,
+        "bool",
+        "After a copy-back, ask Asterisk to recount each voicemail mailbox whose folders changed on the master "
+        "(AMI `VoicemailRefresh` through the service manager, `wazo_services`: wazo-amid), so message-waiting "
+        "lamps follow at once. A failure is a warning; the copy-back stays `ok`.",
+    ),
+    Option(
         "copy_back.automatic",
         True,
         "bool",

@@ -13,6 +13,10 @@ means "this node serves" even when a supervisor acts asynchronously.
 
 A step may be written ``{command: [...], ignore_failure: true}`` when its
 failure must not stop the sequence (e.g. DHCP not configured on this site).
+
+After a copy-back, ``refresh_mailboxes`` asks Asterisk to recount each changed
+voicemail mailbox (AMI ``VoicemailRefresh`` through wazo-amid's REST API,
+:mod:`.amid`), so the phones' message-waiting lamps follow at once.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ import re
 import shlex
 import time
 
-from wazo_ha_core import PluginError, ServiceManager, ServiceState
+from wazo_ha_core import OperationResult, PluginError, ServiceManager, ServiceState
 
+from . import amid
 from .commands import check_command, failure_detail, run_command
 
 WAZO_UNITS = ["asterisk", "wazo-provd", "wazo-agid", "wazo-amid", "wazo-calld", "wazo-agentd"]
@@ -45,6 +50,10 @@ class WazoServices(ServiceManager):
         ],
         "active_calls_command": ["asterisk", "-rx", "core show calls"],
         "settle": 30.0,
+        # wazo-amid, for VoicemailRefresh after a copy-back (docs/plugins/wazo_services.rst)
+        "amid_url": amid.DEFAULT_URL,
+        "amid_token_file": amid.DEFAULT_TOKEN_FILE,
+        "amid_timeout": None,  # seconds per request; default: timeouts.connect
     }
 
     def __init__(self, context):
@@ -61,6 +70,8 @@ class WazoServices(ServiceManager):
             raise PluginError(f"plugin_config.{self.name}.settle must be a number of seconds >= 0, got {settle!r}")
         self.settle = float(settle)
         self.timeout = float(context.settings.get("timeouts.command"))
+        self.amid_url = amid.check_url(f"plugin_config.{self.name}.amid_url", self.config["amid_url"])
+        self.amid_timeout = float(self.config["amid_timeout"] or context.settings.get("timeouts.connect"))
 
     # --- the contract ------------------------------------------------------------------
 
@@ -108,6 +119,41 @@ class WazoServices(ServiceManager):
             return None
         found = re.search(r"(\d+) active call", result.stdout)
         return int(found.group(1)) if result.returncode == 0 and found else None
+
+    def refresh_mailboxes(self, mailboxes) -> OperationResult:
+        """``VoicemailRefresh`` (headers Context and Mailbox) per mailbox through wazo-amid; see the contract."""
+        from wazo_ha_core.voicemail.changed import refusal
+
+        token_file = self.config["amid_token_file"]
+        if not token_file:
+            raise PluginError(f"plugin_config.{self.name}.amid_token_file is not set: cannot reach wazo-amid")
+        token = amid.read_token(self.context.settings.resolve(token_file), f"plugin_config.{self.name}.amid_token_file")
+        failed: dict[str, str] = {}
+        refreshed = 0
+        unreachable = None
+        for context, mailbox in mailboxes:
+            where = f"{context}/{mailbox}"
+            problem = refusal(context, mailbox)  # the core checked it; a header is never built from anything else
+            if problem is None and unreachable is not None:
+                problem = unreachable
+            if problem is None:
+                try:
+                    headers = {"Context": context, "Mailbox": mailbox}
+                    amid.action(self.amid_url, token, "VoicemailRefresh", headers, self.amid_timeout)
+                except amid.AmidUnreachable as exc:
+                    problem = unreachable = str(exc)
+                except PluginError as exc:
+                    problem = str(exc)
+            if problem is None:
+                refreshed += 1
+                self.log.info("voicemail %s: Asterisk asked to recount it (VoicemailRefresh)", where)
+            else:
+                failed[where] = problem
+        return OperationResult(
+            "synced" if refreshed else "skipped",
+            f"{refreshed} of {len(mailboxes)} mailbox(es) refreshed",
+            {"refreshed": refreshed, "failed": failed},
+        )
 
     # --- internals -----------------------------------------------------------------------
 

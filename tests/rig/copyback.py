@@ -11,15 +11,22 @@ a real PostgreSQL holding Wazo's schema, the slave with a real sshd + rsync; in 
 
 Voicemail is laid out as app_voicemail lays it (``<context>/<mailbox>/<folder>/msgNNNN.{txt,wav,gsm}``);
 CEL and queue_log rows are inserted into the slave's ``asterisk`` database (Wazo's schema).
+wazo-amid + Asterisk on the master (message-waiting refresh after a copy-back) are played by
+:mod:`tests.rig.amid_standin` on the master's loopback, port 9491, when :meth:`CopyBackRig.start_amid` runs.
 Used by ``tests/copyback_e2e``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import re
+import secrets
+import shutil
 import signal
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -35,6 +42,8 @@ from wazo_ha_rig.lifecycle import StartStop
 from wazo_ha_rig.waiting import wait_for
 
 SUBNET, TAG = "10.203.17.0/24", "b"
+AMID_TOKEN_FILE = "/etc/wazo-ha/amid-token"  # node path on the master
+REPO = Path(__file__).resolve().parents[2]
 VOICEMAIL = "var/spool/asterisk/voicemail"
 FOLDERS = ("INBOX", "Old", "Urgent")
 
@@ -167,6 +176,7 @@ class CopyBackRig(StartStop, Demo):  # start()/close() below; StartStop cleans u
             schema_files, stability=stability, install=False, out=lambda text: None, subnet=SUBNET, tag=TAG
         )
         self.driver: CheckDriver | None = None
+        self.amid: subprocess.Popen | None = None
 
     def start(self) -> None:
         self.build()
@@ -187,6 +197,7 @@ class CopyBackRig(StartStop, Demo):  # start()/close() below; StartStop cleans u
     def close(self) -> None:
         if self.driver is not None:
             self.driver.stop()
+        self.stop_amid()
         if getattr(self, "master_store", None) is not None:
             self.master_store.close()
         self.teardown()
@@ -200,10 +211,77 @@ class CopyBackRig(StartStop, Demo):  # start()/close() below; StartStop cleans u
                 "plugins": {"health_probes": ["icmp", "sip"]},
                 "copy_back": {"retry_min": 2, "retry_max": 4},
                 "timeouts": {"connect": 3},
-                "plugin_config": {"rsync": {"io_timeout": 5}, "pg_dump": {"timeout": 30}},
+                "plugin_config": {
+                    "rsync": {"io_timeout": 5},
+                    "pg_dump": {"timeout": 30},
+                    "wazo_services": {
+                        "amid_url": "http://127.0.0.1:9491/1.0",
+                        "amid_token_file": AMID_TOKEN_FILE,
+                        "amid_timeout": 2,
+                    },
+                },
             },
         )
         nodes.write_settings(self.master, tree)
+
+    # --- wazo-amid + Asterisk on the master (the stand-in) ----------------------------------------
+
+    @property
+    def amid_log(self) -> Path:
+        return self.work / "amid-requests.jsonl"
+
+    def start_amid(self) -> None:
+        """The stand-in on the master's loopback:9491 (where wazo-amid listens), with a fresh token in the file."""
+        token_file = self.master.root / AMID_TOKEN_FILE.lstrip("/")
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as stream:
+            stream.write(secrets.token_hex(16) + "\n")
+        ready = self.work / "amid.ready"
+        ready.unlink(missing_ok=True)
+        command = [sys.executable, "-m", "tests.rig.amid_standin", "--token-file", str(token_file)]
+        command += ["--log", str(self.amid_log), "--ready", str(ready)]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        self.amid = self.master.host.popen(command, cwd=REPO, env=env)
+        wait_for(ready.exists, 20, "the wazo-amid stand-in listening on the master")
+
+    def stop_amid(self) -> None:
+        """wazo-amid down (an outage): connections to 127.0.0.1:9491 on the master are refused."""
+        if self.amid is not None:
+            self.master.host.stop(self.amid)
+            self.amid = None
+
+    # --- the slave's sender without the capabilities that bypass permissions ------------------------
+
+    @contextlib.contextmanager
+    def sender_without_dac_capabilities(self):
+        """The slave's forced command run by capsh with CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH dropped.
+
+        sshd runs the key's forced command as root, whose CAP_DAC_OVERRIDE reads even a mode-000
+        directory; without it the kernel really refuses (EACCES), as for a sender not running as
+        root. The forced command names the receiver file; it is swapped for a wrapper that execs
+        the real one under capsh, and put back on leaving.
+        """
+        rsync = yaml.safe_load(self.master.config_file.read_text())["plugin_config"]["rsync"]
+        keys = Path(rsync["authorized_keys_file"])
+        found = re.search(r'command="\S+ -I -S (\S+) ', keys.read_text())
+        assert found, "no forced command in the slave's authorized_keys"
+        receiver = Path(found.group(1))
+        real = receiver.with_name(receiver.name + ".real")
+        shutil.copy2(receiver, real)
+        capsh = shutil.which("capsh")
+        assert capsh, "capsh (libcap2-bin) is missing"
+        # bash -c 'exec "$0" -I -S "$@"' PYTHON REAL ARGS: the same interpreter, on the real file, same arguments.
+        wrapper = (
+            "import os, sys\n"
+            f"os.execv({capsh!r}, [{capsh!r}, '--drop=cap_dac_override,cap_dac_read_search', '--', '-c', "
+            f'\'exec "$0" -I -S "$@"\', sys.executable, {str(real)!r}, *sys.argv[1:]])\n'
+        )
+        receiver.write_text(wrapper)
+        try:
+            yield
+        finally:
+            os.replace(real, receiver)
 
     # --- what the nodes hold ----------------------------------------------------------------
 

@@ -50,6 +50,7 @@ def cmd_copy_back(args, engine: HAEngine) -> int:
                 "message": report.message,
                 "figures": report.figures,
                 "warnings": report.warnings,
+                "notices": report.notices,
                 "would_copy": report.would_copy,
             }
         )
@@ -61,6 +62,8 @@ def cmd_copy_back(args, engine: HAEngine) -> int:
             print(f"  would copy {path}")
         for warning in report.warnings:
             print(f"  warning: {warning}")
+        for notice in report.notices:
+            print(f"  warning (files are safe): {notice}")
     return EXIT_FAILED if report.warnings and not args.dry_run else EXIT_OK
 
 

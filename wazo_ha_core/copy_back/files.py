@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..voicemail import FileInfo, Plan, parse_tree, plan_copy_back
+from ..voicemail.changed import from_plan as changed_from_plan
+from ..voicemail.changed import from_side_plan as changed_from_side_plan
 from ..voicemail.layout import Spool, short
 
 TEMP_PREFIX = ".wazo-ha-copy-back."
@@ -66,6 +68,7 @@ class FilesReport:
     problems: list[str] = field(default_factory=list)
     would_copy: list[str] = field(default_factory=list)  # dry-run: what would move (master-relative)
     voicemail: dict[str, int] = field(default_factory=dict)  # two-way merge: messages_copied, _deleted, _moved…
+    changed_mailboxes: set[tuple[str, str]] = field(default_factory=set)  # (context, mailbox) whose folders changed
 
     def figures(self) -> dict:
         return {
@@ -279,6 +282,7 @@ def merge_voicemail(
     dry_run: bool = False,
     max_messages: int = 100,
     base_path: Path | None = None,
+    unreadable: Iterable[str] = (),
 ) -> Plan | None:
     """Bring the staged slave spool's new messages and greetings into the master spool ``master``.
 
@@ -286,11 +290,23 @@ def merge_voicemail(
     :mod:`wazo_ha_core.voicemail.apply`) the merge is two-way
     (:func:`merge_voicemail_two_way`): deletions and moves the owners made on
     the slave are carried too. Without one, only additions (the plan returned).
+
+    ``unreadable``: spool-relative paths the slave could not send (permission
+    denied; ``"."`` for the spool itself). Each mailbox under or above one is
+    left out on both sides and reported: its staged copy is incomplete, and a
+    message missing there must not be taken as deleted by its owner. The base
+    is then not saved, so the next complete run merges it.
     """
     slave_listing = listing(staged, report.problems)
     master_problems: list[str] = []
     master_listing = listing(master, master_problems)
     report.problems.extend(f"master spool: {problem}" for problem in master_problems)
+    unreadable = sorted(set(unreadable))
+    if "." in unreadable:
+        report.problems.append("voicemail: the slave's spool could not be read: nothing of it merged")
+        return None
+    if unreadable:
+        _leave_out_unreadable(unreadable, slave_listing, master_listing, report=report)
     slave_spool, master_spool = parse_tree(slave_listing), parse_tree(master_listing)
     if base_path is not None:
         from ..voicemail.apply import load_base
@@ -298,7 +314,17 @@ def merge_voicemail(
         base = load_base(base_path, report.problems)
         if base is not None:
             merge_voicemail_two_way(
-                staged, master, slave_listing, master_listing, base, ledger, report, dry_run, max_messages, base_path
+                staged,
+                master,
+                slave_listing,
+                master_listing,
+                base,
+                ledger,
+                report,
+                dry_run,
+                max_messages,
+                base_path,
+                complete=not unreadable,
             )
             return None
     _forget_copied(slave_spool, master_spool, ledger, report, dry_run)
@@ -336,6 +362,7 @@ def merge_voicemail(
             continue
         slave_message = _slave_message(slave_spool, move)
         ledger.add([message_key(move.mailbox, slave_message.identity)])
+        report.changed_mailboxes |= changed_from_plan(plan, [(move.mailbox, move.folder, move.slave_number)])
         report.messages += 1
         report.renumbered += move.slave_number != move.master_number
         report.files += sum(1 for size in written if size)
@@ -367,13 +394,15 @@ def merge_voicemail_two_way(
     dry_run: bool,
     max_messages: int,
     base_path: Path,
+    *,
+    complete: bool = True,
 ) -> None:
     """The three-way merge (:mod:`wazo_ha_core.voicemail.threeway`) carried out on the master.
 
     Leftovers of an interrupted run are removed first; messages this ledger
     says were copied before count as known to the base (so one the owner has
     deleted on the master since is not brought back). After a complete run
-    (no problem, no overflow) the base becomes the slave's spool: what the
+    (no problem, no overflow, ``complete``: no mailbox left out) the base becomes the slave's spool: what the
     master now holds of it, so the next sync may mirror the spool again.
     """
     from ..voicemail.apply import VoicemailApplyError, apply_side_plan, save_base
@@ -417,7 +446,10 @@ def merge_voicemail_two_way(
         applied = apply_side_plan(master, staged, master_listing, slave_listing, merged.master, copied)
     except VoicemailApplyError as exc:
         report.problems.append(f"voicemail: {exc}")
+        # Some steps may be done: a recount of a mailbox that did not change costs Asterisk one scan.
+        report.changed_mailboxes |= changed_from_side_plan(merged.master)
         return
+    report.changed_mailboxes |= changed_from_side_plan(merged.master)
     report.messages += figures["messages_copied"]
     # Renumbered: the master's own messages shifted in their folder, and the slave's placed under another number.
     report.renumbered += figures["messages_renumbered"] + sum(
@@ -425,8 +457,23 @@ def merge_voicemail_two_way(
     )
     report.files += sum(len(op.files) for op in merged.master.messages if op.kind == "copy")
     report.bytes += applied.bytes
-    if len(report.problems) == problems_before and not merged.overflow:
+    if complete and len(report.problems) == problems_before and not merged.overflow:
         save_base(base_path, Base.of(slave_spool))
+
+
+def _leave_out_unreadable(unreadable: list[str], *listings: dict[str, FileInfo], report: FilesReport) -> None:
+    """Drop from ``listings`` every mailbox an unreadable path (spool-relative) reaches; one problem per path."""
+    for path in unreadable:
+        parts = path.split("/")
+        prefix = "/".join(parts[:2]) + "/"  # the mailbox (context/number/), or a whole context
+        for found in listings:
+            for name in [name for name in found if name.startswith(prefix)]:
+                del found[name]
+        what = f"mailbox {'/'.join(parts[:2])}" if len(parts) >= 2 else f"context {parts[0]}"
+        report.problems.append(
+            f"voicemail {what}: not merged, the slave's {path} could not be read (permission denied); "
+            "the next run merges it once readable"
+        )
 
 
 def _slave_message(spool: Spool, move):

@@ -14,6 +14,10 @@
    or ``refused``; figures: rows per table, files, bytes, messages, messages
    renumbered. A failed or partial run is notified; the next run (by hand or
    on the schedule) continues where it stopped.
+6. Message-waiting: the mailboxes whose folders changed on the master are
+   recounted by Asterisk (:mod:`.mwi`, ``copy_back.refresh_mwi``); figures
+   ``mwi_refreshed`` and ``mwi_failed``. A mailbox not refreshed is a notice
+   (``figures.notices``), never a failure: the outcome stays as it was.
 
 ``dry_run``: rows are counted, files are pulled into the staging directory
 (on the master, never the live tree) and what would move is listed; nothing
@@ -55,6 +59,8 @@ class CopyBackReport:
     figures: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     would_copy: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # warnings that leave the outcome as it is (message-waiting)
+    changed_mailboxes: set[tuple[str, str]] = field(default_factory=set)
 
 
 def copy_back_paths(settings: Settings) -> list[tuple[str, str]]:
@@ -111,7 +117,10 @@ def copy_back(
         event.figures["peer"] = peer
         with run_locks.exclusive(engine.settings.path("run_dir"), LOCK_FILE, "copy-back"):
             _rows(engine, peer, dry_run, progress, report)
-            _files(engine, peer, dry_run, progress, report)
+            try:
+                _files(engine, peer, dry_run, progress, report)
+            finally:
+                _refresh_mwi(engine, dry_run, report)
     except BaseException as exc:
         refused = isinstance(exc, (PreflightError, AlreadyRunning))
         event.outcome = "refused" if refused else "failed"
@@ -119,6 +128,8 @@ def copy_back(
         event.figures.update(report.figures)
         if report.warnings:
             event.figures["warnings"] = report.warnings[:50]
+        if report.notices:
+            event.figures["notices"] = report.notices[:50]
         engine.journal.append(event)
         log.error("copy-back %s: %s", event.outcome, event.message, extra=REPORTED)
         raise
@@ -131,10 +142,14 @@ def copy_back(
     report.message = ("would copy: " if dry_run else "copied: ") + ", ".join(parts)
     if report.warnings:
         report.message += f"; {len(report.warnings)} items not copied (see warnings)"
+    if report.notices:
+        report.message += f"; message-waiting not refreshed for {report.figures.get('mwi_failed', 0)} mailbox(es)"
     event.outcome, event.message = report.outcome, report.message
     event.figures.update(report.figures)
     if report.warnings:
         event.figures["warnings"] = report.warnings[:50]
+    if report.notices:
+        event.figures["notices"] = report.notices[:50]
     engine.journal.append(event)
     (log.warning if report.warnings else log.info)("copy-back from %s: %s", peer, report.message, extra=REPORTED)
     if automatic is None and not dry_run:
@@ -176,6 +191,7 @@ def _files(engine: HAEngine, peer: str, dry_run: bool, progress: ProgressCallbac
         except (UnsupportedOperation, NotInitialised) as exc:
             report.warnings.append(f"files not copied back: {exc}")
             continue
+        unreadable = [str(path) for path in result.figures.get("unreadable", ())]
         pulled_bytes += result.figures.get("bytes_transferred", 0)
         missing += len(result.figures.get("missing", ()))
         for note in result.figures.get("missing", ())[:5]:
@@ -193,11 +209,45 @@ def _files(engine: HAEngine, peer: str, dry_run: bool, progress: ProgressCallbac
                     dry_run=dry_run,
                     max_messages=int(settings.get("copy_back.max_messages")),
                     base_path=voicemail_base_file(staging_root, peer),
+                    unreadable=_under(path, unreadable),
                 )
+                report.changed_mailboxes |= files.changed_mailboxes
             else:
                 merge_plain(staged, live, f"{label}:{path}", ledger, files, dry_run=dry_run)
     report.figures.update(files.figures())
+    report.changed_mailboxes |= files.changed_mailboxes
     report.figures["bytes_pulled"] = pulled_bytes
     report.figures["directories_missing_on_slave"] = missing
     report.warnings.extend(files.conflicts + files.problems)
     report.would_copy = files.would_copy
+
+
+def _refresh_mwi(engine: HAEngine, dry_run: bool, report: CopyBackReport) -> None:
+    """Recount the mailboxes the merge changed (also after a failure: what was merged stays merged)."""
+    from .mwi import refresh
+
+    if dry_run or not report.changed_mailboxes or not engine.settings.get("copy_back.refresh_mwi"):
+        report.figures.update({"mwi_refreshed": 0, "mwi_failed": 0})
+        return
+    try:
+        managers = engine.loader.load("service_managers")
+    except Exception as exc:  # plugins that do not load: the copy-back itself did not need them
+        managers = []
+        report.notices.append(f"message-waiting not refreshed: service managers not loaded ({exc})")
+    done = refresh(managers, report.changed_mailboxes)
+    report.figures.update(done.figures())
+    report.notices.extend(done.notices)
+    for notice in done.notices:
+        log.warning("copy-back: %s", notice)
+
+
+def _under(directory: str, paths: list[str]) -> list[str]:
+    """``paths`` (node paths) relative to ``directory``: ``"."`` for the directory itself or one above it."""
+    top = PurePosixPath(directory)
+    found = []
+    for path in map(PurePosixPath, paths):
+        if path == top or path in top.parents:
+            found.append(".")
+        elif top in path.parents:
+            found.append(str(path.relative_to(top)))
+    return found

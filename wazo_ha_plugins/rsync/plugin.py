@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 import shutil
 import socket
 import stat
@@ -402,8 +403,10 @@ class RsyncBackend(FileSyncBackend):
 
         The slave's forced command lets this key read exactly the copy-back
         directories (``receiver.py``'s sender mode). A path missing on the
-        slave is listed in ``figures["missing"]`` (nothing was recorded there). Raises
-        :class:`NotInitialised` without a key or pin, :class:`PluginError`
+        slave is listed in ``figures["missing"]`` (nothing was recorded there); a
+        directory or file the slave's sender may not read (permission denied) in
+        ``figures["unreadable"]`` (node paths) with a warning naming it, the rest
+        being copied. Raises :class:`NotInitialised` without a key or pin, :class:`PluginError`
         when the transfer fails (an older key line without the copy-back
         directories: run ``wazo-ha sync init`` again).
         """
@@ -438,7 +441,21 @@ class RsyncBackend(FileSyncBackend):
             for key, value in result.figures.items():
                 figures[key] = figures.get(key, 0) + value
             figures["rsync_exit"] = max(figures.get("rsync_exit", 0), result.exit_code)
-            if result.exit_code == 23 and _only_missing_sources(result.errors):
+            unreadable, rest = _unreadable_on_slave(result.errors, remote_root)
+            if result.exit_code == 23 and unreadable and not _real_errors(rest):
+                # Permission denied on the slave: the rest of the group was copied; those paths were not,
+                # and rsync deleted nothing in the staged copy (its "IO error" rule). The engine merges
+                # nothing from under them and the copy-back stays owed.
+                figures.setdefault("unreadable", []).extend(unreadable)
+                figures.setdefault("missing", []).extend(
+                    f"not on the slave (nothing recorded there): {line}" for line in rest if _missing(line)
+                )
+                warnings.extend(
+                    f"cannot read {path} on the slave (permission denied): not copied back; fix its permissions "
+                    "there, the next run takes it"
+                    for path in unreadable
+                )
+            elif result.exit_code == 23 and _only_missing_sources(result.errors):
                 # Nothing recorded there: a figure, not a warning (a warning makes the copy-back partial).
                 figures.setdefault("missing", []).extend(
                     f"not on the slave (nothing recorded there): {line}"
@@ -535,6 +552,42 @@ class RsyncBackend(FileSyncBackend):
 
     def _connect_timeout(self) -> float:
         return float(self.context.settings.get("timeouts.connect"))
+
+
+#: The sender's words for a path it may not read (rsync 3.2: opendir of a directory, open of a file).
+_DENIED = re.compile(
+    r'rsync: \[sender\] (?:opendir "(.+)" failed|send_files failed to open "(.+)"): Permission denied \(13\)'
+)
+
+
+def _unreadable_on_slave(errors: list[str], remote_root: str) -> tuple[list[str], list[str]]:
+    """The node paths rsync's sender reported as permission denied (under ``remote_root``), and the other lines."""
+    unreadable, rest = [], []
+    prefix = remote_root.rstrip("/") + "/"
+    for line in errors:
+        found = _DENIED.fullmatch(line.strip())
+        path = (found.group(1) or found.group(2)) if found else None
+        if path is not None and path.startswith(prefix):
+            unreadable.append("/" + path[len(prefix) :])
+        else:
+            rest.append(line)
+    return unreadable, rest
+
+
+def _missing(line: str) -> bool:
+    return "No such file or directory" in line
+
+
+def _real_errors(lines: list[str]) -> list[str]:
+    """Lines that say something else went wrong (not rsync's summary, its skipped-deletion note or a missing source)."""
+    return [
+        line
+        for line in lines
+        if not line.startswith("rsync error:")
+        and "IO error encountered -- skipping file deletion" not in line
+        and not _missing(line)
+        and "write error: Broken pipe" not in line
+    ]
 
 
 def _only_missing_sources(errors: list[str]) -> bool:

@@ -296,6 +296,7 @@ def _libc():
     libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
     libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
     libc.capset.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    libc.capget.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
     return libc
 
 
@@ -474,11 +475,23 @@ def drop_capabilities(libc):
     for capability in sorted(set(range(last_cap + 1)) - set(KEPT_CAPABILITIES), key=lambda c: c == CAP_SETPCAP):
         _prctl(libc, PR_CAPBSET_DROP, capability)
     _prctl(libc, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
-    kept = sum(1 << capability for capability in KEPT_CAPABILITIES)
+    # Of the kept ones, those this process holds (all of them as root; fewer when sshd or a wrapper runs it
+    # with less): capset cannot add a capability, and asking for one it lacks would refuse the transfer.
+    held = _permitted(libc)
+    kept = sum(1 << capability for capability in KEPT_CAPABILITIES if held >> capability & 1)
     header = _CapHeader(LINUX_CAPABILITY_VERSION_3, 0)
     data = (_CapData * 2)(_CapData(kept, kept, 0), _CapData(0, 0, 0))
     if libc.capset(ctypes.byref(header), data) != 0:
         raise Refused(f"cannot confine the transfer: capset: {os.strerror(ctypes.get_errno())}")
+
+
+def _permitted(libc):
+    """This process's permitted capability set, as a bit mask."""
+    header = _CapHeader(LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    if libc.capget(ctypes.byref(header), data) != 0:
+        raise Refused(f"cannot confine the transfer: capget: {os.strerror(ctypes.get_errno())}")
+    return data[0].permitted | data[1].permitted << 32
 
 
 def install_seccomp(libc):

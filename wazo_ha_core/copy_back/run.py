@@ -173,7 +173,7 @@ def _locks(run_dir: Path, wait: float, sync_wait: float, waiting: Callable[[str]
 
     began = time.monotonic()
     with run_locks.exclusive(run_dir, LOCK_FILE, HOLDER, wait=wait, waiting=waiting, holder=HOLDER):
-        left = max(sync_wait - (time.monotonic() - began), 0.0)
+        left = round(max(sync_wait - (time.monotonic() - began), 0.0), 1)
         with run_locks.exclusive(run_dir, SYNC_LOCK_FILE, HOLDER, wait=left, waiting=waiting, holder=HOLDER):
             yield time.monotonic() - began
 

@@ -146,3 +146,32 @@ def test_follow_copy_back_interval_setting():
 def test_a_follower_without_the_interval_leaves_the_checks_to_the_schedule(make_engine):
     assert Follower(make_engine(follow={"copy_back_interval": None})).copy_back_checks is None
     assert Follower(make_engine()).copy_back_checks.interval == 2.0
+
+
+def test_quiet_checks_that_change_nothing_write_the_store_at_most_once_a_refresh_period(masters):
+    master = masters()
+    clock = Clock()
+    auto.check(master, clock=clock, quiet=True)
+    first = auto.load_state(master.store).last_check
+    assert first == clock.now
+    clock.now += 30
+    auto.check(master, clock=clock, quiet=True)  # nothing new: not written
+    assert auto.load_state(master.store).last_check == first
+    clock.now += 31
+    auto.check(master, clock=clock, quiet=True)  # 61 s since the stored check: refreshed
+    assert auto.load_state(master.store).last_check == clock.now
+    PEER["sip"] = True  # news: written at once
+    clock.now += 2
+    auto.check(master, clock=clock, quiet=True)
+    assert auto.load_state(master.store).owed
+    clock.now += 1
+    auto.check(master, clock=clock)  # the schedule's check always writes
+    assert auto.load_state(master.store).last_check == clock.now
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1_000_000.0
+
+    def __call__(self):
+        return self.now

@@ -65,8 +65,10 @@ def save_state(store, state: State) -> None:
 def check(engine: HAEngine, *, clock=time.time, quiet: bool = False) -> dict[str, Any]:
     """One check (see the module docstring); returns what it saw and did.
 
-    ``quiet``: why nothing ran is logged at DEBUG, not INFO (the follower checks every few seconds and logs
-    only what changes). Raises :class:`AlreadyRunning` when another check holds the lock (the schedule's and
+    ``quiet`` (the follower, which checks every few seconds): why nothing ran is logged at DEBUG, not INFO,
+    and a check that changes nothing but ``last_check`` saves it at most every :func:`refresh_period` seconds
+    (a store in the master's PostgreSQL must not write every few seconds: the follower's change signal would
+    see it as a change). Raises :class:`AlreadyRunning` when another check holds the lock (the schedule's and
     the follower's take turns; the one refused has nothing to do). A failed
     copy-back does not raise: it is journaled, notified (first of a streak) and
     retried at a later check; ``outcome`` says how it ended.
@@ -85,7 +87,8 @@ def check(engine: HAEngine, *, clock=time.time, quiet: bool = False) -> dict[str
         if decision.run and not automatic:
             decision = replace(decision, run=False, why="copy_back.automatic is off: run `wazo-ha copy-back`")
             decision = replace(decision, state=replace(decision.state, running_since=None))
-        save_state(engine.store, decision.state)  # running_since is durable before the run starts
+        if not quiet or _worth_saving(before, decision.state, rules):
+            save_state(engine.store, decision.state)  # running_since is durable before the run starts
         result: dict[str, Any] = {"owed": decision.state.owed, "ran": False, "why": decision.why}
         if decision.run:
             result.update(_attempt(engine, decision.state, seen.now, rules, clock))
@@ -94,6 +97,17 @@ def check(engine: HAEngine, *, clock=time.time, quiet: bool = False) -> dict[str
         if decision.state.owed or before.owed:
             engine.metrics.on_event(None)  # the owed gauges follow the state, not only the journal
         return result
+
+
+def refresh_period(rules: Policy) -> float:
+    """How stale a quiet check may leave ``last_check`` in the store: well within ``copy_back.gap``."""
+    return min(60.0, rules.gap / 2)
+
+
+def _worth_saving(before: State, after: State, rules: Policy) -> bool:
+    if replace(before, last_check=after.last_check) != after or before.last_check is None:
+        return True
+    return after.last_check - before.last_check >= refresh_period(rules)
 
 
 def _attempt(engine: HAEngine, state: State, started: float, rules: Policy, clock) -> dict[str, Any]:

@@ -56,7 +56,7 @@ def test_a_copy_back_started_during_a_sync_waits_for_it(master):
     assert f"PID {sync.pid})" in err
 
     copy_back = run(rig, "copy-back", "--json", wait=False)
-    out, err = copy_back.communicate(timeout=180)
+    _, err = copy_back.communicate(timeout=180)
     assert copy_back.returncode == 0, err
     assert "waiting up to 120 s" in err and "a file sync is running" in err
     assert sync.wait(60) == 0
@@ -85,7 +85,7 @@ def test_a_sync_started_during_a_copy_back_waits_for_it(master):
     assert code == 1 and "file sync: a copy-back is running" in err, err
 
     sync = run(rig, "sync", wait=False)
-    out, err = sync.communicate(timeout=180)
+    _, err = sync.communicate(timeout=180)
     assert sync.returncode == 0, err
     assert "waiting up to 120 s" in err and "a copy-back is running" in err
     assert copy_back.wait(60) == 0, copy_back.stderr.read()

@@ -16,10 +16,11 @@ Two drivers: the schedule (cron or the timer, every
 ``follow.copy_back_interval`` seconds). One check at a time
 (``paths.run_dir``/``copy-back-auto.lock``, not waited for: the check
 refused has nothing to do that the running one does not), so a copy-back is
-never run twice at once, and the state in the store is theirs to share. Observing costs one round of the health probes on the slave (each
-bounded by its own timeout), so a check never blocks for long; the copy-back
-it may start is bounded by the plugins' timeouts. Phones are never waited for:
-the check runs beside telephony and never touches the service managers.
+never run twice at once, and the state in the store is theirs to share.
+Observing costs one round of the health probes on the slave (each bounded by
+its own timeout), so a check never blocks for long; the copy-back it may
+start is bounded by the plugins' timeouts. Phones are never waited for: the
+check runs beside telephony and never touches the service managers.
 """
 
 from __future__ import annotations

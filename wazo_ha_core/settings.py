@@ -235,8 +235,9 @@ OPTIONS: tuple[Option, ...] = (
         "copy_back.automatic",
         True,
         "bool",
-        "On the master: the schedule's `wazo-ha copy-back --auto` runs the copy-back by itself once the slave "
-        "served and gave back (retried with back-off until it succeeds). Off: it only records that one is owed.",
+        "On the master: the automatic check (`wazo-ha follow` every `follow.copy_back_interval` s, the schedule's "
+        "`wazo-ha copy-back --auto`) runs the copy-back by itself once the slave served and gave back (retried "
+        "with back-off until it succeeds). Off: it only records that one is owed.",
     ),
     Option(
         "copy_back.retry_min",

@@ -159,6 +159,7 @@ def test_switchback_brings_back_what_the_slave_recorded_and_a_failed_copy_back_d
     from wazo_ha_core.switchover import copy_back_hook
 
     calls = []
+
     def copy_back(lock_wait=0.0):
         calls.append(("copy-back", lock_wait))
         return SimpleNamespace(outcome="partial")

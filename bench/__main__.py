@@ -15,6 +15,7 @@ BENCHMARKS = {
     "startup": "bench.startup",
     "coordinated_failover": "bench.coordinated_failover",
     "freshness": "bench.freshness",
+    "copy_back_follow": "bench.copy_back_follow",
 }
 
 

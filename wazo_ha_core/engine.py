@@ -241,11 +241,21 @@ class HAEngine:
 
     # --- replication --------------------------------------------------------------------
 
-    def copy_back(self, *, dry_run: bool = False, progress: ProgressCallback = no_progress):
-        """Bring back what the slave recorded while serving; see :mod:`wazo_ha_core.copy_back.run`."""
+    def copy_back(
+        self,
+        *,
+        dry_run: bool = False,
+        progress: ProgressCallback = no_progress,
+        lock_wait: float = 0.0,
+        lock_waiting: Callable[[str], None] | None = None,
+    ):
+        """Bring back what the slave recorded while serving; see :mod:`wazo_ha_core.copy_back.run`.
+
+        ``lock_wait``: seconds to wait for another copy-back or a file sync holding its lock.
+        """
         from .copy_back.run import copy_back
 
-        return copy_back(self, dry_run=dry_run, progress=progress)
+        return copy_back(self, dry_run=dry_run, progress=progress, lock_wait=lock_wait, lock_waiting=lock_waiting)
 
     def copy_back_check(self) -> dict[str, Any]:
         """The schedule's check: run the copy-back if one is owed; see :mod:`wazo_ha_core.copy_back.auto`."""

@@ -3,8 +3,9 @@
 The :class:`~wazo_ha_core.extensions.FileSyncBackend` plugins only move files;
 this module decides whether to run them (master only), with which directories
 (``file_sync.directories`` plus each tenant's sound directories, discovered at
-every run), holds a lock so two syncs never overlap, and journals every run
-with its figures and warnings.
+every run), holds a lock so two syncs never overlap, nor a sync and a
+copy-back (the copy-back holds the same lock: :mod:`.copy_back.run`), and
+journals every run with its figures and warnings.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ from .settings import Settings
 if TYPE_CHECKING:
     from .engine import HAEngine
 
+#: Shared by the file sync and the copy-back: the voicemail mirror master -> slave and the merge slave -> master
+#: must never interleave (each reads what the other writes: the spools and the voicemail base).
 SYNC_LOCK_FILE = "file-sync.lock"
+SYNC_HOLDER = "file sync"
 
 
 @dataclass
@@ -102,9 +106,9 @@ def sync_files(
 ) -> SyncReport:
     """Mirror the directories to the slave with every enabled backend; journal each run.
 
-    One run at a time per node (``paths.run_dir``/``sync.lock``): a second run raises
-    :class:`AlreadyRunning` at once, or after ``lock_wait`` seconds (``lock_waiting(message)``
-    told once when it waits; ``wazo-ha sync --wait``).
+    One run at a time per node (``paths.run_dir``/``file-sync.lock``, also held by a copy-back): a second
+    run, or one during a copy-back, raises :class:`AlreadyRunning` at once, or after ``lock_wait`` seconds
+    (``lock_waiting(message)`` told once when it waits; ``wazo-ha sync --wait``).
 
     Raises :class:`PreflightError` when this node is not the master and
     :class:`PluginError` when a backend fails (journaled as ``failed``). A
@@ -118,7 +122,12 @@ def sync_files(
         raise
     report = SyncReport()
     with run_locks.exclusive(
-        engine.settings.path("run_dir"), SYNC_LOCK_FILE, "file sync", wait=lock_wait, waiting=lock_waiting
+        engine.settings.path("run_dir"),
+        SYNC_LOCK_FILE,
+        SYNC_HOLDER,
+        wait=lock_wait,
+        waiting=lock_waiting,
+        holder=SYNC_HOLDER,
     ):
         paths = sync_paths(engine.settings)
         for backend, peer in [(backend, peer) for peer in engine.standby_peers() for backend in _backends(engine)]:

@@ -23,6 +23,16 @@ and :func:`~wazo_ha_core.file_sync.sync_files`).
   failure the next waits ``min_interval`` * 2^failures, at most
   ``follow.max_backoff``. A run refused because another holds the lock
   (cron's fallback run) is tried again after ``min_interval``.
+* **Copy-back** (:class:`CopyBackChecks`): every ``follow.copy_back_interval``
+  seconds the schedule's automatic check (:func:`~wazo_ha_core.copy_back.auto.check`,
+  as ``wazo-ha copy-back --auto``: same decision, back-off, notifications,
+  journal and locks) runs in a thread of its own with an engine of its own,
+  so the copy-back owed after a failover starts within seconds of the
+  failback, and a copy-back of minutes never holds up the database and file
+  rounds. A check meeting the schedule's (the lock of the checks) is skipped:
+  one of them runs, never both. A copy-back and a file sync exclude each
+  other by the file sync's lock: a sync due meanwhile is tried again after
+  ``min_interval``.
 * Both kinds run once at start (the slave may have missed changes while no
   follower ran); a run that finds nothing to do stays silent.
 * Steady state writes no log line: starts, copies, syncs, failures and
@@ -30,7 +40,10 @@ and :func:`~wazo_ha_core.file_sync.sync_files`).
 
 Time limits: a reading is bounded by the plugin (``timeouts.connect``), a
 run by the operation's own limits; the loop ends within one poll interval
-(or the run in progress) of ``stop``.
+(or the run in progress) of ``stop``, and waits at most
+:data:`COPY_BACK_STOP_WAIT` seconds for a copy-back in progress (one cut
+short is journaled "interrupted" by the next check and retried: it is safe
+to interrupt at any point).
 """
 
 from __future__ import annotations
@@ -50,6 +63,9 @@ if TYPE_CHECKING:
     from .extensions import ChangeSignal, ReplicationBackend
 
 log = logging.getLogger(__name__)
+
+#: How long a stopping follower waits for a copy-back in progress before leaving it to end with the process.
+COPY_BACK_STOP_WAIT = 20.0
 
 #: watchdog event types that mean content or names changed (not opened, read, or closed unwritten).
 WRITE_EVENTS = frozenset({"created", "modified", "deleted", "moved", "closed"})
@@ -139,10 +155,79 @@ class FileEvents:
             self.count += count
 
 
+class CopyBackChecks:
+    """The automatic copy-back check every ``interval`` seconds, in a daemon thread with its own engine.
+
+    ``make_engine`` builds that engine in the thread (its store connection and plugin instances are its own:
+    nothing is shared with the loop's rounds but the locks on disk). A check never raises out of the thread;
+    its outcome is journaled by the check, and logged here only when what it says changes.
+    """
+
+    def __init__(self, make_engine: Callable[[], HAEngine], interval: float):
+        self.make_engine, self.interval = make_engine, interval
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="copy-back-checks", daemon=True)
+        self.checks = 0
+        self._said = ""
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self, wait: float = COPY_BACK_STOP_WAIT) -> bool:
+        """Ask the thread to stop; ``False`` when a check (a copy-back) still runs after ``wait`` seconds."""
+        self.stopping.set()
+        self.thread.join(timeout=wait)
+        return not self.thread.is_alive()
+
+    def _loop(self) -> None:
+        engine = None
+        try:
+            engine = self.make_engine()
+            while not self.stopping.is_set():
+                self._check(engine)
+                self.stopping.wait(self.interval)
+        except Exception:  # the engine could not be built (settings, store): the schedule still checks
+            log.exception("follow: automatic copy-back checks stopped; the schedule still runs them")
+        finally:
+            if engine is not None:
+                engine.store.close()
+
+    def _check(self, engine: HAEngine) -> None:
+        from .copy_back.auto import check
+
+        self.checks += 1
+        try:
+            result = check(engine, quiet=True)
+        except AlreadyRunning:  # the schedule's check runs now: it does the same work
+            return
+        except Exception as exc:  # the store or a probe plugin failed: the next check retries
+            self._say(f"follow: automatic copy-back check failed: {_text(exc)}")
+            return
+        if result.get("ran"):
+            self._said = ""
+            level = logging.INFO if result.get("outcome") == "ok" else logging.WARNING
+            log.log(level, "follow: copy-back attempt %s: %s", result.get("outcome"), result.get("message", ""))
+        elif result.get("owed"):
+            self._say(f"follow: copy-back owed, not run yet: {result['why']}")
+        elif self._said:
+            self._said = ""
+            log.info("follow: no copy-back owed")
+
+    def _say(self, message: str) -> None:
+        if message != self._said:
+            self._said = message
+            log.info("%s", message)
+
+
 class Follower:
     """``wazo-ha follow``: see the module's docstring."""
 
-    def __init__(self, engine: HAEngine, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        engine: HAEngine,
+        clock: Callable[[], float] = time.monotonic,
+        copy_back_engine: Callable[[], HAEngine] | None = None,
+    ):
         settings = engine.settings
         self.engine, self.clock = engine, clock
         self.poll_interval = float(settings.get("follow.poll_interval"))
@@ -158,6 +243,10 @@ class Follower:
         self.backends: list[ReplicationBackend] = []
         self.observer = None
         self._said: dict[str, str] = {}  # topic → last message, to log each condition once
+        interval = settings.get("follow.copy_back_interval")
+        self.copy_back_checks = (
+            CopyBackChecks(copy_back_engine or _engine_like(engine), float(interval)) if interval else None
+        )
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -165,17 +254,27 @@ class Follower:
         """Poll, replicate and sync until ``stop`` is set."""
         self.backends = self._signalling_backends()
         watched = self._watch_files()
+        checks = self.copy_back_checks
         log.info(
-            "follow started: database change signal every %g s from %s; files: %s",
+            "follow started: database change signal every %g s from %s; files: %s; copy-back check %s",
             self.poll_interval,
             ", ".join(backend.name for backend in self.backends) or "no backend (left to the schedule)",
             f"{len(watched)} director{'y' if len(watched) == 1 else 'ies'} watched" if watched else "none watched",
+            f"every {checks.interval:g} s" if checks else "left to the schedule",
         )
+        if checks is not None:
+            checks.start()
         try:
             while not stop.is_set():
                 self.round()
                 stop.wait(self.poll_interval)
         finally:
+            if checks is not None and not checks.stop():
+                log.warning(
+                    "follow: a copy-back still runs after %g s; it ends with this process "
+                    "(the next check journals it as interrupted and retries it)",
+                    COPY_BACK_STOP_WAIT,
+                )
             if self.observer is not None:
                 self.observer.stop()
                 self.observer.join(timeout=10)
@@ -328,6 +427,11 @@ class Follower:
 
 def _text(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, WazoHAError) else f"{type(exc).__name__}: {exc}"
+
+
+def _engine_like(engine: HAEngine) -> Callable[[], HAEngine]:
+    """A factory of engines of ``engine``'s class on the same settings (the copy-back checks' own)."""
+    return lambda: type(engine)(engine.settings)
 
 
 def _has_signal(backend: Any) -> bool:

@@ -243,8 +243,9 @@ OPTIONS: tuple[Option, ...] = (
         "copy_back.automatic",
         True,
         "bool",
-        "On the master: the schedule's `wazo-ha copy-back --auto` runs the copy-back by itself once the slave "
-        "served and gave back (retried with back-off until it succeeds). Off: it only records that one is owed.",
+        "On the master: the automatic check (`wazo-ha follow` every `follow.copy_back_interval` s, the schedule's "
+        "`wazo-ha copy-back --auto`) runs the copy-back by itself once the slave served and gave back (retried "
+        "with back-off until it succeeds). Off: it only records that one is owed.",
     ),
     Option(
         "copy_back.retry_min",
@@ -370,6 +371,14 @@ OPTIONS: tuple[Option, ...] = (
         "number",
         "After failed runs `wazo-ha follow` waits `min_interval` * 2^failures, at most this many seconds "
         "(at least `follow.min_interval`).",
+    ),
+    Option(
+        "follow.copy_back_interval",
+        2.0,
+        "number-or-null",
+        "Seconds between two automatic copy-back checks by `wazo-ha follow` (as `wazo-ha copy-back --auto`, in a "
+        "thread of its own): the copy-back owed after a failover runs within seconds of the failback. Null: left "
+        "to the schedule (at most 60; docs/copy_back.rst).",
     ),
     Option("watch.interval", 1.0, "number", "Seconds between two rounds of health probes on the slave."),
     Option("watch.fall", 3, "number", "Consecutive failed rounds before the master is declared down (an integer)."),
@@ -693,7 +702,8 @@ def _validate(tree: dict[str, Any], source: str) -> None:
             f"must exceed schedules.master_interval ({interval!r} min = {60 * interval} s), got {copy_back['gap']!r}",
         )
     follow = tree["follow"]
-    for key, limit in (("poll_interval", 60), ("min_interval", 600), ("debounce", 60), ("max_backoff", 86400)):
+    limits = (("poll_interval", 60), ("min_interval", 600), ("debounce", 60), ("max_backoff", 86400))
+    for key, limit in (*limits, ("copy_back_interval", 60)):
         if not isinstance(follow[key], bool) and isinstance(follow[key], (int, float)) and follow[key] > limit:
             raise SettingsError(source, f"follow.{key}", f"must be at most {limit}, got {follow[key]!r}")
     if follow["max_backoff"] < follow["min_interval"]:

@@ -343,8 +343,10 @@ def copy_back_hook(engine: HAEngine, peer: str) -> str:
     next ``wazo-ha copy-back`` continues where it stopped. Returns the outcome
     for the switchback's figures.
     """
+    from .copy_back.run import UNATTENDED_LOCK_WAIT
+
     try:
-        report = engine.copy_back()
+        report = engine.copy_back(lock_wait=UNATTENDED_LOCK_WAIT)  # the follower's sync may be running
     except WazoHAError as exc:
         log.warning("switchback: the copy-back from %s failed: %s (run `wazo-ha copy-back` again)", peer, exc)
         return f"failed: {exc}"

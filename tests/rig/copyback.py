@@ -171,9 +171,9 @@ class CheckDriver:
 
 
 class CopyBackRig(StartStop, Demo):  # start()/close() below; StartStop cleans up a half start
-    def __init__(self, schema_files, stability: float = 3.0):
+    def __init__(self, schema_files, stability: float = 3.0, subnet: str = SUBNET, tag: str = TAG):
         super().__init__(
-            schema_files, stability=stability, install=False, out=lambda text: None, subnet=SUBNET, tag=TAG
+            schema_files, stability=stability, install=False, out=lambda text: None, subnet=subnet, tag=tag
         )
         self.driver: CheckDriver | None = None
         self.amid: subprocess.Popen | None = None
@@ -191,6 +191,10 @@ class CopyBackRig(StartStop, Demo):  # start()/close() below; StartStop cleans u
         self.start_watch()
         self.watch_standing_by()
         self.master_store = Store(f"sqlite:///{self.master.root}/var/lib/wazo-ha/state.db")
+        self.start_checks()
+
+    def start_checks(self) -> None:
+        """The master's schedule, played by :class:`CheckDriver`."""
         self.driver = CheckDriver(self)
         self.driver.start()
 

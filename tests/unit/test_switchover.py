@@ -159,10 +159,16 @@ def test_switchback_brings_back_what_the_slave_recorded_and_a_failed_copy_back_d
     from wazo_ha_core.switchover import copy_back_hook
 
     calls = []
-    done = SimpleNamespace(copy_back=lambda: calls.append("copy-back") or SimpleNamespace(outcome="partial"))
-    assert copy_back_hook(done, "10.0.0.2") == "partial" and calls == ["copy-back"]
 
-    def refuse():
+    def copy_back(lock_wait=0.0):
+        calls.append(("copy-back", lock_wait))
+        return SimpleNamespace(outcome="partial")
+
+    done = SimpleNamespace(copy_back=copy_back)
+    assert copy_back_hook(done, "10.0.0.2") == "partial"
+    assert calls == [("copy-back", 120.0)]  # waits for the follower's sync in progress
+
+    def refuse(lock_wait=0.0):
         raise PreflightError("no file-sync key yet")
 
     assert copy_back_hook(SimpleNamespace(copy_back=refuse), "10.0.0.2") == "failed: no file-sync key yet"

@@ -47,8 +47,8 @@ def common_options() -> argparse.ArgumentParser:
     return common
 
 
-#: How long ``wazo-ha replicate`` and ``sync`` wait for a run holding their lock (the follower's, a scheduled one):
-#: a follower's copy ends in seconds, a first copy of a large site in minutes.
+#: How long ``wazo-ha replicate``, ``sync`` and ``copy-back`` wait for a run holding their lock (the follower's, a
+#: scheduled one): a follower's copy ends in seconds, a first copy of a large site in minutes.
 DEFAULT_LOCK_WAIT = 120.0
 MAX_LOCK_WAIT = 3600.0
 

@@ -5,13 +5,15 @@ failed run, or items left on the slave (conflicts, problems: listed);
 2 usage or settings error.
 
 ``--auto`` (the master's schedule): exit 0 whether or not a copy-back was
-owed or ran and succeeded; 1 when the attempt it made failed or left items
-(it is retried at a later check, with back-off).
+owed or ran and succeeded, and when another check (``wazo-ha follow``'s)
+is running; 1 when the attempt it made failed or left items (it is retried
+at a later check, with back-off). ``--wait`` applies to a copy-back run by
+hand; the automatic one waits up to 120 s for a file sync in progress.
 """
 
 from __future__ import annotations
 
-from .common import EXIT_FAILED, EXIT_OK, print_json
+from .common import EXIT_FAILED, EXIT_OK, add_lock_wait_option, print_json, say_waiting
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
@@ -36,13 +38,14 @@ def register(commands, common) -> None:
         "see docs/copy_back.rst",
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    add_lock_wait_option(parser)  # a file sync (the follower's) or another copy-back holding the lock
     parser.set_defaults(handler=cmd_copy_back)
 
 
 def cmd_copy_back(args, engine: HAEngine) -> int:
     if args.auto:
         return cmd_check(args, engine)
-    report = engine.copy_back(dry_run=args.dry_run)
+    report = engine.copy_back(dry_run=args.dry_run, lock_wait=getattr(args, "wait", 0.0), lock_waiting=say_waiting)
     if args.json:
         print_json(
             {
@@ -71,7 +74,17 @@ def cmd_check(args, engine: HAEngine) -> int:
     if args.dry_run:
         print("copy-back: --auto and --dry-run cannot be combined")
         return 2
-    result = engine.copy_back_check()
+    from ..errors import AlreadyRunning
+
+    try:
+        result = engine.copy_back_check()
+    except AlreadyRunning as exc:  # the follower's check (or another scheduled one) runs: it does this work
+        result = {"owed": None, "ran": False, "why": f"skipped: {exc}"}
+        if args.json:
+            print_json(result)
+        elif not getattr(args, "quiet", False):
+            print(f"copy-back check: {result['why']}")
+        return EXIT_OK
     if args.json:
         print_json(result)
     elif not getattr(args, "quiet", False):  # cron mails any output: the journal and the notifier tell instead

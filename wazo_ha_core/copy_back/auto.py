@@ -10,11 +10,17 @@ the store (plugin state ``core.copy_back``, key ``auto``) and journals:
 * an attempt whose process died (SIGKILL, power loss) as a ``copy-back``
   ``failed`` "interrupted" at the next check.
 
-One check at a time (``paths.run_dir``/``copy-back-auto.lock``, not waited
-for). Observing costs one round of the health probes on the slave (each
-bounded by its own timeout), so a check never blocks for long; the copy-back
-it may start is bounded by the plugins' timeouts. Phones are never waited for:
-the check runs beside telephony and never touches the service managers.
+Two drivers: the schedule (cron or the timer, every
+``schedules.master_interval`` minutes) and ``wazo-ha follow``
+(:class:`~wazo_ha_core.follow.CopyBackChecks`, every
+``follow.copy_back_interval`` seconds). One check at a time
+(``paths.run_dir``/``copy-back-auto.lock``, not waited for: the check
+refused has nothing to do that the running one does not), so a copy-back is
+never run twice at once, and the state in the store is theirs to share.
+Observing costs one round of the health probes on the slave (each bounded by
+its own timeout), so a check never blocks for long; the copy-back it may
+start is bounded by the plugins' timeouts. Phones are never waited for: the
+check runs beside telephony and never touches the service managers.
 """
 
 from __future__ import annotations
@@ -57,10 +63,14 @@ def save_state(store, state: State) -> None:
     store.plugin_state(STATE_OWNER).set(STATE_KEY, state.as_dict())
 
 
-def check(engine: HAEngine, *, clock=time.time) -> dict[str, Any]:
+def check(engine: HAEngine, *, clock=time.time, quiet: bool = False) -> dict[str, Any]:
     """One check (see the module docstring); returns what it saw and did.
 
-    Raises :class:`AlreadyRunning` when another check holds the lock. A failed
+    ``quiet`` (the follower, which checks every few seconds): why nothing ran is logged at DEBUG, not INFO,
+    and a check that changes nothing but ``last_check`` saves it at most every :func:`refresh_period` seconds
+    (a store in the master's PostgreSQL must not write every few seconds: the follower's change signal would
+    see it as a change). Raises :class:`AlreadyRunning` when another check holds the lock (the schedule's and
+    the follower's take turns; the one refused has nothing to do). A failed
     copy-back does not raise: it is journaled, notified (first of a streak) and
     retried at a later check; ``outcome`` says how it ended.
     """
@@ -78,27 +88,39 @@ def check(engine: HAEngine, *, clock=time.time) -> dict[str, Any]:
         if decision.run and not automatic:
             decision = replace(decision, run=False, why="copy_back.automatic is off: run `wazo-ha copy-back`")
             decision = replace(decision, state=replace(decision.state, running_since=None))
-        save_state(engine.store, decision.state)  # running_since is durable before the run starts
+        if not quiet or _worth_saving(before, decision.state, rules):
+            save_state(engine.store, decision.state)  # running_since is durable before the run starts
         result: dict[str, Any] = {"owed": decision.state.owed, "ran": False, "why": decision.why}
         if decision.run:
             result.update(_attempt(engine, decision.state, seen.now, rules, clock))
         else:
-            log.info("copy-back check: %s", decision.why)
+            log.log(logging.DEBUG if quiet else logging.INFO, "copy-back check: %s", decision.why)
         if decision.state.owed or before.owed:
             engine.metrics.on_event(None)  # the owed gauges follow the state, not only the journal
         return result
 
 
+def refresh_period(rules: Policy) -> float:
+    """How stale a quiet check may leave ``last_check`` in the store: well within ``copy_back.gap``."""
+    return min(60.0, rules.gap / 2)
+
+
+def _worth_saving(before: State, after: State, rules: Policy) -> bool:
+    if replace(before, last_check=after.last_check) != after or before.last_check is None:
+        return True
+    return after.last_check - before.last_check >= refresh_period(rules)
+
+
 def _attempt(engine: HAEngine, state: State, started: float, rules: Policy, clock) -> dict[str, Any]:
-    from .run import copy_back
+    from .run import UNATTENDED_LOCK_WAIT, copy_back
 
     attempt = state.attempts + 1
     figures = {"automatic": True, "attempt": attempt, "streak_notified": state.failure_notified}
     log.info("copy-back owed (%s): attempt %d", state.reason, attempt)
     try:
-        report = copy_back(engine, automatic=figures)
+        report = copy_back(engine, automatic=figures, sync_lock_wait=UNATTENDED_LOCK_WAIT)
         outcome, message = report.outcome, report.message
-    except AlreadyRunning as exc:  # a copy-back by hand or by switchback: not an attempt of ours
+    except AlreadyRunning as exc:  # a copy-back by hand or by switchback, a long sync: not an attempt of ours
         save_state(engine.store, replace(state, running_since=None))
         return {"ran": False, "why": str(exc)}
     except WazoHAError as exc:  # journaled and notified by copy_back

@@ -2,17 +2,24 @@
 
 1. Refused unless this node is the master (the peer is its ``remote_address``):
    the master **pulls**, so the slave is given no way to write on the master.
-2. One run at a time: ``paths.run_dir``/``copy-back.lock``.
+2. One run at a time: ``paths.run_dir``/``copy-back.lock``; and never beside a
+   file sync: the copy-back then takes the file sync's lock
+   (``file-sync.lock``, :data:`~wazo_ha_core.file_sync.SYNC_LOCK_FILE`) for
+   the whole run, so the voicemail mirror master -> slave and the merge
+   slave -> master never interleave. Both locks are waited for up to
+   ``lock_wait`` seconds in all (``wazo-ha copy-back --wait``), in that order
+   (:data:`~wazo_ha_core.run_locks.ORDER`; a sync takes only the second).
 3. Rows: each replication backend's :meth:`copy_back_rows` (``pg_dump``: the
    slave's ``cel`` and ``queue_log`` rows, exactly once).
 4. Files: each file-sync backend's :meth:`pull` of the copy-back directories
    (the voicemail spool, each tenant's ``monitor``, ``copy_back.directories``)
    into ``copy_back.staging_dir/<plugin>``, then :mod:`.files` merges the staged
    copy into the live directories (verified; nothing overwritten or deleted).
-5. One journal event ``copy-back``: outcome ``ok``, ``partial`` (some items not
-   merged: conflicts or problems, listed in ``figures.warnings``), ``failed``
-   or ``refused``; figures: rows per table, files, bytes, messages, messages
-   renumbered. A failed or partial run is notified; the next run (by hand or
+5. One journal event ``copy-back``, starting when the locks are held (the
+   seconds waited for them in ``figures.lock_waited``): outcome ``ok``,
+   ``partial`` (some items not merged: conflicts or problems, listed in
+   ``figures.warnings``), ``failed`` or ``refused``; figures: rows per table,
+   files, bytes, messages, messages renumbered. A failed or partial run is notified; the next run (by hand or
    on the schedule) continues where it stopped.
 6. Message-waiting: the mailboxes whose folders changed on the master are
    recounted by Asterisk (:mod:`.mwi`, ``copy_back.refresh_mwi``); figures
@@ -26,11 +33,13 @@ else is written, not even the ledgers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from .. import run_locks
@@ -49,6 +58,11 @@ log = logging.getLogger(__name__)
 
 KIND = "copy-back"
 LOCK_FILE = "copy-back.lock"
+HOLDER = "copy-back"
+#: How long a copy-back that no operator started (the automatic one, switchback's) waits for a file sync in
+#: progress: the follower's syncs take seconds, a first sync of a large site minutes. The automatic one never
+#: waits for another copy-back (it would find nothing new): it skips, without counting a failure.
+UNATTENDED_LOCK_WAIT = 120.0
 LEDGER_FILE = "ledger.jsonl"
 
 
@@ -86,11 +100,17 @@ def copy_back(
     dry_run: bool = False,
     progress: ProgressCallback = no_progress,
     automatic: dict[str, Any] | None = None,
+    lock_wait: float = 0.0,
+    lock_waiting: Callable[[str], None] | None = None,
+    sync_lock_wait: float | None = None,
 ) -> CopyBackReport:
     """Run the copy-back from the slave into this master (see the module docstring); journaled.
 
     Raises :class:`PreflightError` when this node is not the master,
-    :class:`AlreadyRunning` when another copy-back holds the lock, and the
+    :class:`AlreadyRunning` when another copy-back or a file sync holds its
+    lock (at once, or after ``lock_wait`` seconds in all, ``sync_lock_wait``
+    for the file sync's when given; ``lock_waiting(message)`` told when it
+    waits), and the
     plugins' :class:`PluginError` (journaled ``failed``; what was merged before
     stays merged and verified). Problems with single items do not raise: the
     outcome is then ``partial`` with the items in ``warnings``.
@@ -115,7 +135,10 @@ def copy_back(
             )
         peer = ha.remote_address
         event.figures["peer"] = peer
-        with run_locks.exclusive(engine.settings.path("run_dir"), LOCK_FILE, "copy-back"):
+        sync_wait = lock_wait if sync_lock_wait is None else sync_lock_wait
+        with _locks(engine.settings.path("run_dir"), lock_wait, sync_wait, lock_waiting) as waited:
+            event.started_at = utcnow()  # the run itself: a wait for a sync is a figure, not part of it
+            event.figures["lock_waited"] = round(waited, 3)
             _rows(engine, peer, dry_run, progress, report)
             try:
                 _files(engine, peer, dry_run, progress, report)
@@ -155,6 +178,19 @@ def copy_back(
     if automatic is None and not dry_run:
         auto.settle_manual(engine, report.outcome, started)
     return report
+
+
+@contextlib.contextmanager
+def _locks(run_dir: Path, wait: float, sync_wait: float, waiting: Callable[[str], None] | None) -> Iterator[float]:
+    """The copy-back's lock, then the file sync's (ordering rule), within ``wait`` seconds in all (the second
+    within ``sync_wait``); yields the seconds waited."""
+    from ..file_sync import SYNC_LOCK_FILE
+
+    began = time.monotonic()
+    with run_locks.exclusive(run_dir, LOCK_FILE, HOLDER, wait=wait, waiting=waiting, holder=HOLDER):
+        left = round(max(sync_wait - (time.monotonic() - began), 0.0), 1)
+        with run_locks.exclusive(run_dir, SYNC_LOCK_FILE, HOLDER, wait=left, waiting=waiting, holder=HOLDER):
+            yield time.monotonic() - began
 
 
 def _rows(engine: HAEngine, peer: str, dry_run: bool, progress: ProgressCallback, report: CopyBackReport) -> None:

@@ -80,6 +80,17 @@ def leave_message(spool: Path, mailbox: str, folder: str, key: str, size: int = 
     return key
 
 
+def delete_and_renumber(spool: Path, box: str, folder: str, number: int) -> None:
+    """The owner deletes a message; app_voicemail closes the gap (each later message one number down)."""
+    directory = spool / box / folder
+    for path in directory.glob(f"msg{number:04d}.*"):
+        path.unlink()
+    later = sorted({int(p.stem[3:]) for p in directory.glob("msg*.txt") if int(p.stem[3:]) > number})
+    for old in later:
+        for path in directory.glob(f"msg{old:04d}.*"):
+            path.rename(directory / f"msg{old - 1:04d}{path.suffix}")
+
+
 def messages(spool: Path) -> dict[str, dict[str, str]]:
     """``msg_id`` → {folder-relative message path, and the digest of each of its files by extension}."""
     found: dict[str, dict[str, str]] = {}
@@ -162,9 +173,9 @@ class CheckDriver:
 
 
 class CopyBackRig(StartStop, Demo):  # start()/close() below; StartStop cleans up a half start
-    def __init__(self, schema_files, stability: float = 3.0):
+    def __init__(self, schema_files, stability: float = 3.0, subnet: str = SUBNET, tag: str = TAG):
         super().__init__(
-            schema_files, stability=stability, install=False, out=lambda text: None, subnet=SUBNET, tag=TAG
+            schema_files, stability=stability, install=False, out=lambda text: None, subnet=subnet, tag=tag
         )
         self.driver: CheckDriver | None = None
 

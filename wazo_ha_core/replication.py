@@ -73,7 +73,9 @@ def replicate(
     for a held lock).
     With ``journal_skipped`` false (follow mode), a run that copied nothing
     leaves no event and no INFO line: it writes nothing to the master's
-    database, so it cannot itself look like a change to the next poll.
+    database, so it cannot itself look like a change to the next poll. A
+    run that carried users' statuses back to the master is journaled all the
+    same (it changed the master; the journal counts what went each way).
     ``lock_wait``: seconds to wait for a run that holds the node's lock
     (``lock_waiting(message)`` is told once when it does) before
     :class:`AlreadyRunning`; 0 refuses at once.
@@ -143,12 +145,18 @@ def _replicate_to(
         raise
     event.outcome = "skipped" if all(result.outcome == "skipped" for result in results) else "ok"
     event.message = "; ".join(result.message for result in results)
-    if event.outcome == "skipped" and not journal_skipped:
+    if event.outcome == "skipped" and not journal_skipped and not _carried_back(results):
         log.debug("replication to %s: %s (not journaled)", peer, event.message)
         return results
     engine.journal.append(event)
     log.info("replication to %s: %s", peer, event.message)
     return results
+
+
+def _carried_back(results: list[OperationResult]) -> bool:
+    from .user_statuses.groups import CARRIED_BACK_FIGURE
+
+    return any(result.figures.get(CARRIED_BACK_FIGURE) for result in results)
 
 
 def _run_one(

@@ -72,6 +72,22 @@ def wait_copied_back(rig) -> float:
     return time.monotonic() - began
 
 
+def replications(rig) -> list:
+    return rig.master_store.events(kind="replication", limit=500)
+
+
+def carried_back(rig, before: int) -> tuple[int, int, list[str]]:
+    """Statuses carried slave -> master and conflicts, as the master's journal counts them, since ``before``."""
+    events = replications(rig)
+    new = events[: len(events) - before]
+    shown = [f"{e.started_at:%H:%M:%S} {e.outcome}: {e.message}" for e in new[::-1]]
+    return (
+        sum(e.figures.get("statuses_to_master", 0) for e in new),
+        sum(e.figures.get("status_conflicts", 0) for e in new),
+        shown,
+    )
+
+
 def explain_table(rig, node, expected: list[dict]) -> str:
     actual = {row["id"]: row for row in rig.userfeatures(node)}
     wrong = []
@@ -101,6 +117,7 @@ def test_the_issue_scenario_voicemail_greeting_dnd_and_forwards_around_a_failove
     wait_for(lambda: rig.userfeatures(rig.slave) == before, 60, "the users' table the same on both")
 
     # The master fails (its cable); the slave answers.
+    journaled = len(replications(rig))
     cut = time.monotonic()
     rig.fail_master()
     failover = time.monotonic() - cut
@@ -141,6 +158,9 @@ def test_the_issue_scenario_voicemail_greeting_dnd_and_forwards_around_a_failove
     assert (master_spool / GREETING[0]).read_bytes() == b".wav greeting v2 " * 300
     assert contents(master_spool) == expected_spool, "the master's spool is not exactly the expected one"
     assert rig.userfeatures(rig.master) == expected, explain_table(rig, rig.master, expected)
+    to_master, conflicts, shown = carried_back(rig, journaled)
+    print("[users-e2e] replications since the failover:\n  " + "\n  ".join(shown))
+    assert (to_master, conflicts) == (3, 1), shown  # u1's DND and forward, u3's forward (both sides changed it)
     events = rig.master_store.events(kind="copy-back", limit=5)
     assert events[0].outcome == "ok" and events[0].figures["automatic"] is True
 
@@ -163,6 +183,7 @@ def test_a_failure_in_the_middle_of_a_mirror_then_failover_and_failback(rig):
     rig.set_statuses(rig.master, u4, enablednd=1)
     wait_for(lambda: rig.userfeatures(rig.slave)[3]["enablednd"] == 1, 30, "the master's DND on the slave")
     print(f"\nFIGURE users-e2e: status changed on the master -> on the slave {time.monotonic() - changed:.2f} s")
+    journaled = len(replications(rig))
     batch = [leave_message(master_spool, "1002", "INBOX", f"batch-{i}", size=2_000_000) for i in range(8)]
     batch_files = {p: d for p, d in contents(master_spool).items() if p.startswith(INBOX_1002)}
     wait_for(lambda: any((slave_spool / INBOX_1002).glob(".msg*")), 30, "the mirror moving the batch")
@@ -203,3 +224,6 @@ def test_a_failure_in_the_middle_of_a_mirror_then_failover_and_failback(rig):
             shifted = f"{INBOX_1002}/msg{number - 1:04d}{Path(path).suffix}"
             assert now[shifted] == digest, f"{shifted} is not the master's {Path(path).name} byte for byte"
     assert rig.userfeatures(rig.master) == expected, explain_table(rig, rig.master, expected)
+    to_master, conflicts, shown = carried_back(rig, journaled)
+    print("[users-e2e] replications since the cut:\n  " + "\n  ".join(shown))
+    assert (to_master, conflicts) == (2, 0), shown  # u1's DND, u5's call filtering

@@ -189,6 +189,7 @@ def test_a_failure_in_the_middle_of_a_mirror_then_failover_and_failback(rig):
     wait_for(lambda: any((slave_spool / INBOX_1002).glob(".msg*")), 30, "the mirror moving the batch")
     delay = chance.uniform(0.0, 2.0)
     time.sleep(delay)  # fault injection: where the cut lands, not synchronisation
+    failed_syncs = rig.follow_log().count("follow: file sync failed")
     rig.cut_master()
     on_slave = {p: d for p, d in contents(slave_spool).items() if p.startswith(INBOX_1002)}
     whole = sorted(p for p, d in on_slave.items() if batch_files.get(p) == d)
@@ -204,6 +205,11 @@ def test_a_failure_in_the_middle_of_a_mirror_then_failover_and_failback(rig):
     rig.set_statuses(rig.slave, u5, incallfilter=1)
     expected = expected_table(before, {u1: {"enablednd": 0}, u4: {"enablednd": 1}, u5: {"incallfilter": 1}})
 
+    # The master's interrupted mirror ends (rsync's I/O timeout) before the cable is back: a cut shorter than
+    # that timeout pauses the transfer instead, which then resumes onto the serving slave (docs/voicemail.rst).
+    wait_for(
+        lambda: rig.follow_log().count("follow: file sync failed") > failed_syncs, 60, "the cut-off mirror failing"
+    )
     rig.heal_master()
     wait_for(lambda: not rig.slave_answers(), rig.stability + 40, "the slave giving back (failback)")
     wait_for(lambda: rig.phone.options(rig.master.address), 10, "the master answering SIP")

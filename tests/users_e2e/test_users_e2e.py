@@ -193,7 +193,7 @@ def test_a_failure_in_the_middle_of_a_mirror_then_failover_and_failback(rig):
     rig.cut_master()
     on_slave = {p: d for p, d in contents(slave_spool).items() if p.startswith(INBOX_1002)}
     whole = sorted(p for p, d in on_slave.items() if batch_files.get(p) == d)
-    print(f"\n[users-e2e] seed {seed}: cut {delay:.2f} s into the mirror; {len(whole)} of {len(batch_files)} files there")
+    print(f"\n[users-e2e] seed {seed}: cut {delay:.2f} s into the mirror; {len(whole)}/{len(batch_files)} files there")
     assert len(whole) < len(batch_files), "the cut did not land during the mirror"
     wait_for(rig.slave_answers, 20, "the slave answering SIP (failover)")
 

@@ -58,6 +58,22 @@ class UsersRig(CopyBackRig):
         log.close()
         wait_for(lambda: "follow: files synced" in self.follow_log(), 60, "wazo-ha follow's first round")
 
+    def kill_follow(self) -> None:
+        """SIGKILL ``wazo-ha follow`` and what it runs (rsync, ssh), as systemd kills a unit's cgroup."""
+        import os
+        import signal
+
+        import psutil
+
+        leader = psutil.Process(self.follower.pid)
+        for process in [leader, *leader.children(recursive=True)]:
+            try:
+                os.kill(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.follower.wait(10)
+        self.follower = None
+
     def stop_follow(self) -> None:
         if self.follower is not None:
             self.master.host.stop(self.follower)

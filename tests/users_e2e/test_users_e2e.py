@@ -15,8 +15,10 @@ import random
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.rig.copyback import delete_and_renumber, leave_message, messages
-from wazo_ha_rig.waiting import wait_for
+from wazo_ha_rig.waiting import DeadlineExceeded, wait_for
 
 INBOX_1001, INBOX_1002 = "default/1001/INBOX", "default/1002/INBOX"
 GREETING = ("default/1001/unavail.wav", "default/1001/unavail.gsm")
@@ -57,8 +59,17 @@ def mirrored(rig) -> bool:
     return contents(rig.spool(rig.slave)) == contents(rig.spool(rig.master))
 
 
-def statuses_agree(rig, expected: list[dict]) -> bool:
-    return rig.userfeatures(rig.master) == expected and rig.userfeatures(rig.slave) == expected
+def wait_statuses(rig, expected: list[dict], timeout: float = 60) -> None:
+    """Both nodes' whole ``userfeatures`` equal to ``expected``; on timeout, the cells that differ."""
+    try:
+        wait_for(
+            lambda: rig.userfeatures(rig.master) == expected and rig.userfeatures(rig.slave) == expected,
+            timeout,
+            "the users' statuses merged on both nodes",
+        )
+    except DeadlineExceeded as exc:
+        master, slave = explain_table(rig, rig.master, expected), explain_table(rig, rig.slave, expected)
+        raise AssertionError(f"{exc}; master: {master}; slave: {slave}") from None
 
 
 def expected_table(before: list[dict], changes: dict[int, dict]) -> list[dict]:
@@ -145,7 +156,7 @@ def test_the_issue_scenario_voicemail_greeting_dnd_and_forwards_around_a_failove
     back = time.monotonic()
     rig.bring_master_back()
     copy_back = wait_copied_back(rig)
-    wait_for(lambda: statuses_agree(rig, expected), 60, "the users' statuses merged on both nodes")
+    wait_statuses(rig, expected)
     wait_for(lambda: mirrored(rig), 60, "the merged spool mirrored back to the slave")
     print(
         f"\nFIGURE users-e2e: message left on the master -> on the slave {to_slave:.2f} s (follow mode); "
@@ -165,71 +176,89 @@ def test_the_issue_scenario_voicemail_greeting_dnd_and_forwards_around_a_failove
     assert events[0].outcome == "ok" and events[0].figures["automatic"] is True
 
 
-def test_a_failure_in_the_middle_of_a_mirror_then_failover_and_failback(rig):
+@pytest.mark.parametrize("interruption", ["cut", "sigkill"])
+def test_a_failure_in_the_middle_of_a_mirror_then_failover_and_failback(rig, interruption):
+    """``cut``: the master loses the slave and the phone (nftables) in the middle of a mirror. ``sigkill``:
+    follow mode and its rsync are SIGKILLed in the middle of a mirror (as systemd kills a unit's cgroup),
+    then the master is cut off; follow mode is started again while the slave serves."""
     master_spool, slave_spool = rig.spool(rig.master), rig.spool(rig.slave)
     chance = random.Random(seed := random.randrange(1 << 30))
     wait_for(lambda: mirrored(rig), 60, "the spools mirrored before the scenario")
     users = [row["id"] for row in rig.userfeatures(rig.master)]
-    u1, u4, u5 = users[0], users[3], users[4]
+    index = ["cut", "sigkill"].index(interruption)
+    u1, on_master, on_slave_user = users[0], users[3 + 2 * index], users[4 + 2 * index]
     before = rig.userfeatures(rig.master)
     wait_for(lambda: rig.userfeatures(rig.slave) == before, 60, "the users' table the same on both")
-    assert keys_in(slave_spool, INBOX_1002) == ["other"]
+    mailbox_before = keys_in(slave_spool, INBOX_1002)
+    assert mailbox_before == keys_in(master_spool, INBOX_1002)
 
-    # A batch of long messages on the master: follow mode starts mirroring it (rsync slowed to 4 MiB/s); the
-    # master is cut off at a random moment of the transfer.
     # A status changed on the master reaches the slave within seconds (follow mode); from here on the master
     # changes none, so only the failback carries the slave's statuses back.
     changed = time.monotonic()
-    rig.set_statuses(rig.master, u4, enablednd=1)
-    wait_for(lambda: rig.userfeatures(rig.slave)[3]["enablednd"] == 1, 30, "the master's DND on the slave")
+    rig.set_statuses(rig.master, on_master, enablednd=1)
+    wait_for(lambda: rig.userfeatures(rig.slave)[3 + 2 * index]["enablednd"] == 1, 30, "the master's DND on the slave")
     print(f"\nFIGURE users-e2e: status changed on the master -> on the slave {time.monotonic() - changed:.2f} s")
     journaled = len(replications(rig))
-    batch = [leave_message(master_spool, "1002", "INBOX", f"batch-{i}", size=2_000_000) for i in range(8)]
-    batch_files = {p: d for p, d in contents(master_spool).items() if p.startswith(INBOX_1002)}
+
+    # A batch of long messages on the master: follow mode starts mirroring it (rsync slowed to 4 MiB/s); the
+    # interruption lands at a random moment of the transfer.
+    old = set(contents(master_spool))
+    batch = [leave_message(master_spool, "1002", "INBOX", f"{interruption}-{i}", size=2_000_000) for i in range(8)]
+    batch_files = {p: d for p, d in contents(master_spool).items() if p not in old}
     wait_for(lambda: any((slave_spool / INBOX_1002).glob(".msg*")), 30, "the mirror moving the batch")
     delay = chance.uniform(0.0, 2.0)
-    time.sleep(delay)  # fault injection: where the cut lands, not synchronisation
+    time.sleep(delay)  # fault injection: where the interruption lands, not synchronisation
     failed_syncs = rig.follow_log().count("follow: file sync failed")
+    if interruption == "sigkill":
+        rig.kill_follow()
     rig.cut_master()
-    on_slave = {p: d for p, d in contents(slave_spool).items() if p.startswith(INBOX_1002)}
-    whole = sorted(p for p, d in on_slave.items() if batch_files.get(p) == d)
-    print(f"\n[users-e2e] seed {seed}: cut {delay:.2f} s into the mirror; {len(whole)}/{len(batch_files)} files there")
-    assert len(whole) < len(batch_files), "the cut did not land during the mirror"
+    on_slave = contents(slave_spool)
+    whole = sorted(p for p, d in batch_files.items() if on_slave.get(p) == d)
+    print(
+        f"\n[users-e2e] seed {seed}: {interruption} {delay:.2f} s into the mirror; "
+        f"{len(whole)}/{len(batch_files)} files there"
+    )
+    assert len(whole) < len(batch_files), f"the {interruption} did not land during the mirror"
     wait_for(rig.slave_answers, 20, "the slave answering SIP (failover)")
 
-    # While the slave serves: a caller leaves a message in the same mailbox, its owner deletes the message
-    # mirrored before ("other"), user 1 turns DND off again, user 5 turns call filtering on.
-    leave_message(slave_spool, "1002", "INBOX", "left-during-cut")
+    # While the slave serves: a caller leaves a message in the same mailbox, its owner deletes the oldest
+    # message (mirrored before), user 1 flips DND, another user turns call filtering on.
+    leave_message(slave_spool, "1002", "INBOX", f"left-during-{interruption}")
     delete_and_renumber(slave_spool, "default/1002", "INBOX", 0)
-    rig.set_statuses(rig.slave, u1, enablednd=0)
-    rig.set_statuses(rig.slave, u5, incallfilter=1)
-    expected = expected_table(before, {u1: {"enablednd": 0}, u4: {"enablednd": 1}, u5: {"incallfilter": 1}})
-
-    # The master's interrupted mirror ends (rsync's I/O timeout) before the cable is back: a cut shorter than
-    # that timeout pauses the transfer instead, which then resumes onto the serving slave (docs/voicemail.rst).
-    wait_for(
-        lambda: rig.follow_log().count("follow: file sync failed") > failed_syncs, 60, "the cut-off mirror failing"
+    dnd = 1 - before[0]["enablednd"]
+    rig.set_statuses(rig.slave, u1, enablednd=dnd)
+    rig.set_statuses(rig.slave, on_slave_user, incallfilter=1)
+    expected = expected_table(
+        before, {u1: {"enablednd": dnd}, on_master: {"enablednd": 1}, on_slave_user: {"incallfilter": 1}}
     )
+
+    if interruption == "sigkill":
+        rig.start_follow()  # systemd's Restart=: its syncs fail until the link is back
+    else:
+        # The interrupted mirror ends (rsync's I/O timeout) before the cable is back: a cut shorter than that
+        # timeout pauses the transfer instead, which then resumes onto the serving slave (docs/voicemail.rst).
+        wait_for(
+            lambda: rig.follow_log().count("follow: file sync failed") > failed_syncs, 60, "the cut-off mirror failing"
+        )
     rig.heal_master()
     wait_for(lambda: not rig.slave_answers(), rig.stability + 40, "the slave giving back (failback)")
     wait_for(lambda: rig.phone.options(rig.master.address), 10, "the master answering SIP")
     wait_copied_back(rig)
-    wait_for(lambda: statuses_agree(rig, expected), 60, "the users' statuses merged on both nodes")
+    wait_statuses(rig, expected)
     wait_for(lambda: mirrored(rig), 90, "the merged spool mirrored back to the slave")
 
-    # Nothing lost, nothing doubled (messages() fails on a msg_id shown twice), "other" not resurrected,
-    # numbering valid on both nodes, the batch byte for byte.
+    # Nothing lost, nothing doubled (messages() fails on a msg_id shown twice), the deleted message not
+    # resurrected, numbering valid on both nodes, the batch byte for byte.
+    deleted = mailbox_before[0]
     for spool in (master_spool, slave_spool):
-        assert keys_in(spool, INBOX_1002) == [*batch, "left-during-cut"]
-        assert not any(entry.endswith("-other") for entry in messages(spool))
+        assert keys_in(spool, INBOX_1002) == [*mailbox_before[1:], *batch, f"left-during-{interruption}"]
+        assert not any(entry.endswith(f"-{deleted}") for entry in messages(spool)), f"{deleted} resurrected"
         assert keys_in(spool, INBOX_1001) == ["kept", "fresh", "left-on-slave"]
     now = contents(master_spool)
-    for path, digest in batch_files.items():  # "other" (msg0000) deleted: each batch message one number down
-        number = int(path[-8:-4])
-        if number:
-            shifted = f"{INBOX_1002}/msg{number - 1:04d}{Path(path).suffix}"
-            assert now[shifted] == digest, f"{shifted} is not the master's {Path(path).name} byte for byte"
+    for path, digest in batch_files.items():  # the oldest message deleted: each batch message one number down
+        shifted = f"{INBOX_1002}/msg{int(path[-8:-4]) - 1:04d}{Path(path).suffix}"
+        assert now[shifted] == digest, f"{shifted} is not the master's {Path(path).name} byte for byte"
     assert rig.userfeatures(rig.master) == expected, explain_table(rig, rig.master, expected)
     to_master, conflicts, shown = carried_back(rig, journaled)
-    print("[users-e2e] replications since the cut:\n  " + "\n  ".join(shown))
-    assert (to_master, conflicts) == (2, 0), shown  # u1's DND, u5's call filtering
+    print(f"[users-e2e] replications since the {interruption}:\n  " + "\n  ".join(shown))
+    assert (to_master, conflicts) == (2, 0), shown  # user 1's DND, the other's call filtering

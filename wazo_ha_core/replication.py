@@ -74,7 +74,9 @@ def replicate(
     for a held lock).
     With ``journal_skipped`` false (follow mode), a run that copied nothing
     leaves no event and no INFO line: it writes nothing to the master's
-    database, so it cannot itself look like a change to the next poll.
+    database, so it cannot itself look like a change to the next poll. A
+    run that carried users' statuses back to the master is journaled all the
+    same (it changed the master; the journal counts what went each way).
     ``lock_wait``: seconds to wait for a run that holds the node's lock
     (``lock_waiting(message)`` is told once when it does) before
     :class:`AlreadyRunning`; 0 refuses at once.
@@ -145,7 +147,7 @@ def _replicate_to(
         raise
     event.outcome = "skipped" if all(result.outcome == "skipped" for result in results) else "ok"
     event.message = "; ".join(result.message for result in results)
-    if event.outcome == "skipped" and not journal_skipped:
+    if event.outcome == "skipped" and not journal_skipped and not _carried_back(results):
         log.debug("replication to %s: %s (not journaled)", peer, event.message)
     else:
         engine.journal.append(event)
@@ -153,6 +155,12 @@ def _replicate_to(
     # After the journal's write: the cache records the store as this run leaves it.
     skip_record.after_run(engine, peer, backends, event.outcome)
     return results
+
+
+def _carried_back(results: list[OperationResult]) -> bool:
+    from .user_statuses.groups import CARRIED_BACK_FIGURE
+
+    return any(result.figures.get(CARRIED_BACK_FIGURE) for result in results)
 
 
 def _run_one(

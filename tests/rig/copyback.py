@@ -89,6 +89,17 @@ def leave_message(spool: Path, mailbox: str, folder: str, key: str, size: int = 
     return key
 
 
+def delete_and_renumber(spool: Path, box: str, folder: str, number: int) -> None:
+    """The owner deletes a message; app_voicemail closes the gap (each later message one number down)."""
+    directory = spool / box / folder
+    for path in directory.glob(f"msg{number:04d}.*"):
+        path.unlink()
+    later = sorted({int(p.stem[3:]) for p in directory.glob("msg*.txt") if int(p.stem[3:]) > number})
+    for old in later:
+        for path in directory.glob(f"msg{old:04d}.*"):
+            path.rename(directory / f"msg{old - 1:04d}{path.suffix}")
+
+
 def messages(spool: Path) -> dict[str, dict[str, str]]:
     """``msg_id`` → {folder-relative message path, and the digest of each of its files by extension}."""
     found: dict[str, dict[str, str]] = {}

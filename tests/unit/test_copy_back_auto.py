@@ -179,3 +179,51 @@ def test_a_copy_back_by_hand_after_a_killed_automatic_attempt_clears_it_without_
     PEER["host"] = True
     assert auto.check(master, clock=clock)["ran"] is False  # no "interrupted" counted, nothing owed
     assert not [s for s in master.subjects if "failed" in s]
+
+
+def _serve_then_give_back(master, clock) -> dict:
+    """The slave takes over, then gives back; returns the check that runs the copy-back."""
+    PEER["sip"] = True
+    clock.now += 60
+    auto.check(master, clock=clock)
+    PEER["sip"] = False
+    clock.now += 60
+    return auto.check(master, clock=clock)
+
+
+def test_a_successful_copy_back_is_followed_by_one_replication_that_carries_users_statuses_back(master):
+    clock = Clock()
+    before = len(master.store.events(kind="replication"))
+    result = _serve_then_give_back(master, clock)
+    assert result["outcome"] == "ok" and result["replication"] == "copied"
+    assert len(master.store.events(kind="replication")) == before + 1
+    clock.now += 60
+    auto.check(master, clock=clock)  # nothing owed: no replication either
+    assert len(master.store.events(kind="replication")) == before + 1
+
+
+def test_no_replication_after_a_failed_copy_back(master):
+    clock = Clock()
+    PEER["copy_back"] = [PluginError("scripted_copy_back", "the slave's database is gone")]
+    before = len(master.store.events(kind="replication"))
+    result = _serve_then_give_back(master, clock)
+    assert result["outcome"] == "failed" and "replication" not in result
+    assert len(master.store.events(kind="replication")) == before
+
+
+def test_a_failed_or_refused_replication_after_the_copy_back_leaves_the_copy_back_ok(master, monkeypatch):
+    from wazo_ha_core.errors import AlreadyRunning
+
+    def refused(**kwargs):
+        raise AlreadyRunning("replication: another run holds the lock")
+
+    monkeypatch.setattr(master, "replicate", refused)
+    result = _serve_then_give_back(master, Clock())
+    assert result["outcome"] == "ok" and result["replication"] == "already running" and not result["owed"]
+
+    def failed(**kwargs):
+        raise PluginError("scripted_copy_back", "slave unreachable")
+
+    monkeypatch.setattr(master, "replicate", failed)
+    result = _serve_then_give_back(master, Clock())
+    assert result["outcome"] == "ok" and result["replication"] == "failed"

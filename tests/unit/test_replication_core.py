@@ -111,3 +111,27 @@ def test_n_nodes_sync_init_for_a_chosen_standby_and_never_for_another_address(ma
     with pytest.raises(PreflightError, match=r"'10.0.0.9' is not a standby of this master"):
         init_file_sync(engine, peer="10.0.0.9")
     assert len([call for call in sample_plugins.CALLS if call[1] == "init"]) == 2
+
+
+# --- follow mode's quiet runs ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("carried", "journaled"), [(0, False), (2, True)])
+def test_a_follow_run_that_copied_nothing_is_journaled_only_when_it_carried_statuses_back(
+    make_engine, monkeypatch, carried, journaled
+):
+    """Statuses carried back change the master although nothing went to the slave: the journal must count them."""
+    from wazo_ha_core.extensions import OperationResult
+
+    def skipped(self, peer, *, force=False, progress=None):
+        figures = {"statuses_to_master": carried, "status_conflicts": 0}
+        return OperationResult("skipped", "nothing changed since the last good copy", figures=figures)
+
+    monkeypatch.setattr(sample_plugins.RecordingReplication, "replicate", skipped)
+    engine = make_engine(plugins={"replication": ["recording_replication"]})
+    engine.store.write_ha_settings(HASettings("master", "10.0.0.2"))
+    replicate(engine, journal_skipped=False)
+    events = engine.store.events(kind="replication")
+    assert len(events) == int(journaled)
+    if journaled:
+        assert events[0].outcome == "skipped" and events[0].figures["statuses_to_master"] == 2

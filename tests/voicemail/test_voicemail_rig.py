@@ -13,6 +13,7 @@ import shutil
 import time
 from pathlib import Path
 
+from tests.rig.copyback import delete_and_renumber
 from tests.unit.test_voicemail_merge import metadata
 from wazo_ha_rig.waiting import wait_for
 
@@ -26,17 +27,6 @@ def leave(spool: Path, box: str, folder: str, number: int, key: str, origtime: i
     directory.mkdir(parents=True, exist_ok=True)
     (directory / f"msg{number:04d}.wav").write_bytes(f"RIFF sound of {key} ".encode() * 50)
     (directory / f"msg{number:04d}.txt").write_text(metadata(origtime, msg_id=f"{origtime}-{key}"))
-
-
-def delete_and_renumber(spool: Path, box: str, folder: str, number: int) -> None:
-    """The owner deletes a message; app_voicemail closes the gap (each later message one number down)."""
-    directory = spool / box / folder
-    for path in directory.glob(f"msg{number:04d}.*"):
-        path.unlink()
-    later = sorted({int(p.stem[3:]) for p in directory.glob("msg*.txt") if int(p.stem[3:]) > number})
-    for old in later:
-        for path in directory.glob(f"msg{old:04d}.*"):
-            path.rename(directory / f"msg{old - 1:04d}{path.suffix}")
 
 
 def keys(spool: Path, box: str = BOX, folder: str = "INBOX") -> list[str]:

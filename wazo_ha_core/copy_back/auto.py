@@ -21,6 +21,14 @@ Observing costs one round of the health probes on the slave (each bounded by
 its own timeout), so a check never blocks for long; the copy-back it may
 start is bounded by the plugins' timeouts. Phones are never waited for: the
 check runs beside telephony and never touches the service managers.
+
+After a successful automatic copy-back the check runs one replication
+(journaled as any): its first step carries back the users' statuses
+(:mod:`wazo_ha_core.user_statuses`) changed on the slave while it served,
+now rather than at the next master change or schedule run. A replication
+refused (another one holds the lock: it carries them itself) or failed
+(journaled and notified by the replication) does not change the copy-back's
+outcome; the schedule runs it again.
 """
 
 from __future__ import annotations
@@ -131,7 +139,22 @@ def _attempt(engine: HAEngine, state: State, started: float, rules: Policy, cloc
         log.warning(
             "copy-back attempt %d %s; next attempt in %.0f s", attempt, outcome, after.next_attempt_at - clock()
         )
-    return {"ran": True, "outcome": outcome, "message": message, "attempt": attempt, "owed": after.owed}
+    result = {"ran": True, "outcome": outcome, "message": message, "attempt": attempt, "owed": after.owed}
+    if outcome == "ok":
+        result["replication"] = _carry_back_statuses(engine)
+    return result
+
+
+def _carry_back_statuses(engine: HAEngine) -> str:
+    """One replication after the copy-back (module docstring); returns its outcome in a word or two."""
+    try:
+        outcomes = [result.outcome for result in engine.replicate()]
+    except AlreadyRunning:
+        return "already running"
+    except WazoHAError as exc:
+        log.warning("replication after the copy-back: %s", exc)
+        return "failed"
+    return ", ".join(outcomes) or "nothing to do"
 
 
 def _journal_news(engine: HAEngine, before: State, decision: Decision) -> None:

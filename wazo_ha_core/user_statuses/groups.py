@@ -28,6 +28,10 @@ STATUS_KEY = "uuid"  # how Wazo's APIs name a user
 
 STATUS_COLUMNS: tuple[str, ...] = tuple(column for group in STATUS_GROUPS.values() for column in group)
 
+#: The replication figure counting the groups of statuses written on the master (carried back from the slave): a
+#: run with it is journaled even when it copied nothing to the slave (it changed the master).
+CARRIED_BACK_FIGURE = "statuses_to_master"
+
 #: Per table, the columns whose changes on a serving slave are the failover's own doing: the check for
 #: slave-side configuration edits (:mod:`wazo_ha_plugins.pg_dump.slave_changes`) ignores them.
 FAILOVER_COLUMNS: dict[str, tuple[str, ...]] = {STATUS_TABLE: STATUS_COLUMNS}

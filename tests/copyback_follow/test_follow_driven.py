@@ -90,7 +90,9 @@ def test_follow_alone_copies_back_within_seconds_of_the_failback(rig):
     new = copy_backs(rig)[before:]
     assert [event.outcome for event in new] == ["ok"], [(e.outcome, e.message) for e in new]
     assert new[0].figures["automatic"] is True and new[0].figures["messages"] >= 13
-    assert "follow: copy-back attempt ok" in rig.follow_text()
+    # Logged when the check returns, after the replication that follows an `ok` copy-back (it carries the
+    # users' statuses back), so it may come a moment after the journal event.
+    wait_for(lambda: "follow: copy-back attempt ok" in rig.follow_text(), 30, "the follower logging the attempt")
 
 
 def test_with_the_schedule_beside_follow_one_copy_back_runs_and_no_check_fails(rig):

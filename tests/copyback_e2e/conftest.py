@@ -13,7 +13,4 @@ def rig():
         try:
             yield rig
         finally:
-            for name in ("master-checks.log", "slave-watch.log"):
-                path = rig.work / name
-                if path.exists():
-                    print(f"\n--- {name} (tail) ---\n" + "\n".join(path.read_text(errors="replace").splitlines()[-40:]))
+            rig.print_log_tails()

@@ -13,8 +13,7 @@ from __future__ import annotations
 import time
 
 from tests.copyback_e2e.test_copy_back_e2e import serve_on_the_slave
-from tests.rig.copyback import leave_message, messages
-from tests.rig.copyback_follow import RecordingChecks
+from tests.rig.copyback import CheckDriver, leave_message, messages
 from wazo_ha_rig.waiting import wait_for
 
 #: From the slave giving back to the copy-back done, by the follower alone (a check every 2 s, then the run).
@@ -98,7 +97,7 @@ def test_follow_alone_copies_back_within_seconds_of_the_failback(rig):
 def test_with_the_schedule_beside_follow_one_copy_back_runs_and_no_check_fails(rig):
     if rig.follower is None:
         rig.start_follow()
-    checks = RecordingChecks(rig)  # the schedule's fallback, every second instead of every minute
+    checks = CheckDriver(rig)  # the schedule's fallback, every second instead of every minute
     checks.start()
     try:
         serve_on_the_slave(rig, "both", 6, (200, 100))

@@ -155,6 +155,7 @@ class CheckDriver:
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="copy-back-checks", daemon=True)
         self.log = rig.work / "master-checks.log"
+        self.exit_codes: list[int] = []  # one per check run, in order
 
     def start(self) -> None:
         self.thread.start()
@@ -170,7 +171,7 @@ class CheckDriver:
                 self.current = master.host.popen(
                     master.wazo_ha_command("copy-back", "--auto", "--json"), stdout=log, stderr=log
                 )
-            self.current.wait()
+            self.exit_codes.append(self.current.wait())
             self.stopping.wait(self.period)
 
     def kill_running_attempt(self) -> int:
@@ -238,6 +239,13 @@ class CopyBackRig(StartStop, Demo):  # start()/close() below; StartStop cleans u
             },
         )
         nodes.write_settings(self.master, tree)
+
+    def print_log_tails(self, names=("master-follow.log", "master-checks.log", "slave-watch.log")) -> None:
+        """The last lines of the rig's logs that exist, for a failed test's report."""
+        for name in names:
+            path = self.work / name
+            if path.exists():
+                print(f"\n--- {name} (tail) ---\n" + "\n".join(path.read_text(errors="replace").splitlines()[-40:]))
 
     # --- wazo-amid + Asterisk on the master (the stand-in) ----------------------------------------
 

@@ -15,31 +15,13 @@ from pathlib import Path
 
 import yaml
 
-from tests.rig.copyback import CheckDriver, CopyBackRig
+from tests.rig.copyback import CopyBackRig
 from wazo_ha_core.settings import deep_merge
 from wazo_ha_rig import demo_nodes as nodes
 from wazo_ha_rig.waiting import wait_for
 
 SUBNET, TAG = "10.203.27.0/24", "f"
 BANDWIDTH = 2000  # KiB/s: an 8 MB file takes about 4 s to move
-
-
-class RecordingChecks(CheckDriver):
-    """The schedule's fallback beside the follower: ``wazo-ha copy-back --auto`` every second, exit codes kept."""
-
-    def __init__(self, rig: CopyBackRig, period: float = 1.0):
-        super().__init__(rig, period)
-        self.exit_codes: list[int] = []
-
-    def _loop(self) -> None:
-        master = self.rig.master
-        while not self.stopping.is_set():
-            with open(self.log, "ab") as log:
-                self.current = master.host.popen(
-                    master.wazo_ha_command("copy-back", "--auto", "--json"), stdout=log, stderr=log
-                )
-            self.exit_codes.append(self.current.wait())
-            self.stopping.wait(self.period)
 
 
 class FollowCopyBackRig(CopyBackRig):

@@ -35,6 +35,7 @@ the slave's configuration was edited since the last good copy (unless
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -288,6 +289,17 @@ class PgDumpReplication(ReplicationBackend):
             sorted(self.excluded),
         ):
             return None
+        with self.reading_both(peer) as (master, slave):
+            run = _Run(self, peer, master, slave, _no_progress, None)
+            if not run.markers_still(recorded):
+                return None
+            return run.result("skipped", time.monotonic() - started)
+
+    @contextlib.contextmanager
+    def reading_both(self, peer: str):
+        """``(master, slave)`` connections, each in one read-only repeatable-read snapshot, closed on exit.
+        Connecting is bounded by ``timeouts.connect``, each statement by the plugin's ``timeout``; raises what
+        :func:`.connection.connect` raises."""
         connect_timeout = float(self.context.settings.get("timeouts.connect"))
         timeout = float(self.config["timeout"])
         master = slave = None
@@ -296,11 +308,9 @@ class PgDumpReplication(ReplicationBackend):
             slave = connect(
                 self.slave_endpoint(peer), connect_timeout, timeout, require_password=self.config["require_password"]
             )
-            master.set_session(isolation_level="REPEATABLE READ", readonly=True)
-            run = _Run(self, peer, master, slave, _no_progress, None)
-            if not run.markers_still(recorded):
-                return None
-            return run.result("skipped", time.monotonic() - started)
+            for connection in (master, slave):
+                connection.set_session(isolation_level="REPEATABLE READ", readonly=True)
+            yield master, slave
         finally:
             close_quietly(master)
             close_quietly(slave)

@@ -279,36 +279,28 @@ def list_changes(plugin, peer: str) -> dict[str, Any]:
 
     from wazo_ha_core import PluginError, PluginTimeout
 
-    from .connection import close_quietly, connect, first_line
+    from .connection import first_line
 
-    connect_timeout = float(plugin.context.settings.get("timeouts.connect"))
     timeout = float(plugin.config["timeout"])
-    master = slave = None
     try:
-        master = connect(plugin.master_endpoint(), connect_timeout, timeout)
-        slave = connect(
-            plugin.slave_endpoint(peer), connect_timeout, timeout, require_password=plugin.config["require_password"]
-        )
-        for connection in (master, slave):
-            connection.set_session(isolation_level="REPEATABLE READ", readonly=True)
-        source, target = master.cursor(), slave.cursor()
-        catalog = cat.read_catalog(source, plugin.excluded)
-        guard = Guard(plugin.context.state, peer, plugin.config["database"])
-        recorded = guard.recorded()
-        tables = compare(source, target, catalog.tables, recorded)
-        return {
-            "method": (
-                "tables whose slave rows changed since the last good copy ("
-                + (recorded or {}).get("at", "none recorded: every table that differs from the master")
-                + "), compared row by row with the master's current rows by primary key"
-            ),
-            "tables": tables,
-            "sql": render_sql(tables, peer=peer),
-        }
+        with plugin.reading_both(peer) as (master, slave):
+            return _listed(plugin, peer, master.cursor(), slave.cursor())
     except psycopg2.errors.QueryCanceled as exc:
         raise PluginTimeout(f"listing the slave's changes exceeded {timeout:g} s: {first_line(exc)}") from None
     except psycopg2.Error as exc:
         raise PluginError(f"listing the slave {peer}'s changes failed: {first_line(exc)}") from None
-    finally:
-        close_quietly(master)
-        close_quietly(slave)
+
+
+def _listed(plugin, peer: str, source, target) -> dict[str, Any]:
+    catalog = cat.read_catalog(source, plugin.excluded)
+    recorded = Guard(plugin.context.state, peer, plugin.config["database"]).recorded()
+    tables = compare(source, target, catalog.tables, recorded)
+    return {
+        "method": (
+            "tables whose slave rows changed since the last good copy ("
+            + (recorded or {}).get("at", "none recorded: every table that differs from the master")
+            + "), compared row by row with the master's current rows by primary key"
+        ),
+        "tables": tables,
+        "sql": render_sql(tables, peer=peer),
+    }

@@ -91,11 +91,13 @@ def replicate(
         "lock_waiting": lock_waiting,
     }
     if not peers or len(peers) == 1:
-        return _replicate_to(engine, peer=peer, **options)
+        with engine.store.writes_batched():
+            return _replicate_to(engine, peer=peer, **options)
     results, first_error = [], None
     for standby in peers:
         try:
-            results += _replicate_to(engine, peer=None, standby=standby, **options)
+            with engine.store.writes_batched():
+                results += _replicate_to(engine, peer=None, standby=standby, **options)
         except AlreadyRunning:
             raise
         except Exception as exc:  # journaled and logged by _replicate_to; the other standbys still get their copy

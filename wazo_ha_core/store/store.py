@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +35,7 @@ class Store:
         """``snapshot``: rewritten after every write (``wazo-ha status`` reads it without SQLAlchemy)."""
         self.url = make_url(url)
         self.snapshot = snapshot
+        self._batching = self._batched_write = False
         if self.url.drivername == "postgresql":
             # SQLAlchemy 2.1 defaults to psycopg 3; Wazo nodes ship psycopg2.
             self.url = self.url.set(drivername="postgresql+psycopg2")
@@ -187,8 +189,26 @@ class Store:
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open state store {self.describe()}: {_first_line(exc)}") from None
 
+    @contextlib.contextmanager
+    def writes_batched(self):
+        """Within it, the status snapshot is rewritten once, on exit, rather than after each write (a
+        replication run writes its plugin's state several times, then its journal event: one rewrite, not
+        six). Meanwhile the snapshot on disk is stale, its marker tells, and ``status`` reads the store."""
+        if self._batching:  # nested: the outer one rewrites
+            yield
+            return
+        self._batching, self._batched_write = True, False
+        try:
+            yield
+        finally:
+            self._batching = False
+            if self._batched_write:
+                self._wrote()
+
     def _wrote(self) -> None:
-        if self.snapshot is not None:
+        if self._batching:
+            self._batched_write = True
+        elif self.snapshot is not None:
             self.snapshot.refresh(self)
 
     def _session(self) -> Session:

@@ -10,6 +10,10 @@ Two ways, chosen by ``write_mode``:
   - ``keys``: the table has a primary key and at most
     :data:`~.keyed.WHOLE_FRACTION` of its rows differ: rows are compared by
     key and only the differing keys' rows travel (:mod:`.keyed`);
+  - ``since copy``: the same, when the slave still holds the last good copy
+    of the table: the differing keys are those of the master's row versions
+    written since that copy and of the rows it removed
+    (:func:`.keyed.keys_since_copy`), found without hashing a row;
   - ``whole``: no primary key, or most rows differ (from the row counts, or
     from the key comparison): the whole table travels, as follows.
 
@@ -76,21 +80,29 @@ def update_changed_rows(
     *,
     binary: bool,
     whole: bool = False,
+    new_versions=None,
 ) -> Applied:
     """``changed_rows`` mode: make the live table equal to the master's rows, writing only the differences.
 
     ``master_rows`` and ``slave_rows`` are the row counts from the scans that
     found the table differs. ``whole``: do not compare by key (the method
-    ``whole`` whatever the figures).
+    ``whole`` whatever the figures). ``new_versions``: the slave's table is
+    as the last good copy left it, and this (:class:`.since_copy.NewVersions`)
+    tells the master's rows written since (the method ``since copy``).
     """
     if slave_rows == 0:  # nothing to compare with: stream straight in
         return Applied(inserted=copy_table(source, target, table, on_bytes, binary=binary), method="load")
     if table.has_primary_key and not whole and not keyed.mostly_different(master_rows, slave_rows):
         larger = max(master_rows, slave_rows)
-        differing, buckets = keyed.differing_keys(source, target, table, on_bytes, binary=binary, rows=larger)
+        differing, method, buckets = None, "since copy", None
+        if new_versions is not None:
+            differing = keyed.keys_since_copy(source, target, table, new_versions, master_rows, slave_rows, on_bytes)
+        if differing is None:
+            method = "keys"
+            differing, buckets = keyed.differing_keys(source, target, table, on_bytes, binary=binary, rows=larger)
         if differing <= keyed.WHOLE_FRACTION * larger:
             inserted, deleted = keyed.replace_keys(source, target, table, on_bytes, binary=binary)
-            return Applied(inserted=inserted, deleted=deleted, method="keys", keys=differing, buckets=buckets)
+            return Applied(inserted=inserted, deleted=deleted, method=method, keys=differing, buckets=buckets)
         keyed.discard_keys(target)
     target.execute(
         sql.SQL("CREATE TEMPORARY TABLE {} ON COMMIT DROP AS SELECT {} FROM ONLY {} WITH NO DATA").format(

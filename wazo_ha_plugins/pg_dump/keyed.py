@@ -218,3 +218,69 @@ def replace_keys(source, target, table: Table, on_bytes: Callable[[int], None], 
     )
     inserted = copy_table(source, target, table, on_bytes, binary=binary, query=query)
     return inserted, deleted
+
+
+MASTER_KEYS = sql.Identifier("pg_temp", "wazo_ha_master_keys")
+
+
+def keys_since_copy(
+    source, target, table: Table, new_versions, master_rows: int, slave_rows: int, on_bytes: Callable[[int], None]
+) -> int | None:
+    """Steps 1 and 2 without hashing a row, when the slave still holds the last good copy of ``table``.
+
+    Then the slave's rows are the master's as the copy's snapshot saw them, and
+    the keys that differ are those of the master's row versions written since
+    (``new_versions``, :class:`.since_copy.NewVersions`: rows added or changed)
+    and those of the rows the master removed since. The removed ones are counted
+    first (slave rows + new keys the slave lacks - master rows): only when some
+    were, the master's keys (not its rows) travel to find them. Leaves the keys
+    in :data:`KEYS`; returns their count, or ``None`` (nothing left behind) when
+    the figures contradict that premise and the caller must compare by hash.
+    """
+    limit = int(WHOLE_FRACTION * max(master_rows, slave_rows)) + 1
+    target.execute(
+        sql.SQL("CREATE TEMPORARY TABLE {} ON COMMIT DROP AS SELECT {} FROM ONLY {} WITH NO DATA").format(
+            KEYS, table.key_of(), table.ident
+        )
+    )
+    changed = sql.SQL("SELECT {} FROM ONLY {} WHERE {} LIMIT {}").format(
+        table.key_of(), table.ident, new_versions.condition(), sql.Literal(limit)
+    )
+    new = copy_table(source, target, table, on_bytes, binary=False, into=KEYS, query=changed, columns=table.key_of())
+    if new >= limit:
+        return new  # most rows differ: the caller sends the table whole
+    matched = sql.SQL(" AND ").join(
+        sql.SQL("{} = {}").format(sql.Identifier("live", column), sql.Identifier("keys", column))
+        for column in table.key
+    )
+    target.execute(
+        sql.SQL("SELECT count(*) FROM {} AS keys WHERE NOT EXISTS (SELECT FROM ONLY {} AS live WHERE {})").format(
+            KEYS, table.ident, matched
+        )
+    )
+    removed = slave_rows + target.fetchone()[0] - master_rows
+    if removed < 0:
+        discard_keys(target)
+        return None
+    if removed:
+        target.execute(
+            sql.SQL("CREATE TEMPORARY TABLE {} ON COMMIT DROP AS SELECT {} FROM ONLY {} WITH NO DATA").format(
+                MASTER_KEYS, table.key_of(), table.ident
+            )
+        )
+        every_key = sql.SQL("SELECT {} FROM ONLY {}").format(table.key_of(), table.ident)
+        copy_table(source, target, table, on_bytes, into=MASTER_KEYS, query=every_key, columns=table.key_of())
+        on_master = sql.SQL(" AND ").join(
+            sql.SQL("{} = {}").format(sql.Identifier("live", column), sql.Identifier("master", column))
+            for column in table.key
+        )
+        target.execute("SET LOCAL enable_nestloop = off")  # no statistics on the staged keys
+        target.execute(
+            sql.SQL(
+                "INSERT INTO {} SELECT {} FROM ONLY {} AS live WHERE NOT EXISTS (SELECT FROM {} AS master WHERE {})"
+            ).format(KEYS, table.key_of("live"), table.ident, MASTER_KEYS, on_master)
+        )
+        target.execute("RESET enable_nestloop")
+        target.execute(sql.SQL("DROP TABLE {}").format(MASTER_KEYS))
+    target.execute(sql.SQL("SELECT count(*) FROM {}").format(KEYS))
+    return target.fetchone()[0]

@@ -55,7 +55,7 @@ from wazo_ha_core import (
     ReplicationBackend,
 )
 
-from . import apply, since_verified, slave_changes, tls, user_statuses
+from . import apply, since_copy, since_verified, slave_changes, tls, user_statuses
 from . import catalog as cat
 from .checks import (
     checksums_of,
@@ -438,6 +438,10 @@ class _Run:
         self.guard: slave_changes.Guard | None = None
         self.known: dict[str, Any] = {}  # the catalogue's figures, as recorded with the markers (when skipped by them)
         self.fingerprints: dict[str, str] = {}
+        # Both servers' fingerprint scans (checks.scan without checksums), when unchanged() read them: the
+        # copy that follows reuses them to leave out the tables unchanged since the last copy (.since_copy).
+        self.scans: dict[str, dict[str, list]] | None = None
+        self.since: since_copy.Findings | None = None  # set by copy_verify_commit
         # tables: replicated (all verified); written_tables: those that differed and were written;
         # rows: rows written; deleted: rows removed (not counted by TRUNCATE); tls: the link to the
         # slave, clear, encrypted (certificate not checked) or verified.
@@ -550,6 +554,7 @@ class _Run:
             master.abandon()
             raise
         master_scan, master_sequences = master.result()  # both servers scanned at once
+        self.scans = {"master": master_scan, "slave": slave_scan}
         self.fingerprints["slave"] = fingerprint_of(slave_scan, tables, slave_sequences)
         self.fingerprints["master"] = fingerprint_of(master_scan, tables, master_sequences)
         state = self.plugin.context.state
@@ -581,12 +586,43 @@ class _Run:
         cursor.execute("SET TRANSACTION SNAPSHOT %s", (snapshot,))
         return cursor
 
+    def _since_copy(self) -> since_copy.Findings:
+        """What the last good copy's record tells (:mod:`.since_copy`): the tables unchanged since on both
+        servers, and for those the slave kept as copied, the master's rows written since."""
+        master_markers = since_verified.transactions(self.source)  # its snapshot: the copy's
+        clusters = {"master": master_markers["cluster"], "slave": since_verified.transactions(self.target)["cluster"]}
+        findings = since_copy.Findings(clusters, master_markers["snapshot"])
+        tables = self.catalog.tables
+        recorded = since_copy.recorded_for(
+            self.plugin.context.state, since_copy.scope(self.peer, self.plugin.config["database"], self.plugin.excluded)
+        )
+        marked = self.guard.recorded()
+        if self.truncate or recorded is None:
+            return findings
+        scans = self.scans
+        if scans is None:  # a forced run: read them now, both servers at once
+            master = _Background(
+                "fingerprint-master", self.source, lambda cursor: scan(cursor, tables, checksums=False)
+            )
+            try:
+                slave_scan = scan(self.target, tables, checksums=False)
+            except BaseException:
+                master.abandon()
+                raise
+            scans = {"master": master.result(), "slave": slave_scan}
+        findings.fingerprints = scans
+        kept = since_copy.as_copied(recorded, clusters, scans, tables)
+        # An unchanged table's slave-change mark is the recorded one: without a recorded mark, it is examined.
+        findings.unchanged = kept["master"] & kept["slave"] & set(marked["tables"] if marked else ())
+        findings.slave_as_copied = kept["slave"]
+        if kept["slave"] - findings.unchanged:
+            findings.new_versions = since_copy.NewVersions.since(self.source, recorded["master"].get("snapshot"))
+        return findings
+
     def copy_verify_commit(self) -> None:
         tables, sequences = self.catalog.tables, self.catalog.sequences
-        since_verified.forget(self.plugin.context.state)  # the slave's commit moves its marker anyway
-        # The master's checksums come from a second session in the same snapshot, table by
-        # table, while this one streams: the slave waits for none but the first.
-        master = _TableByTable(self.open_side(), tables)
+        state = self.plugin.context.state
+        since_verified.forget(state)  # the slave's commit moves its marker anyway
         phases = self.figures["phase_seconds"]
         clock = time.monotonic()
 
@@ -596,15 +632,28 @@ class _Run:
             phases[name] = round(phases.get(name, 0) + now - clock, 3)
             clock = now
 
+        self.since = since = self._since_copy()
+        unchanged, scans = since.unchanged, since.fingerprints
+        self.figures["unchanged_tables"] = len(unchanged)
+        examined = [table for table in tables if table.name not in unchanged]
+        # The master's checksums come from a second session in the same snapshot, table by
+        # table, while this one streams: the slave waits for none but the first.
+        master = _TableByTable(self.open_side(), examined)
         try:
-            slave_before = {} if self.truncate else scan(self.target, tables, checksums=True)
-            self.guard.check(self.source, self.target, tables, slave_before)  # raises: slave-side edits
+            # A table the slave holds as the last copy left it has no slave-side edit to look for, and the
+            # master's new rows tell what differs: its checksum is read once, after the write.
+            kept = [table for table in examined if since.new_versions_of(table.name) is not None]
+            compared = [table for table in examined if table not in kept]
+            slave_before = {} if self.truncate else scan(self.target, compared, checksums=True)
+            self.guard.check(self.source, self.target, compared, slave_before)  # raises: slave-side edits
+            slave_before.update({table.name: scans["slave"][table.name] for table in kept})  # [rows, xmin_sum]
             phase("compare")
-            written = self._write_tables(tables, slave_before, master)
+            written = self._write_tables(examined, slave_before, master, {table.name for table in kept})
             copied_sequences = self._copy_sequences(sequences)
             phase("write")
             self.progress("verifying", dict(self.figures))
-            slave_after = {**slave_before, **scan(self.target, written, checksums=True)}
+            rescanned = [table for table in examined if table in written or table in kept]
+            slave_after = {**slave_before, **scan(self.target, rescanned, checksums=True)}
             phase("verify")
             rewritten = self._rewrite_whole(written, master, slave_after)
             if rewritten:
@@ -613,9 +662,17 @@ class _Run:
             master_figures = master.all()
             phase("wait_master")
             self._verify(checksums_of(master_figures), checksums_of(slave_after), copied_sequences, sequences)
-            self.fingerprints["master"] = fingerprint_of(master_figures, tables, copied_sequences)
-            self.fingerprints["slave"] = fingerprint_of(slave_after, tables, sequence_values(self.target, sequences))
-            marks = slave_changes.marks(self.target, tables, slave_after)
+            marks = slave_changes.marks(self.target, examined, slave_after)
+            if unchanged:  # their marks are the recorded ones (checked present by _since_copy)
+                recorded_marks = self.guard.recorded()["tables"]
+                marks.update({name: recorded_marks[name] for name in unchanged})
+            # Every table's fingerprints as the copy leaves them: the unchanged tables' as just read.
+            after = {
+                "master": {**scans.get("master", {}), **master_figures},
+                "slave": {**scans.get("slave", {}), **slave_after},
+            }
+            self.fingerprints["master"] = fingerprint_of(after["master"], tables, copied_sequences)
+            self.fingerprints["slave"] = fingerprint_of(after["slave"], tables, sequence_values(self.target, sequences))
             statuses = user_statuses.read_baseline(self.target)
             self.slave.commit()
             phase("commit")
@@ -626,12 +683,19 @@ class _Run:
             except psycopg2.Error:
                 pass  # a dead connection rolls back on the server by itself
             raise
-        self.plugin.context.state.set(STATE_KEY, self._state())
+        state.set(STATE_KEY, self._state())
         self.guard.remember(marks)
-        user_statuses.keep_baseline(self.plugin.context.state, statuses)
+        user_statuses.keep_baseline(state, statuses)
+        scope = since_copy.scope(self.peer, self.plugin.config["database"], self.plugin.excluded)
+        since_copy.record(state, scope, since.clusters, since.master_snapshot, after, tables)
 
-    def _write_tables(self, tables: list[cat.Table], slave_before: dict, master: _TableByTable) -> list[cat.Table]:
-        """Bring each table that differs to the master's rows (all of them in ``truncate`` mode); returns those."""
+    def _write_tables(
+        self, tables: list[cat.Table], slave_before: dict, master: _TableByTable, kept: set[str]
+    ) -> list[cat.Table]:
+        """Bring each table that differs to the master's rows (all of them in ``truncate`` mode); returns those.
+
+        ``kept``: tables the slave holds as the last copy left them (``slave_before`` has their fingerprint,
+        not their checksum): compared by the master's new rows, without a checksum first."""
         figures, every = self.figures, self.plugin.config["progress_bytes"]
         total = len(tables)
         empty_on_slave = [table for table in tables if not self.truncate and int(slave_before[table.name][0]) == 0]
@@ -647,7 +711,7 @@ class _Run:
             empty = not self.truncate and int(slave_before[table.name][0]) == 0
             if empty and table.name not in to_load:
                 continue  # empty on both sides
-            if not (self.truncate or empty) and content_of(master.get(table.name)) == content_of(
+            if not (self.truncate or empty or table.name in kept) and content_of(master.get(table.name)) == content_of(
                 slave_before[table.name]
             ):
                 continue  # same rows, same content: nothing to write
@@ -666,7 +730,14 @@ class _Run:
                     master_rows = 0 if empty else int(master.get(table.name)[0])
                     slave_rows = int(slave_before[table.name][0])
                     applied = apply.update_changed_rows(
-                        self.source, self.target, table, master_rows, slave_rows, on_bytes, binary=self.binary
+                        self.source,
+                        self.target,
+                        table,
+                        master_rows,
+                        slave_rows,
+                        on_bytes,
+                        binary=self.binary,
+                        new_versions=self.since.new_versions_of(table.name),
                     )
             except SourceFailed as exc:
                 raise PluginError(
@@ -696,7 +767,7 @@ class _Run:
         suspects = [
             table
             for table in tables
-            if self.figures["methods"].get(table.name) == "keys"
+            if self.figures["methods"].get(table.name) in ("keys", "since copy")
             and content_of(master.get(table.name)) != content_of(slave_after[table.name])
         ]
         for table in suspects:

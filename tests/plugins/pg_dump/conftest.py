@@ -176,6 +176,15 @@ def write_password_file(root: Path, password: str = REPLICATION_PASSWORD, mode: 
     return path
 
 
+def forget_last_copy_record(plugin) -> None:
+    """Make the next run compare every table by hash (keys, buckets), as when the slave's copy was not made
+    by this node: the record the since-copy method relies on (:mod:`wazo_ha_plugins.pg_dump.since_copy`) is
+    dropped."""
+    from wazo_ha_plugins.pg_dump import since_copy
+
+    plugin.context.state.delete(since_copy.STATE_KEY)
+
+
 @pytest.fixture
 def pair(master_cluster, slave_cluster, tmp_path) -> Pair:
     reset_database(master_cluster)

@@ -9,7 +9,7 @@ import pytest
 from tests.rig.wazo_data import NASTY, literal
 from wazo_ha_plugins.pg_dump import keyed
 
-from .conftest import content
+from .conftest import content, forget_last_copy_record
 from .test_by_key import COMPOSITE, FK_JOINED_CHANGES
 
 
@@ -23,6 +23,7 @@ def small_buckets(monkeypatch):
 def copied(pair):
     plugin = pair.plugin(pair.store())
     assert plugin.replicate(pair.peer).outcome == "copied"
+    forget_last_copy_record(plugin)  # buckets are a step of the comparison by hash
     return plugin
 
 
@@ -83,6 +84,7 @@ def test_a_composite_key_with_awkward_text_in_the_key(pair):
     pair.slave_sql(COMPOSITE.format(owner="asterisk"))
     plugin = pair.plugin(pair.store())
     assert plugin.replicate(pair.peer).outcome == "copied"
+    forget_last_copy_record(plugin)
     pair.master_sql(
         f"UPDATE zoned SET label = label || E'\\t\\\\2\\n' WHERE zone = {literal(NASTY)};"
         "UPDATE zoned SET n = 99 WHERE zone = 'even' AND n = 2;"  # the key changed in place

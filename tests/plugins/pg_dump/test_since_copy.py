@@ -33,8 +33,10 @@ def assert_equal(pair, tables) -> None:
 def test_tables_neither_server_changed_are_left_out(pair, copied):
     pair.master_sql(
         "UPDATE userfeatures SET firstname = E'Zoé\\t\\\\n' WHERE id = 100002;"
-        "INSERT INTO extensions (id, context, exten, type, typeval) VALUES (900001, 'acme-internal', E'é\\t1', 'user', '0');"
-        "DELETE FROM endpoint_sip_section_option WHERE uuid = (SELECT min(uuid::text)::uuid FROM endpoint_sip_section_option);"
+        "INSERT INTO extensions (id, context, exten, type, typeval) "
+        "VALUES (900001, 'acme-internal', E'é\\t1', 'user', '0');"
+        "DELETE FROM endpoint_sip_section_option "
+        "WHERE uuid = (SELECT min(uuid::text)::uuid FROM endpoint_sip_section_option);"
         "INSERT INTO endpoint_sip_section_option (uuid, key, value, endpoint_sip_section_uuid) "
         "VALUES (md5('since copy')::uuid, 'odd', E'new\\nline', md5('sectionendpoint4')::uuid)"
     )

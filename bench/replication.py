@@ -272,6 +272,59 @@ def ours(
     return {**result, "wall": wall, "blocked": reader.longest, "rss_kib": rss}
 
 
+class CliNode:
+    """A master node as cron runs it: ``xivo-master-slave-db-replication <slave>`` (the venv's console script,
+    the whole process: start-up, the skip cache's attempt, the engine, the journal) on a sandboxed root
+    (SQLite store migrated when the node was set up, outside the timing)."""
+
+    def __init__(self, root: Path, master: PgCluster, slave: PgCluster):
+        password = root / "etc/wazo-ha/replication-password"
+        password.parent.mkdir(parents=True)
+        password.write_text(REPLICATION_PASSWORD)
+        password.chmod(0o600)
+        config = root / "config.yml"
+        config.write_text(
+            f"root: {root}\nlocal_addresses: [127.0.0.1]\n"
+            "plugins: {replication: [pg_dump], file_sync: [], health_probes: [], device_provisioners: [],"
+            " service_managers: []}\n"
+            f"plugin_config: {{pg_dump: {{database: asterisk, master_host: '{master.socket_dir}',"
+            f" master_port: {master.port}, slave_port: {slave.port}}}}}\n"
+        )
+        bin_dir = Path(sys.executable).parent
+        subprocess.run([bin_dir / "wazo-ha", "db", "upgrade", "--config", config], check=True, capture_output=True)
+        self.argv = [str(bin_dir / "xivo-master-slave-db-replication"), "127.0.0.1", "--config", str(config)]
+        self.history = [str(bin_dir / "wazo-ha"), "history", "--kind", "replication", "--json", "--config", str(config)]
+
+    def run(self) -> dict:
+        """One run, timed from outside; its journal event's figures (the newest)."""
+        wall, rss, _ = run_measured(self.argv)
+        newest = json.loads(subprocess.run(self.history, check=True, capture_output=True, text=True).stdout)[0]
+        return {**newest["figures"], "outcome": newest["outcome"], "wall": wall, "rss_kib": rss}
+
+
+def typical_change_by_cron(
+    master: PgCluster, slave: PgCluster, masters: MasterStates, states: SlaveStates, root: Path
+) -> dict:
+    """:func:`typical_change` with the real command: a copy, a skipped run (it leaves the skip cache, as
+    the runs between two changes do), the master edited, then the timed run."""
+    masters.previous()
+    states.reset("typical change")
+    node = CliNode(root, master, slave)
+    assert node.run()["outcome"] == "ok"
+    assert node.run()["outcome"] == "skipped"
+    masters.edit()
+    run = node.run()
+    assert run["outcome"] == "ok" and run["keys"] > 0, run
+    return run
+
+
+def first_copy_by_cron(master: PgCluster, slave: PgCluster, states: SlaveStates, root: Path) -> dict:
+    states.reset("first copy")
+    run = CliNode(root, master, slave).run()
+    assert run["outcome"] == "ok" and run["rows"] > 0, run
+    return run
+
+
 def master_statuses(master: PgCluster) -> dict:
     """The users' statuses as the pg_dump plugin keeps them after a copy (its baseline), read on the master."""
     from wazo_ha_plugins.pg_dump.user_statuses import read_baseline
@@ -461,6 +514,7 @@ def main() -> int:
         # Interleaved: each round measures the baseline and every case of ours, so that a
         # machine getting slower or faster during the bench weighs on both alike.
         base, typical, truncating, whole_tables, with_buckets = [], [], [], [], []
+        typical_cron, first_cron = [], []
         ours_by_state: dict[str, list[dict]] = {state: [] for state in slave_states(USERS)}
         # A slave that holds a previous copy also holds its users' statuses: a node's state keeps them as the
         # baseline the next run compares with (wazo_ha_plugins/pg_dump/user_statuses.py), so these runs get it.
@@ -474,6 +528,8 @@ def main() -> int:
                 where = workdir / f"{state}{index}"
                 state_runs.append(ours(master, slave, "asterisk", where, force=True, statuses=after_copy[state]))
             typical.append(typical_change(master, slave, masters, states, workdir / f"typical{index}", statuses))
+            typical_cron.append(typical_change_by_cron(master, slave, masters, states, workdir / f"cron{index}"))
+            first_cron.append(first_copy_by_cron(master, slave, states, workdir / f"cron-first{index}"))
             whole_tables.append(
                 typical_change(master, slave, masters, states, workdir / f"whole{index}", statuses, "whole")
             )
@@ -510,8 +566,13 @@ def main() -> int:
 
     report = [(f"typical change / baseline  ({written(typical)})", paired(typical), TARGETS["typical change"])]
     report.append(
-        ("  typical change, whole process with Python start-up", paired(typical, "wall"), TARGETS["typical change"])
+        (
+            "  typical change, whole xivo-master-slave-db-replication process",
+            paired(typical_cron, "wall"),
+            TARGETS["typical change"],
+        )
     )
+    report.append(("  typical change, in-process harness with Python start-up", paired(typical, "wall"), None))
     report.append(
         (
             "  start-up and harness alone (wall - in-process, typical change) / baseline",
@@ -523,7 +584,12 @@ def main() -> int:
         label = "typical change, forced, no record of the last copy" if state == "typical change" else state
         report.append((f"{label} / baseline  ({written(state_runs)})", paired(state_runs), TARGETS.get(state)))
     report += [
-        ("  first copy, whole process with Python start-up", paired(full, "wall"), TARGETS["first copy"]),
+        (
+            "  first copy, whole xivo-master-slave-db-replication process",
+            paired(first_cron, "wall"),
+            TARGETS["first copy"],
+        ),
+        ("  first copy, in-process harness with Python start-up", paired(full, "wall"), None),
         ("typical change, every differing table whole (before issue 15) / baseline", paired(whole_tables), None),
         (
             "  by key / every differing table whole, same round",

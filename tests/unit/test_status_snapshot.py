@@ -261,3 +261,24 @@ def test_pending_skipped_replications_are_shown_as_the_journal_will_hold_them(no
     assert [event.message for event in node.store.events(kind="replication")] == [
         "skipped 2", "skipped 1", "slave down"
     ]  # fmt: skip
+
+
+def test_batched_writes_rewrite_the_snapshot_once_and_are_never_hidden_meanwhile(node, monkeypatch):
+    node.store.write_ha_settings(HASettings("master", "10.0.0.2"))
+    refreshes = []
+    real_refresh = node.store.snapshot.refresh
+    monkeypatch.setattr(node.store.snapshot, "refresh", lambda store: refreshes.append(1) or real_refresh(store))
+    state = node.store.plugin_state("replication.pg_dump")
+
+    with node.store.writes_batched():
+        state.set("last_good", {"peer": "10.0.0.2"})
+        with node.store.writes_batched():  # nested: the outer one rewrites
+            state.set("slave_marks", {})
+        journal(node, "replication", "ok", "batched")
+        assert refreshes == []
+        with pytest.raises(SnapshotMiss, match="changed since"):  # stale meanwhile: status reads the store
+            load(node.database, 20)
+        assert node.status()[0]["last"]["replication"]["message"] == "batched"
+
+    assert refreshes == [1]
+    assert load(node.database, 20).events(kind="replication", limit=1)[0].message == "batched"  # current again

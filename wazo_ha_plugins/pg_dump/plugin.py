@@ -67,7 +67,6 @@ from .checks import (
     sequence_values,
 )
 from .connection import Endpoint, close_quietly, connect, first_line
-from .doctor import pg_dump_checks
 from .stream import SourceFailed
 
 #: Key of the session advisory lock taken on the slave ("wazo-ha" in ASCII).
@@ -194,6 +193,8 @@ class PgDumpReplication(ReplicationBackend):
 
     def doctor_checks(self, node_type: str, peer: str | None, preflight: bool = False) -> list:
         """``wazo-ha doctor``: TCP, TLS of the link, same version, slave UTF-8, clock offset (see :mod:`.doctor`)."""
+        from .doctor import pg_dump_checks  # only `wazo-ha doctor` needs it
+
         return pg_dump_checks(self, node_type, peer, preflight)
 
     def slave_changes(self, peer: str) -> dict[str, Any]:
@@ -542,6 +543,12 @@ class _Run:
 
     def unchanged(self) -> bool:
         tables, sequences = self.catalog.tables, self.catalog.sequences
+        last_good = self.plugin.context.state.get(STATE_KEY)
+        if not last_good or (last_good.get("peer"), last_good.get("database")) != (
+            self.peer,
+            self.plugin.config["database"],
+        ):
+            return False  # no good copy to this slave yet (a first copy): nothing to compare the scan with
 
         def fingerprint_parts(cursor) -> tuple:
             return scan(cursor, tables, checksums=False), sequence_values(cursor, sequences)

@@ -34,8 +34,13 @@ from psycopg2 import sql
 
 from .catalog import Table
 
-#: Plugin state key of the fingerprints recorded with the last good copy.
+#: Plugin state key of the fingerprints recorded with the last good copy to one slave (``{STATE_KEY} {peer}``:
+#: a master with several standbys keeps one record per standby).
 STATE_KEY = "fingerprints_at_copy"
+
+
+def state_key(peer: str) -> str:
+    return f"{STATE_KEY} {peer}"
 
 
 def scope(peer: str, database: str, excluded) -> dict[str, Any]:
@@ -45,7 +50,7 @@ def scope(peer: str, database: str, excluded) -> dict[str, Any]:
 
 def recorded_for(state, scope_now: dict[str, Any]) -> dict[str, Any] | None:
     """The record of the last good copy, if it was made for this very scope."""
-    recorded = state.get(STATE_KEY)
+    recorded = state.get(state_key(scope_now["peer"]))
     if not isinstance(recorded, dict) or recorded.get("scope") != scope_now:
         return None
     return recorded
@@ -119,7 +124,8 @@ def record(
     }
     sides["master"]["snapshot"] = master_snapshot
     state.set(
-        STATE_KEY, {"scope": scope_now, **sides, "columns": {table.name: list(table.columns) for table in tables}}
+        state_key(scope_now["peer"]),
+        {"scope": scope_now, **sides, "columns": {table.name: list(table.columns) for table in tables}},
     )
 
 

@@ -176,13 +176,13 @@ def write_password_file(root: Path, password: str = REPLICATION_PASSWORD, mode: 
     return path
 
 
-def forget_last_copy_record(plugin) -> None:
+def forget_last_copy_record(plugin, peer: str = Pair.peer) -> None:
     """Make the next run compare every table by hash (keys, buckets), as when the slave's copy was not made
     by this node: the record the since-copy method relies on (:mod:`wazo_ha_plugins.pg_dump.since_copy`) is
     dropped."""
     from wazo_ha_plugins.pg_dump import since_copy
 
-    plugin.context.state.delete(since_copy.STATE_KEY)
+    plugin.context.state.delete(since_copy.state_key(peer))
 
 
 @pytest.fixture

@@ -239,6 +239,7 @@ class PgDumpReplication(ReplicationBackend):
             )
             master.set_session(isolation_level="REPEATABLE READ", readonly=True)
             run = _Run(self, peer, master, slave, progress, connect_master)
+            run.compare_all = force  # an operator's --force: every table compared by checksum, no shortcut
             run.guard = slave_changes.Guard(self.context.state, peer, self.config["database"], discard_slave_changes)
             run.lock()
             # Before anything reads the master in the run's snapshot: what it commits must be in that snapshot
@@ -434,6 +435,7 @@ class _Run:
         self.master, self.slave = master, slave
         self.binary = False  # COPY in binary: both databases UTF8 (set by preflight)
         self.truncate = plugin.config["write_mode"] == "truncate"  # rewrite every table, without comparing
+        self.compare_all = False  # leave out no table the last copy's record says unchanged (.since_copy)
         self.source, self.target = master.cursor(), slave.cursor()
         self.catalog: cat.Catalog | None = None
         self.guard: slave_changes.Guard | None = None
@@ -604,10 +606,10 @@ class _Run:
             self.plugin.context.state, since_copy.scope(self.peer, self.plugin.config["database"], self.plugin.excluded)
         )
         marked = self.guard.recorded()
-        if self.truncate or recorded is None:
+        if self.truncate or self.compare_all or recorded is None:
             return findings
         scans = self.scans
-        if scans is None:  # a forced run: read them now, both servers at once
+        if scans is None:  # unchanged() did not read them (no last good copy in the state): read them now
             master = _Background(
                 "fingerprint-master", self.source, lambda cursor: scan(cursor, tables, checksums=False)
             )

@@ -150,3 +150,16 @@ def test_a_slave_edit_of_a_table_the_master_also_changed_is_refused(pair, copied
         copied.replicate(pair.peer)
 
     assert "userfeatures" in str(refused.value)
+
+
+def test_a_forced_run_compares_every_table_by_checksum(pair, copied):
+    # --force is the operator's full check: no table is left out on the record's word.
+    pair.master_sql("UPDATE userfeatures SET firstname = 'Forced' WHERE id = 100002")
+
+    result = copied.replicate(pair.peer, force=True)
+
+    assert result.figures["unchanged_tables"] == 0
+    assert result.figures["methods"] == {"userfeatures": "keys"}
+    assert_equal(pair, ["userfeatures"])
+    pair.master_sql("UPDATE userfeatures SET firstname = 'Scheduled' WHERE id = 100003")
+    assert copied.replicate(pair.peer).figures["methods"] == {"userfeatures": "since copy"}  # the record was kept

@@ -1,11 +1,14 @@
 """The state store on the embedded SQLite file and on a real PostgreSQL cluster.
 
-Same tests on both backends: migrations up and down, the models matching the
+Same tests on both backends: migrations up and down, the tables matching the
 migrations, the journal, plugin state, and (PostgreSQL) the store's own schema.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,8 +20,8 @@ from wazo_ha_core.config import HASettings
 from wazo_ha_core.errors import StoreError, StoreNotMigrated
 from wazo_ha_core.journal import Event
 from wazo_ha_core.store import Store
-from wazo_ha_core.store.models import Base
 from wazo_ha_core.store.store import VERSION_TABLE
+from wazo_ha_core.store.tables import metadata
 
 TABLES = {"ha_settings", "event", "plugin_state"}
 
@@ -58,7 +61,7 @@ def test_migrations_up_down_up(store):
     assert store.read_ha_settings() is None
 
 
-def test_models_match_the_migrations(store):
+def test_tables_match_the_migrations(store):
     store.upgrade()
     with store.engine.connect() as connection:
         context = MigrationContext.configure(
@@ -69,9 +72,9 @@ def test_models_match_the_migrations(store):
                 "include_object": lambda obj, name, type_, reflected, compare_to: name != VERSION_TABLE,
             },
         )
-        # Reflection ignores the schema translate map: compare against the models moved into the schema.
+        # Reflection ignores the schema translate map: compare against the tables moved into the schema.
         target = MetaData()
-        for table in Base.metadata.tables.values():
+        for table in metadata.tables.values():
             table.to_metadata(target, schema=store.schema)
         differences = compare_metadata(context, target)
     assert differences == []
@@ -133,6 +136,35 @@ def test_plugin_state(store):
     provd.delete("default")
     provd.delete("default")
     assert provd.get("default") is None and other.get("default") == 1
+
+
+def test_reading_and_writing_never_loads_the_orm(store):
+    """The store is SQLAlchemy Core: a fresh interpreter writing and reading it on this backend never
+    imports ``sqlalchemy.orm`` (nor alembic: only migrations need it)."""
+    store.upgrade()
+    code = textwrap.dedent(
+        """
+        import sys
+        from datetime import UTC, datetime
+        from wazo_ha_core.config import HASettings
+        from wazo_ha_core.journal import Event
+        from wazo_ha_core.store import Store
+
+        store = Store(sys.argv[1], schema="wazo_ha")
+        event = Event(kind="edit", started_at=datetime.now(UTC), ended_at=None, figures={"x": 1})
+        store.write_ha_settings(HASettings("master", "10.0.0.2"), event)
+        store.plugin_state("test").set("key", [1])
+        assert store.plugin_state("test").get("key") == [1] and store.events()[0].figures == {"x": 1}
+        store.close()
+        print(sorted(name for name in sys.modules if name.startswith(("sqlalchemy.orm", "alembic"))))
+        """
+    )
+    url = store.url.render_as_string(hide_password=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code, url], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
 
 
 def test_postgresql_store_lives_in_its_own_schema(request):

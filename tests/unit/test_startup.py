@@ -108,6 +108,25 @@ def test_status_without_snapshot_opens_the_store_without_alembic_nor_plugins(tmp
     assert {name.split(".")[0] for name in heavy_in(modules)} - {"sqlalchemy", "yaml", "wazo_ha_core"} == set()
 
 
+def test_the_store_and_the_engine_are_sqlalchemy_core_without_the_orm(tmp_path):
+    """Every command that opens the store (cron's replication every minute) pays for what it imports."""
+    Store(f"sqlite:///{tmp_path}/state.db").upgrade()
+    code = """
+    import sys
+    import wazo_ha_core.store.store
+    import wazo_ha_core.engine
+    from wazo_ha_core.store import Store
+
+    store = Store(f"sqlite:///{sys.argv[1]}/state.db")
+    store.plugin_state("test").set("key", {"a": 1})
+    assert store.plugin_state("test").get("key") == {"a": 1} and store.events() == []
+    """
+    modules = modules_after(code, str(tmp_path))
+    assert "wazo_ha_core.store.store" in modules and "wazo_ha_core.engine" in modules
+    assert {name for name in modules if name.startswith(("sqlalchemy.orm", "sqlalchemy.ext"))} == set()
+    assert {name for name in modules if name.split(".")[0] in {"alembic", "mako"}} == set()
+
+
 def test_rsync_plugin_imports_paramiko_only_to_speak_ssh():
     assert "paramiko" not in modules_after("import wazo_ha_plugins.rsync")
 

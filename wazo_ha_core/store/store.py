@@ -1,25 +1,40 @@
-"""Opening the store, migrating it, and reading/writing its three tables."""
+"""Opening the store, migrating it, and reading/writing its three tables (SQLAlchemy Core, no ORM)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, MetaData, String, Table, create_engine, delete, func, inspect, select, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import (
+    Column,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    delete,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine, Row, make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from ..config import HASettings
 from ..errors import StoreError, StoreNotMigrated
 from ..extensions import PluginState
 from ..journal import Event
 from ..status_snapshot import SnapshotWriter
-from .models import EventRow, HASettingsRow, PluginStateRow
 from .revision import HEAD_REVISION
+from .tables import event as EVENT
+from .tables import ha_settings as HA_SETTINGS
+from .tables import plugin_state as PLUGIN_STATE
 
 VERSION_TABLE = "wazo_ha_alembic_version"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -74,15 +89,18 @@ class Store:
     def current_revision(self) -> str | None:
         """The revision the database is at; ``None`` when it was never migrated."""
         with self._connect() as connection:
-            try:
-                # The translate map sends schema None to self.schema, as for every table of the store.
-                versions = connection.scalars(select(_VERSIONS.c.version_num)).all()
-            except SQLAlchemyError:
-                # Every read and write runs this: one SELECT, and the catalogue only when it failed.
-                connection.rollback()
-                if inspect(connection).has_table(VERSION_TABLE, schema=self.schema):
-                    raise
-                return None
+            return self._revision(connection)
+
+    def _revision(self, connection: Connection) -> str | None:
+        try:
+            # The translate map sends schema None to self.schema, as for every table of the store.
+            versions = connection.scalars(select(_VERSIONS.c.version_num)).all()
+        except SQLAlchemyError:
+            # Every read and write runs this: one SELECT, and the catalogue only when it failed.
+            connection.rollback()
+            if inspect(connection).has_table(VERSION_TABLE, schema=self.schema):
+                raise
+            return None
         if len(versions) > 1:  # branched migrations: this library ships one line of them
             raise StoreError(f"state store {self.describe()} has several heads: {', '.join(sorted(versions))}")
         return versions[0] if versions else None
@@ -100,7 +118,11 @@ class Store:
         self._wrote()
 
     def require_migrated(self) -> None:
-        current, head = self.current_revision(), self.head_revision()
+        with self._connect() as connection:
+            self._require_migrated(connection)
+
+    def _require_migrated(self, connection: Connection) -> None:
+        current, head = self._revision(connection), self.head_revision()
         if current != head:
             state = "empty (never migrated)" if current is None else f"at revision {current}"
             raise StoreNotMigrated(
@@ -126,55 +148,55 @@ class Store:
     # --- HA settings -------------------------------------------------------------
 
     def read_ha_settings(self) -> HASettings | None:
-        with self._session() as session:
-            row = session.get(HASettingsRow, 1)
-            return None if row is None else HASettings(row.node_type, row.remote_address)
+        query = select(HA_SETTINGS.c.node_type, HA_SETTINGS.c.remote_address).where(HA_SETTINGS.c.id == 1)
+        with self._migrated() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else HASettings(row.node_type, row.remote_address)
 
     def write_ha_settings(self, ha: HASettings, event: Event | None = None) -> None:
         """Replace the HA settings and append ``event``, in one transaction."""
-        with self._session() as session, session.begin():
-            row = session.get(HASettingsRow, 1) or HASettingsRow(id=1)
-            row.node_type, row.remote_address, row.updated_at = ha.node_type, ha.remote_address, _now()
-            session.add(row)
+        values = {"node_type": ha.node_type, "remote_address": ha.remote_address, "updated_at": _now()}
+        with self._migrated() as connection:
+            _upsert(connection, HA_SETTINGS, {"id": 1}, values)
             if event is not None:
-                session.add(_event_row(event))
+                connection.execute(insert(EVENT).values(_event_values(event)))
         self._wrote()
 
     # --- journal -------------------------------------------------------------------
 
     def append_event(self, event: Event) -> None:
-        with self._session() as session, session.begin():
-            session.add(_event_row(event))
+        with self._migrated() as connection:
+            connection.execute(insert(EVENT).values(_event_values(event)))
         self._wrote()
 
     def events(self, kind: str | None = None, since: datetime | None = None, limit: int | None = 20) -> list[Event]:
         """Events newest first, optionally filtered by kind and start time."""
-        query = select(EventRow).order_by(EventRow.started_at.desc(), EventRow.id.desc())
+        query = select(EVENT).order_by(EVENT.c.started_at.desc(), EVENT.c.id.desc())
         if kind:
-            query = query.where(EventRow.kind == kind)
+            query = query.where(EVENT.c.kind == kind)
         if since:
-            query = query.where(EventRow.started_at >= since)
+            query = query.where(EVENT.c.started_at >= since)
         if limit:
             query = query.limit(limit)
-        with self._session() as session:
-            return [_event_from_row(row) for row in session.scalars(query)]
+        with self._migrated() as connection:
+            return [_event_from_row(row) for row in connection.execute(query)]
 
     def last_event(self, kinds: tuple[str, ...], outcomes: tuple[str, ...]) -> Event | None:
         """The newest event of one of ``kinds`` that ended with one of ``outcomes``."""
         query = (
-            select(EventRow)
-            .where(EventRow.kind.in_(kinds), EventRow.outcome.in_(outcomes))
-            .order_by(EventRow.started_at.desc(), EventRow.id.desc())
+            select(EVENT)
+            .where(EVENT.c.kind.in_(kinds), EVENT.c.outcome.in_(outcomes))
+            .order_by(EVENT.c.started_at.desc(), EVENT.c.id.desc())
             .limit(1)
         )
-        with self._session() as session:
-            row = session.scalars(query).first()
-            return None if row is None else _event_from_row(row)
+        with self._migrated() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else _event_from_row(row)
 
     def count_events(self, kind: str, outcome: str) -> int:
-        query = select(func.count()).select_from(EventRow).where(EventRow.kind == kind, EventRow.outcome == outcome)
-        with self._session() as session:
-            return int(session.scalar(query) or 0)
+        query = select(func.count()).select_from(EVENT).where(EVENT.c.kind == kind, EVENT.c.outcome == outcome)
+        with self._migrated() as connection:
+            return int(connection.scalar(query) or 0)
 
     # --- plugin state ------------------------------------------------------------------
 
@@ -211,45 +233,59 @@ class Store:
         elif self.snapshot is not None:
             self.snapshot.refresh(self)
 
-    def _session(self) -> Session:
-        self.require_migrated()
-        return Session(self.engine, expire_on_commit=False)
+    @contextlib.contextmanager
+    def _migrated(self) -> Iterator[Connection]:
+        """A connection to the store once its revision is checked, on that same connection (one checkout,
+        one transaction on PostgreSQL). What the block wrote is committed when it ends without raising,
+        rolled back otherwise. Rows are read into plain values before it ends: nothing stays bound to it."""
+        with self._connect() as connection:
+            self._require_migrated(connection)
+            yield connection
+            connection.commit()
 
 
 class _StoredPluginState(PluginState):
     def __init__(self, store: Store, owner: str):
         self.store, self.owner = store, owner
 
+    def _where(self, key: str):
+        return PLUGIN_STATE.c.owner == self.owner, PLUGIN_STATE.c.key == key
+
     def get(self, key: str, default: Any = None) -> Any:
-        with self.store._session() as session:
-            row = session.get(PluginStateRow, (self.owner, key))
-            return default if row is None else row.value
+        with self.store._migrated() as connection:
+            row = connection.execute(select(PLUGIN_STATE.c.value).where(*self._where(key))).first()
+        return default if row is None else row.value
 
     def set(self, key: str, value: Any) -> None:
-        with self.store._session() as session, session.begin():
-            row = session.get(PluginStateRow, (self.owner, key)) or PluginStateRow(owner=self.owner, key=key)
-            row.value, row.updated_at = value, _now()
-            session.add(row)
+        with self.store._migrated() as connection:
+            _upsert(connection, PLUGIN_STATE, {"owner": self.owner, "key": key}, {"value": value, "updated_at": _now()})
         self.store._wrote()
 
     def delete(self, key: str) -> None:
-        with self.store._session() as session, session.begin():
-            session.execute(delete(PluginStateRow).where(PluginStateRow.owner == self.owner, PluginStateRow.key == key))
+        with self.store._migrated() as connection:
+            connection.execute(delete(PLUGIN_STATE).where(*self._where(key)))
         self.store._wrote()
 
 
-def _event_row(event: Event) -> EventRow:
-    return EventRow(
-        kind=event.kind,
-        started_at=event.started_at,
-        ended_at=event.ended_at,
-        outcome=event.outcome,
-        message=event.message,
-        figures=event.figures,
-    )
+def _upsert(connection: Connection, table: Table, key: dict[str, Any], values: dict[str, Any]) -> None:
+    """Update the row of primary key ``key`` with ``values``, or insert it when there is none."""
+    where = [table.c[name] == value for name, value in key.items()]
+    if not connection.execute(update(table).where(*where).values(values)).rowcount:
+        connection.execute(insert(table).values({**key, **values}))
 
 
-def _event_from_row(row: EventRow) -> Event:
+def _event_values(event: Event) -> dict[str, Any]:
+    return {
+        "kind": event.kind,
+        "started_at": event.started_at,
+        "ended_at": event.ended_at,
+        "outcome": event.outcome,
+        "message": event.message,
+        "figures": event.figures,
+    }
+
+
+def _event_from_row(row: Row) -> Event:
     return Event(
         kind=row.kind,
         started_at=_aware(row.started_at),

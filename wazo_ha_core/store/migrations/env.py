@@ -6,7 +6,7 @@ schema translate map already set, so the migration scripts name no schema.
 
 from alembic import context
 
-from wazo_ha_core.store.models import Base
+from wazo_ha_core.store.tables import metadata
 
 config = context.config
 connection = config.attributes["connection"]
@@ -14,7 +14,7 @@ schema = config.attributes.get("schema")
 
 context.configure(
     connection=connection,
-    target_metadata=Base.metadata,
+    target_metadata=metadata,
     version_table=config.attributes["version_table"],
     version_table_schema=schema,
     transaction_per_migration=False,

@@ -17,7 +17,14 @@ in three other tables joined by foreign keys rows inserted — 20
 ``user_line`` rows, 20 SIP options —, deleted — 20 ``extensions`` — and
 edited to text with tabs, newlines, backslashes and non-ASCII — 20 SIP
 options), and the next run of ours (not forced, as cron and ``wazo-ha
-follow`` start it) is timed.
+follow`` start it) is timed: in-process (a harness around the plugin), and
+as the whole ``xivo-master-slave-db-replication`` process on a sandboxed
+node (start-up, the skip cache's attempt, the engine, the journal; the
+previous copy and a skipped run made by the same command). The same
+scenario is also timed with the differing keys found by hashing every row
+(the since-copy record dropped), with buckets, and with every differing
+table sent whole (the method before issue 15). The first copy is also timed
+through the command, on a fresh node.
 
 The other cases leave the master as it is; before every timed run (ours and
 the baseline's) the slave's database is recreated from a template holding
@@ -213,6 +220,9 @@ OURS = textwrap.dedent(
     if sys.argv[4] == "buckets":  # by key, per bucket of keys first (off by default: measured slower)
         keyed.MIN_BUCKETED_ROWS = 4096
     store = Store(f"sqlite:///{root}/state.db")  # migrated before the timing, as on a node
+    if sys.argv[4] in ("hash keys", "buckets"):  # compared by hashing every row: the last copy's record dropped
+        from wazo_ha_plugins.pg_dump import since_copy
+        store.plugin_state("replication.pg_dump").delete(since_copy.state_key("127.0.0.1"))
     settings = Settings.from_tree({"root": str(root)})
     context = PluginContext("pg_dump", "wazo_ha.replication", config, settings,
                             store.plugin_state("replication.pg_dump"), logging.getLogger("bench"))
@@ -513,7 +523,7 @@ def main() -> int:
 
         # Interleaved: each round measures the baseline and every case of ours, so that a
         # machine getting slower or faster during the bench weighs on both alike.
-        base, typical, truncating, whole_tables, with_buckets = [], [], [], [], []
+        base, typical, truncating, whole_tables, with_buckets, by_hash = [], [], [], [], [], []
         typical_cron, first_cron = [], []
         ours_by_state: dict[str, list[dict]] = {state: [] for state in slave_states(USERS)}
         # A slave that holds a previous copy also holds its users' statuses: a node's state keeps them as the
@@ -535,6 +545,9 @@ def main() -> int:
             )
             with_buckets.append(
                 typical_change(master, slave, masters, states, workdir / f"buckets{index}", statuses, "buckets")
+            )
+            by_hash.append(
+                typical_change(master, slave, masters, states, workdir / f"hash{index}", statuses, "hash keys")
             )
             states.reset("every row differs")
             truncating.append(
@@ -598,11 +611,17 @@ def main() -> int:
             ),
             None,
         ),
-        ("typical change, by key with buckets from 4,096 rows / baseline", paired(with_buckets), None),
+        ("typical change, keys by hashing every row (no since-copy record) / baseline", paired(by_hash), None),
         (
-            "  with buckets / without (the default), same round",
+            "  since copy (the default) / keys by hash, same round",
+            statistics.median(run["seconds"] / other["seconds"] for run, other in zip(typical, by_hash, strict=True)),
+            None,
+        ),
+        ("typical change, keys by hash with buckets from 4,096 rows / baseline", paired(with_buckets), None),
+        (
+            "  with buckets / keys by hash without, same round",
             statistics.median(
-                other["seconds"] / run["seconds"] for run, other in zip(typical, with_buckets, strict=True)
+                other["seconds"] / run["seconds"] for run, other in zip(by_hash, with_buckets, strict=True)
             ),
             None,
         ),

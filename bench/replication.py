@@ -292,7 +292,7 @@ class CliNode:
         password.parent.mkdir(parents=True)
         password.write_text(REPLICATION_PASSWORD)
         password.chmod(0o600)
-        config = root / "config.yml"
+        self.config = config = root / "config.yml"
         config.write_text(
             f"root: {root}\nlocal_addresses: [127.0.0.1]\n"
             "plugins: {replication: [pg_dump], file_sync: [], health_probes: [], device_provisioners: [],"

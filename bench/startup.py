@@ -120,8 +120,8 @@ def startup_rows(workdir: Path) -> list[tuple[str, float, float, float]]:
 
 def replication_rows(workdir: Path) -> list[tuple[str, float, float, float]]:
     # The data and today's method are bench/replication.py's, imported rather than copied.
-    from bench.replication import EXCLUDED_ROWS, USERS, baseline, load
-    from tests.plugins.pg_dump.conftest import OWNED_BY_ASTERISK, REPLICATION_PASSWORD, create_replication_role
+    from bench.replication import EXCLUDED_ROWS, USERS, CliNode, baseline, load
+    from tests.plugins.pg_dump.conftest import OWNED_BY_ASTERISK, create_replication_role
     from tests.rig import wazo_data
     from tests.rig.postgres import PgCluster
 
@@ -136,21 +136,8 @@ def replication_rows(workdir: Path) -> list[tuple[str, float, float, float]]:
             load(cluster, database, "UPDATE infos SET uuid = md5('slave');" + OWNED_BY_ASTERISK)
         create_replication_role(slave, workdir)
 
-        root = workdir / "master-node"
-        password = root / "etc/wazo-ha/replication-password"
-        password.parent.mkdir(parents=True)
-        password.write_text(REPLICATION_PASSWORD)
-        password.chmod(0o600)
-        config = root / "config.yml"
-        config.write_text(
-            f"root: {root}\nlocal_addresses: [127.0.0.1]\n"
-            "plugins: {replication: [pg_dump], file_sync: [], health_probes: [], device_provisioners: [],"
-            " service_managers: []}\n"
-            f"plugin_config: {{pg_dump: {{database: asterisk, master_host: '{master.socket_dir}',"
-            f" master_port: {master.port}, slave_port: {slave.port}}}}}\n"
-        )
-        subprocess.run([script("wazo-ha"), "db", "upgrade", "--config", str(config)], check=True, capture_output=True)
-        legacy = [script("xivo-master-slave-db-replication"), "127.0.0.1", "--config", str(config)]
+        node = CliNode(workdir / "master-node", master, slave)  # bench/replication.py's sandboxed node
+        legacy, config = node.argv, node.config
         timed(legacy)  # the first copy; from now on the slave holds the master's data
         baseline(master, today_slave, "asterisk", workdir, target="today")
 

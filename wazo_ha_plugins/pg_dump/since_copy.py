@@ -1,4 +1,4 @@
-"""Tables neither server changed since the last good copy: left out of the next copy's compare, write and verify.
+"""What changed since the last good copy: the tables to leave out, and the master's rows written since.
 
 Every verified copy records, per replicated table and per server, the
 table's *fingerprint* as the copy left it (:mod:`.checks`: the row count and
@@ -23,6 +23,12 @@ timeline it lost) or another cluster on the same address: the incarnation
 (``system_identifier`` and postmaster start time) differs then, and every
 table is examined. A table the slave's own sessions change after it was
 read here is caught by the next run: its fingerprint is recorded as read.
+
+For a table the slave still holds as copied (its fingerprint the recorded
+one) but the master changed, :class:`NewVersions` tells the master's row
+versions written after the copy's snapshot (also recorded): their keys, and
+those of the rows the master removed, are the keys that differ
+(:func:`.keyed.keys_since_copy`).
 """
 
 from __future__ import annotations

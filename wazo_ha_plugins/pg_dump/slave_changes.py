@@ -8,7 +8,8 @@ computed without the columns a failover explains
 forwards, … set from their phones while the slave served). Excluded tables
 (``cel``, ``queue_log``, … see :data:`.catalog.DEFAULT_EXCLUDED_TABLES`) are
 never replicated, so never marked. Marks are kept in the plugin's state
-(key :data:`STATE_KEY`), per peer and database.
+(key ``slave_marks <slave>``, :func:`state_key`: a master with several
+standbys keeps each one's marks), per peer and database.
 
 **Check** (:class:`Guard`), before anything is written: a table whose slave
 mark differs from the recorded one *and* from the master's (same
@@ -52,6 +53,15 @@ from . import catalog as cat
 from .checks import content_of, scan
 
 STATE_KEY = "slave_marks"
+
+
+def state_key(peer: str) -> str:
+    """Where one slave's marks are kept. Before, one value held the marks of whichever standby was copied
+    last, so with two standbys the other's edits were never found: :meth:`Guard.recorded` still reads
+    that value (:data:`STATE_KEY`) when it holds this slave's marks and nothing newer does."""
+    return f"{STATE_KEY} {peer}"
+
+
 #: Rows listed per table and kind in a refusal or ``show``; the export is never truncated.
 SHOWN_ROWS = 50
 
@@ -108,7 +118,9 @@ class Guard:
         self.discarded: list[str] = []
 
     def recorded(self) -> dict[str, Any] | None:
-        saved = self.state.get(STATE_KEY)
+        saved = self.state.get(state_key(self.identity["peer"]))
+        if saved is None:  # recorded by a version that kept one value for every slave
+            saved = self.state.get(STATE_KEY)
         if not saved or {key: saved.get(key) for key in self.identity} != self.identity:
             return None
         return saved
@@ -146,7 +158,7 @@ class Guard:
     def remember(self, slave_marks: dict[str, list]) -> None:
         """After the commit: these marks are the slave as the copy left it."""
         at = datetime.now(UTC).replace(microsecond=0).isoformat()
-        self.state.set(STATE_KEY, {**self.identity, "at": at, "tables": slave_marks})
+        self.state.set(state_key(self.identity["peer"]), {**self.identity, "at": at, "tables": slave_marks})
 
 
 # --- listing and export --------------------------------------------------------------------------------

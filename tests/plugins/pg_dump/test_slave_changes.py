@@ -14,7 +14,8 @@ import psycopg2
 import pytest
 
 from wazo_ha_core import SlaveChangesPending
-from wazo_ha_plugins.pg_dump.slave_changes import quote_ident, quote_literal, render_sql
+from wazo_ha_core.store import Store
+from wazo_ha_plugins.pg_dump.slave_changes import STATE_KEY, Guard, quote_ident, quote_literal, render_sql
 
 from .conftest import DATABASE, content
 from .test_engine import config_file, engine_for
@@ -212,3 +213,30 @@ def test_quoting_helpers():
     )
     assert 'INSERT INTO "public"."ta""ble" ("id", "v") VALUES (\'1\', NULL);' in script
     assert script.splitlines()[-1] == "COMMIT;"
+
+
+def test_each_standby_keeps_its_own_marks(tmp_path):
+    # Two standbys copied in turn: the first one's marks must survive the second's copy, or the first
+    # standby's slave-side edits would never be found (no recorded marks, nothing refused).
+    store = Store(f"sqlite:///{tmp_path}/state.db")
+    store.upgrade()
+    state = store.plugin_state("replication.pg_dump")
+    Guard(state, "10.0.0.2", DATABASE).remember({"userfeatures": [5, "111"]})
+    Guard(state, "10.0.0.3", DATABASE).remember({"userfeatures": [5, "222"]})
+
+    assert Guard(state, "10.0.0.2", DATABASE).recorded()["tables"] == {"userfeatures": [5, "111"]}
+    assert Guard(state, "10.0.0.3", DATABASE).recorded()["tables"] == {"userfeatures": [5, "222"]}
+    assert Guard(state, "10.0.0.4", DATABASE).recorded() is None
+
+
+def test_marks_recorded_before_they_were_kept_per_standby_still_count(tmp_path):
+    store = Store(f"sqlite:///{tmp_path}/state.db")
+    store.upgrade()
+    state = store.plugin_state("replication.pg_dump")
+    legacy = Guard(state, "10.0.0.2", DATABASE)
+    state.set(STATE_KEY, {**legacy.identity, "at": "2026-12-01T00:00:00+00:00", "tables": {"userfeatures": [5, "1"]}})
+
+    assert Guard(state, "10.0.0.2", DATABASE).recorded()["tables"] == {"userfeatures": [5, "1"]}
+    assert Guard(state, "10.0.0.3", DATABASE).recorded() is None
+    Guard(state, "10.0.0.2", DATABASE).remember({"userfeatures": [6, "2"]})
+    assert Guard(state, "10.0.0.2", DATABASE).recorded()["tables"] == {"userfeatures": [6, "2"]}

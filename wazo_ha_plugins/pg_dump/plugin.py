@@ -599,7 +599,10 @@ class _Run:
         """What the last good copy's record tells (:mod:`.since_copy`): the tables unchanged since on both
         servers, and for those the slave kept as copied, the master's rows written since."""
         master_markers = since_verified.transactions(self.source)  # its snapshot: the copy's
-        clusters = {"master": master_markers["cluster"], "slave": since_verified.transactions(self.target)["cluster"]}
+        clusters = {
+            "master": since_copy.incarnation(self.source, master_markers["cluster"]),
+            "slave": since_copy.incarnation(self.target, since_verified.transactions(self.target)["cluster"]),
+        }
         findings = since_copy.Findings(clusters, master_markers["snapshot"])
         tables = self.catalog.tables
         recorded = since_copy.recorded_for(

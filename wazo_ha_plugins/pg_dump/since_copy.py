@@ -49,6 +49,13 @@ def state_key(peer: str) -> str:
     return f"{STATE_KEY} {peer}"
 
 
+def incarnation(cursor, cluster: str) -> str:
+    """The cluster's incarnation (:func:`.since_verified.transactions`) and the database's OID: a database
+    dropped and created again — from a template or a file copy, whose rows keep their ``xmin`` — is another."""
+    cursor.execute("SELECT oid::text FROM pg_database WHERE datname = current_database()")
+    return f"{cluster} database {cursor.fetchone()[0]}"
+
+
 def scope(peer: str, database: str, excluded) -> dict[str, Any]:
     """What a record is valid for: the slave, the database and the excluded tables."""
     return {"peer": peer, "database": database, "excluded": sorted(excluded)}

@@ -129,6 +129,21 @@ def test_a_restarted_master_has_every_table_examined(pair, copied):
     assert_equal(pair, ["userfeatures"])
 
 
+def test_a_master_database_created_again_from_a_copy_of_itself_has_every_table_examined(pair, copied):
+    # A database made from a template (or a file copy) keeps its rows' xmin: only its identity tells it apart.
+    pair.master.psql("postgres", "CREATE DATABASE branch TEMPLATE asterisk")
+    pair.master.psql("postgres", "DROP DATABASE asterisk WITH (FORCE)")
+    pair.master.psql("postgres", "CREATE DATABASE asterisk TEMPLATE branch")
+    pair.master.psql("postgres", "DROP DATABASE branch")
+    pair.master_sql("UPDATE userfeatures SET firstname = 'Branch' WHERE id = 100002")
+
+    result = copied.replicate(pair.peer)
+
+    assert result.figures["unchanged_tables"] == 0
+    assert result.figures["methods"] == {"userfeatures": "keys"}
+    assert_equal(pair, ["userfeatures"])
+
+
 def test_a_slave_edit_of_a_table_the_master_left_alone_is_still_refused(pair, copied):
     pair.slave_sql(
         "UPDATE linefeatures SET description = 'edited on the slave' WHERE id = (SELECT min(id) FROM linefeatures)"

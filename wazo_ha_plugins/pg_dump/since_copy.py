@@ -62,9 +62,16 @@ def scope(peer: str, database: str, excluded) -> dict[str, Any]:
 
 
 def recorded_for(state, scope_now: dict[str, Any]) -> dict[str, Any] | None:
-    """The record of the last good copy, if it was made for this very scope."""
+    """The record of the last good copy, if it was made for this very scope and has the shape :func:`record`
+    writes (anything else — another version's, a damaged state — is no record: every table is examined)."""
     recorded = state.get(state_key(scope_now["peer"]))
     if not isinstance(recorded, dict) or recorded.get("scope") != scope_now:
+        return None
+    sides = [recorded.get(side) for side in ("master", "slave")]
+    if not isinstance(recorded.get("columns"), dict) or not all(
+        isinstance(side, dict) and isinstance(side.get("cluster"), str) and isinstance(side.get("tables"), dict)
+        for side in sides
+    ):
         return None
     return recorded
 

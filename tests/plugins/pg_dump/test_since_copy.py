@@ -117,10 +117,28 @@ def test_a_new_version_the_condition_misses_is_caught_by_the_verification(pair, 
     assert_equal(pair, ["userfeatures"])
 
 
-def test_a_restarted_master_has_every_table_examined(pair, copied):
-    # A restart stands for a restore from a backup: its transaction ids may repeat those of a lost timeline.
+def restart(pair) -> None:
+    # Stands for a restore from a backup: its transaction ids may repeat those of a lost timeline.
     pair.master.restart()
-    pair.master_sql("UPDATE userfeatures SET firstname = 'Restored' WHERE id = 100002")
+
+
+def create_again(pair) -> None:
+    # A database made from a template (or a file copy) keeps its rows' xmin: only its identity tells it apart.
+    pair.master.psql("postgres", "CREATE DATABASE branch TEMPLATE asterisk")
+    pair.master.psql("postgres", "DROP DATABASE asterisk WITH (FORCE)")
+    pair.master.psql("postgres", "CREATE DATABASE asterisk TEMPLATE branch")
+    pair.master.psql("postgres", "DROP DATABASE branch")
+
+
+def damage_the_record(pair, plugin, damaged: dict) -> None:
+    key = since_copy.state_key(pair.peer)
+    plugin.context.state.set(key, {**plugin.context.state.get(key), **damaged})
+
+
+@pytest.mark.parametrize("another_master", [restart, create_again], ids=["restarted", "database created again"])
+def test_another_incarnation_of_the_master_has_every_table_examined(pair, copied, another_master):
+    another_master(pair)
+    pair.master_sql("UPDATE userfeatures SET firstname = 'Another' WHERE id = 100002")
 
     result = copied.replicate(pair.peer)
 
@@ -129,17 +147,32 @@ def test_a_restarted_master_has_every_table_examined(pair, copied):
     assert_equal(pair, ["userfeatures"])
 
 
-def test_a_master_database_created_again_from_a_copy_of_itself_has_every_table_examined(pair, copied):
-    # A database made from a template (or a file copy) keeps its rows' xmin: only its identity tells it apart.
-    pair.master.psql("postgres", "CREATE DATABASE branch TEMPLATE asterisk")
-    pair.master.psql("postgres", "DROP DATABASE asterisk WITH (FORCE)")
-    pair.master.psql("postgres", "CREATE DATABASE asterisk TEMPLATE branch")
-    pair.master.psql("postgres", "DROP DATABASE branch")
-    pair.master_sql("UPDATE userfeatures SET firstname = 'Branch' WHERE id = 100002")
+@pytest.mark.parametrize(
+    "damaged",
+    [{"master": "not a side"}, {"columns": None}, {"slave": {"cluster": 7, "tables": {}}}],
+    ids=["side", "columns", "cluster"],
+)
+def test_a_damaged_record_is_no_record(pair, copied, damaged):
+    damage_the_record(pair, copied, damaged)
+    pair.master_sql("UPDATE userfeatures SET firstname = 'Damaged' WHERE id = 100002")
 
     result = copied.replicate(pair.peer)
 
     assert result.figures["unchanged_tables"] == 0
+    assert result.figures["methods"] == {"userfeatures": "keys"}
+    assert_equal(pair, ["userfeatures"])
+
+
+@pytest.mark.parametrize("snapshot", ["garbage", "1:2", "1:x:", None, "5:9999999999999:"])
+def test_a_recorded_snapshot_that_does_not_parse_or_is_too_old_falls_back_to_hashing(pair, copied, snapshot):
+    key = since_copy.state_key(pair.peer)
+    record = copied.context.state.get(key)
+    damage_the_record(pair, copied, {"master": {**record["master"], "snapshot": snapshot}})
+    pair.master_sql("UPDATE userfeatures SET firstname = 'Snapshot' WHERE id = 100002")
+
+    result = copied.replicate(pair.peer)
+
+    assert result.figures["unchanged_tables"] == result.figures["tables"] - 1  # the record itself still holds
     assert result.figures["methods"] == {"userfeatures": "keys"}
     assert_equal(pair, ["userfeatures"])
 
